@@ -1,0 +1,74 @@
+# claim-scrubber: the two commands that matter are `make demo` and `make test`.
+# Everything runs on loopback: Kafka and Redis from deploy/local/stack.sh, the worker in the
+# background with its log in .stack/worker/worker.log.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BUNDLE := build/refdata.json
+DEMO_INPUT := seeds/examples/claims.jsonl
+
+.PHONY: help venv stack-up stack-down stack-status stack-reset refdata topics \
+        worker-start worker-stop demo test test-unit test-integration lint format contracts
+
+help:
+	@echo "make demo        set up everything, run the worker, publish the demo claims, summarise"
+	@echo "make test        lint, then the whole suite against the real local stack"
+	@echo "make stack-down  stop the worker, Kafka and Redis"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+stack-up:
+	deploy/local/stack.sh up
+
+stack-down: worker-stop
+	deploy/local/stack.sh down
+
+stack-status:
+	deploy/local/stack.sh status
+
+stack-reset: worker-stop
+	deploy/local/stack.sh reset
+
+$(BUNDLE): venv $(wildcard seeds/*.txt) $(wildcard scrubber/refdata/*.py) \
+           $(wildcard scrubber/refdata/cms/*.csv) scrubber/refdata/master/modifiers.csv
+	$(BIN)/scrubber refdata build --seeds seeds -o $(BUNDLE)
+
+refdata: $(BUNDLE) stack-up
+	$(BIN)/scrubber refdata load --bundle $(BUNDLE)
+
+topics: venv stack-up
+	$(BIN)/scrubber topics create
+
+worker-start: venv refdata topics
+	deploy/local/worker.sh start
+
+worker-stop:
+	deploy/local/worker.sh stop
+
+demo: worker-start
+	$(BIN)/scrubber demo $(DEMO_INPUT)
+
+lint: venv
+	$(BIN)/ruff check scrubber tests
+	$(BIN)/ruff format --check scrubber tests
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format scrubber tests
+	$(BIN)/ruff check --fix scrubber tests
+
+contracts: venv
+	$(BIN)/scrubber contracts generate
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+test: lint stack-up
+	$(BIN)/pytest -q

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Run the scrubber worker in the background for the local stack.
+#
+#   deploy/local/worker.sh start   start it unless it runs; returns once /readyz says ready
+#   deploy/local/worker.sh stop    SIGTERM (graceful: finish, flush, commit), SIGKILL after 30 s
+#
+# Settings come from SCRUBBER_* in the environment (see README); the log is
+# $SCRUBBER_STACK_DIR/worker/worker.log.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+STACK_DIR="${SCRUBBER_STACK_DIR:-$repo/.stack}"
+DIR="$STACK_DIR/worker"
+PIDFILE="$DIR/worker.pid"
+HOST="${SCRUBBER_WEB_HOST:-127.0.0.1}"
+PORT="${SCRUBBER_WEB_PORT:-6066}"
+BIN="${SCRUBBER_BIN:-$repo/.venv/bin/scrubber}"
+
+log() { printf '[worker] %s\n' "$*" >&2; }
+
+alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+ready() { curl -fsS "http://$HOST:$PORT/readyz" >/dev/null 2>&1; }
+
+start() {
+  mkdir -p "$DIR"
+  if alive; then
+    log "already running (pid $(cat "$PIDFILE"))"
+  else
+    log "starting; log in $DIR/worker.log"
+    (cd "$repo" && SCRUBBER_DATA_DIR="${SCRUBBER_DATA_DIR:-$DIR/data}" \
+      setsid "$BIN" worker >>"$DIR/worker.log" 2>&1 < /dev/null & echo $! > "$PIDFILE")
+  fi
+  # Ready means: partitions assigned, producer connected, reference data loaded. The first
+  # start includes a consumer group join and a topic metadata round; 60 s is generous.
+  for _ in $(seq 1 120); do
+    alive || { tail -n 40 "$DIR/worker.log" >&2; log "worker exited during start"; exit 1; }
+    if ready; then log "ready: http://$HOST:$PORT/readyz"; return 0; fi
+    sleep 0.5
+  done
+  tail -n 40 "$DIR/worker.log" >&2
+  log "worker not ready after 60 s"
+  exit 1
+}
+
+stop() {
+  alive || { rm -f "$PIDFILE"; return 0; }
+  local pid
+  pid="$(cat "$PIDFILE")"
+  log "stopping (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "did not stop within 30 s; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if alive; then echo "worker up (pid $(cat "$PIDFILE"))"; else echo "worker down"; exit 1; fi ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,187 @@
+"""Publish claim lines and account for every one of them: the demo's and the tests' ledger.
+
+``publish`` sends a JSONL file to the input topic and remembers where each record landed
+(partition, offset). ``collect`` reads the three output topics from where they stood before the
+publish and matches every output to its input through the source headers that every result and
+dead letter carries. The ledger is complete when each input has an output; it proves that
+nothing was lost, and counts duplicates (a redelivered record yields its result again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from scrubber.config import Settings
+from scrubber.contracts import (
+    HEADER_ERROR_CODE,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+)
+from scrubber.kafka import client_kwargs, partition_counts
+
+Position = tuple[int, int]  # (partition, offset) in the input topic
+
+
+def key_of(raw: bytes) -> bytes | None:
+    """The record key for a JSONL line: the patient's member id where the line has one.
+
+    Malformed lines are published too (the demo shows what the scrubber does with them); they
+    get whatever key can be read, or none.
+    """
+    try:
+        doc = orjson.loads(raw)
+        member = doc["patient"]["member_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return member.encode() if isinstance(member, str) and member else None
+
+
+def read_jsonl(path: Path) -> list[bytes]:
+    """The non-blank lines of a JSONL file, as raw bytes, exactly as they will be sent."""
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of the given topics."""
+    counts = await partition_counts(settings, topics)
+    return [TopicPartition(t, p) for t in topics for p in range(counts.get(t, 0))]
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Where each partition of the given topics ends now."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await _partitions(settings, topics)
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def publish(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> list[Position]:
+    """Send (key, value) records to the input topic, durably; return where each one landed."""
+    producer = AIOKafkaProducer(
+        **client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(settings.input_topic, value=value, key=key)
+            for key, value in records
+        ]
+        metas = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(m.partition, m.offset) for m in metas]
+
+
+@dataclass
+class Ledger:
+    """Every output matched to its input position."""
+
+    expected: set[Position]
+    outputs: dict[Position, list[tuple[str, bytes | None, bytes, dict[str, bytes]]]] = field(
+        default_factory=dict
+    )
+
+    def missing(self) -> set[Position]:
+        """Inputs that have no output yet."""
+        return self.expected - self.outputs.keys()
+
+    def complete(self) -> bool:
+        """Whether every input has at least one output."""
+        return not self.missing()
+
+    def duplicates(self) -> int:
+        """Outputs beyond the first for the same input (redeliveries)."""
+        return sum(len(v) - 1 for v in self.outputs.values() if len(v) > 1)
+
+    def summary(self) -> dict[str, object]:
+        """Counts for people: outcomes, findings by rule, dead letters by code."""
+        outcomes: Counter[str] = Counter()
+        rules: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        for outs in self.outputs.values():
+            kind, _key, value, headers = outs[-1]
+            outcomes[kind] += 1
+            if kind == "dlq":
+                dead[headers.get(HEADER_ERROR_CODE, b"?").decode()] += 1
+            else:
+                for finding in orjson.loads(value)["findings"]:
+                    if finding["severity"] in ("error", "warning"):
+                        rules[finding["rule_id"]] += 1
+        return {
+            "lines_in": len(self.expected),
+            "with_output": len(self.expected & self.outputs.keys()),
+            "accepted": outcomes["accepted"],
+            "flagged": outcomes["flagged"],
+            "dead_lettered": outcomes["dlq"],
+            "flagged_by_rule": dict(sorted(rules.items())),
+            "dead_letters_by_code": dict(sorted(dead.items())),
+            "duplicates": self.duplicates(),
+        }
+
+
+async def collect(
+    settings: Settings,
+    expected: list[Position],
+    start: dict[TopicPartition, int],
+    wait_seconds: float,
+) -> Ledger:
+    """Read the output topics from ``start`` until every expected input has an output."""
+    kinds = {
+        settings.accepted_topic: "accepted",
+        settings.flagged_topic: "flagged",
+        settings.dlq_topic: "dlq",
+    }
+    ledger = Ledger(expected=set(expected))
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = await _partitions(settings, list(kinds))
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp, 0))
+        deadline = time.monotonic() + wait_seconds
+        while not ledger.complete() and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, records in batch.items():
+                for rec in records:
+                    headers = {k: v for k, v in rec.headers}
+                    if headers.get(HEADER_SOURCE_TOPIC, b"").decode() != settings.input_topic:
+                        continue
+                    pos = (
+                        int(headers[HEADER_SOURCE_PARTITION]),
+                        int(headers[HEADER_SOURCE_OFFSET]),
+                    )
+                    if pos in ledger.expected:
+                        ledger.outputs.setdefault(pos, []).append(
+                            (kinds[tp.topic], rec.key, rec.value or b"", headers)
+                        )
+    finally:
+        await consumer.stop()
+    return ledger
+
+
+async def run_file(settings: Settings, path: Path, wait_seconds: float) -> tuple[Ledger, float]:
+    """Publish a JSONL file and wait until every line has an output.
+
+    Returns the ledger and the seconds from the first send until the ledger was complete.
+    """
+    outputs = [settings.accepted_topic, settings.flagged_topic, settings.dlq_topic]
+    start = await end_offsets(settings, outputs)
+    records = [(key_of(raw), raw) for raw in read_jsonl(path)]
+    began = time.monotonic()
+    positions = await publish(settings, records)
+    ledger = await collect(settings, positions, start, wait_seconds)
+    return ledger, time.monotonic() - began

@@ -1,0 +1,70 @@
+"""One place for every setting: environment variables with the prefix ``SCRUBBER_``.
+
+The settings are frozen: a worker reads them once at start, and nothing changes them underneath
+it. Secrets are ``SecretStr`` so that a repr, a log line or a traceback never shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of the worker and the command-line tools (``SCRUBBER_<NAME>``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCRUBBER_", frozen=True, extra="ignore", env_file=None
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for Kafka TLS")
+
+    input_topic: str = "claims.lines.v1"
+    accepted_topic: str = "claims.accepted.v1"
+    flagged_topic: str = "claims.flagged.v1"
+    dlq_topic: str = "claims.dlq.v1"
+    partitions: int = Field(
+        default=4,
+        ge=1,
+        description="partition count of the input and result topics (workers beyond it idle)",
+    )
+    app_id: str = Field(
+        default="claim-scrubber", description="Faust app id: the consumer group and table prefix"
+    )
+
+    data_dir: str = Field(
+        default=".scrubber-data", description="worker-local state (Faust table stores)"
+    )
+
+    # Redis (reference data)
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:16379/0"),
+        description="Redis URL; may carry a user and password, so it is a secret",
+    )
+    redis_prefix: str = Field(default="scrubber", description="prefix of every Redis key")
+    refdata_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often a worker checks the current-version pointer for a new version",
+    )
+
+    # HTTP: /metrics, /healthz, /readyz
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    def redis_key(self, *parts: str) -> str:
+        """A namespaced Redis key: ``<prefix>:<part>:<part>``."""
+        return ":".join((self.redis_prefix, *parts))

@@ -1,0 +1,234 @@
+"""The message contracts of claim-scrubber, version 1.
+
+Every message that crosses a topic is one of these models; the JSON Schemas in ``contracts/`` are
+generated from them (``scrubber contracts generate``) and a test fails when the two drift apart.
+
+The input contract is a tolerant reader: unknown fields are ignored so that producers can add
+fields without breaking the scrubber, while known fields are validated strictly (no coercion
+of ``"3"`` into ``3``) so that a producer bug is caught instead of guessed at. The contract
+rejects only what cannot be read; checks that are the scrubber's job (NPI check digit,
+ICD-10-CM shape, a date of service in the future, a malformed modifier) are findings on an
+emitted result, not contract errors. Every string and list is bounded so that one hostile
+message cannot cost unbounded memory.
+
+Validation errors never carry input values (``hide_input_in_errors``), and ``describe_errors``
+reduces them further to location and error type, which is all that may reach a log, a metric or a
+dead-letter header: the input holds PHI.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONTRACT_VERSION = "v1"
+
+#: Largest input message accepted, in bytes. A 12-diagnosis, 4-modifier line with long ids is
+#: about 1.5 KiB; 64 KiB leaves room for producers' extra fields without letting a bad producer
+#: push megabytes through the validator.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+#: Largest number of modifiers the contract reads. An 837P line has four slots (SV101-3..6); a
+#: fifth is readable and is reported by the engine as a finding, so the bound is only a size guard.
+MAX_MODIFIERS_READ = 12
+
+Id64 = Annotated[str, Field(min_length=1, max_length=64)]
+ShortCode = Annotated[str, Field(min_length=1, max_length=16)]
+ShortText = Annotated[str, Field(max_length=16)]
+
+
+class _Inbound(BaseModel):
+    """Base for models read from producers: strict types, extra fields ignored, inputs hidden."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
+        str_max_length=256,
+    )
+
+
+class Patient(_Inbound):
+    """The patient the line was billed for. ``member_id`` is the partitioning key."""
+
+    member_id: Id64
+    birth_date: date | None = None
+    sex: Literal["F", "M", "U"] | None = None
+
+
+class RenderingProvider(_Inbound):
+    """The clinician who performed the service (837P loop 2310B / 2420A)."""
+
+    npi: Annotated[str, Field(min_length=1, max_length=16)]
+    taxonomy: ShortText | None = None
+
+
+class BillingProvider(_Inbound):
+    """The billing entity (837P loop 2010AA); ``tax_id`` identifies the group for global periods."""
+
+    npi: Annotated[str, Field(min_length=1, max_length=16)]
+    tax_id: ShortText | None = None
+
+
+class ClaimLine(_Inbound):
+    """One professional claim line (837P service line), the input of topic ``claims.lines.v1``."""
+
+    claim_id: Id64
+    line_number: Annotated[int, Field(ge=1, le=999)]
+    payer_id: Id64
+    patient: Patient
+    rendering_provider: RenderingProvider
+    billing_provider: BillingProvider
+    service_date: date
+    place_of_service: ShortText | None = None
+    procedure_code: ShortCode
+    modifiers: Annotated[list[ShortText], Field(max_length=MAX_MODIFIERS_READ)] = Field(
+        default_factory=list
+    )
+    units: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+    charge: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+    diagnosis_codes: Annotated[list[ShortText], Field(min_length=1, max_length=12)]
+
+    @property
+    def line_id(self) -> str:
+        """The stable identity of a line across redeliveries and revisions."""
+        return f"{self.claim_id}:{self.line_number}"
+
+
+class Severity(StrEnum):
+    """How a finding affects the verdict: error and warning flag a line, info does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Category(StrEnum):
+    """The families of checks; the set is closed so that dashboards can rely on it."""
+
+    CODE = "code"
+    MODIFIER = "modifier"
+    GLOBAL_PERIOD = "global_period"
+    UNITS = "units"
+    DIAGNOSIS = "diagnosis"
+    PROVIDER = "provider"
+    DATE = "date"
+    ADD_ON = "add_on"
+    DUPLICATE = "duplicate"
+
+
+class Outcome(StrEnum):
+    """Where a result is routed: ``claims.accepted.v1`` or ``claims.flagged.v1``."""
+
+    ACCEPTED = "accepted"
+    FLAGGED = "flagged"
+
+
+class _Outbound(BaseModel):
+    """Base for models the scrubber writes: immutable, and no unknown fields on the way out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Finding(_Outbound):
+    """One problem (or note) the engine found on a line."""
+
+    rule_id: str
+    category: Category
+    severity: Severity
+    message: str
+    field: str | None = None
+    carc: str | None = Field(
+        default=None, description="X12 claim adjustment reason code a payer would likely use"
+    )
+
+
+class ScrubResult(_Outbound):
+    """The verdict on one line, the value of ``claims.accepted.v1`` and ``claims.flagged.v1``.
+
+    Consumers keep the highest ``revision`` per ``line_id``: at-least-once delivery may repeat a
+    result, and a later line (a surgery whose window covers an earlier visit) may revise one.
+    """
+
+    line_id: str
+    revision: Annotated[int, Field(ge=1)]
+    outcome: Outcome
+    findings: list[Finding]
+    line: ClaimLine
+    reference: dict[str, Any] | None = Field(
+        description="The reference data the engine used for this line's procedure code, "
+        "or null when the code is unknown to it."
+    )
+    refdata_version: str
+    scrubbed_at: datetime
+
+
+class DeadLetterCode(StrEnum):
+    """Why a message could not be scrubbed: a closed set, safe as a metric label."""
+
+    EMPTY_VALUE = "empty_value"
+    OVERSIZE = "oversize"
+    NOT_JSON = "not_json"
+    CONTRACT_VIOLATION = "contract_violation"
+    MISSING_KEY = "missing_key"
+    KEY_MISMATCH = "key_mismatch"
+    PROCESSING_ERROR = "processing_error"
+
+
+class DeadLetterStage(StrEnum):
+    """Which step refused the message."""
+
+    DECODE = "decode"
+    VALIDATE = "validate"
+    ENGINE = "engine"
+
+
+class DeadLetter(_Outbound):
+    """What the dead-letter topic says about a message, carried in headers (``DLQ_HEADERS``).
+
+    The value of a dead letter is the original bytes, unchanged, and its key the original key:
+    a fixed message can be replayed as it was. ``detail`` names locations and error types only.
+    """
+
+    error_code: DeadLetterCode
+    stage: DeadLetterStage
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    failed_at: datetime
+    attempt: Annotated[int, Field(ge=1)] = 1
+
+
+#: Header names of every message the scrubber writes. Results carry the ``source`` headers too, so
+#: that any output can be traced back to the input offset it came from.
+HEADER_ERROR_CODE = "scrubber-error-code"
+HEADER_STAGE = "scrubber-stage"
+HEADER_DETAIL = "scrubber-error-detail"
+HEADER_SOURCE_TOPIC = "scrubber-source-topic"
+HEADER_SOURCE_PARTITION = "scrubber-source-partition"
+HEADER_SOURCE_OFFSET = "scrubber-source-offset"
+HEADER_FAILED_AT = "scrubber-failed-at"
+HEADER_ATTEMPT = "scrubber-attempt"
+HEADER_CONTRACT = "scrubber-contract"
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """Reduce a validation error to ``location:type`` pairs, with no input value in it.
+
+    Locations are field names and list indexes of the contract (never keys taken from the input,
+    since the contract has no free-form mappings), so the result is safe for logs and headers.
+    """
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "$"
+        parts.append(f"{loc}:{err['type']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"+{more} more")
+    return ", ".join(parts)

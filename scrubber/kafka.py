@@ -1,0 +1,128 @@
+"""Kafka plumbing shared by the worker and the tools: client settings, topic creation.
+
+Every client (Faust's, the admin client, the demo producer) is configured from the same
+``Settings`` so that TLS and SASL work everywhere or nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from scrubber.config import Settings
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection arguments for any aiokafka client."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
+    return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic the scrubber owns: its name, partitions and configs."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The four topics of contract v1.
+
+    Input and result topics share one partition count and one key (the member id), so a
+    patient's lines and results stay in order on one partition. Results are kept for seven
+    days, dead letters for thirty: an operator needs time to inspect and replay them.
+    """
+    week = str(7 * 24 * 3600 * 1000)
+    month = str(30 * 24 * 3600 * 1000)
+    n = settings.partitions
+    return [
+        TopicSpec(settings.input_topic, n, {"retention.ms": week}),
+        TopicSpec(settings.accepted_topic, n, {"retention.ms": week}),
+        TopicSpec(settings.flagged_topic, n, {"retention.ms": week}),
+        TopicSpec(settings.dlq_topic, n, {"retention.ms": month}),
+    ]
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition counts as the broker reports them once topic creation has propagated.
+
+    Right after CreateTopics the metadata can still list a new topic with no partitions; ten
+    seconds of retries cover a busy single-node broker (it takes well under one here).
+    """
+    found: dict[str, int] = {}
+    for _ in range(20):
+        described = await admin.describe_topics(names)
+        found = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+        if len(found) == len(names) and all(found.values()):
+            break
+        await asyncio.sleep(0.5)
+    return found
+
+
+async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """How many partitions each named topic has (topics that do not exist are left out)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+
+
+class TopicMismatchError(RuntimeError):
+    """A topic exists with another partition count than the settings say."""
+
+
+async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, int]:
+    """Create the scrubber's topics where missing; refuse a partition count that differs.
+
+    The partition count cannot be changed safely once keys are spread over partitions (a patient's
+    history would be on the wrong worker), so a mismatch is an error, never silently accepted.
+    Returns the partition count of every topic.
+    """
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        specs = topic_specs(settings)
+        for spec in specs:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name=spec.name,
+                            num_partitions=spec.partitions,
+                            replication_factor=replication_factor,
+                            topic_configs=spec.configs,
+                        )
+                    ]
+                )
+        found = await _partition_counts(admin, [s.name for s in specs])
+        for spec in specs:
+            have = found.get(spec.name)
+            if have != spec.partitions:
+                raise TopicMismatchError(
+                    f"topic {spec.name} has {have} partitions, settings say {spec.partitions} "
+                    "(SCRUBBER_PARTITIONS); partition counts cannot change under keyed data"
+                )
+        return found
+    finally:
+        await admin.close()

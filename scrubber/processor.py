@@ -1,0 +1,231 @@
+"""The one code path from raw input bytes to output messages, shared by the worker and ``scrub``.
+
+``LineProcessor.process`` takes what a Kafka record (or a line of a JSONL file) carries, and
+returns the messages to write: exactly one result (accepted or flagged) or exactly one dead
+letter per input. It never raises for bad input: every failure is data, routed to the dead-letter
+topic with a closed-set error code, so a malformed message can neither crash the worker nor
+silently disappear. Adapters only move bytes: the Faust agent sends the emissions to topics, the
+offline command writes them to files.
+
+The clock is an argument (``now``): the processor, like the engine, never reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from scrubber.contracts import (
+    CONTRACT_VERSION,
+    HEADER_ATTEMPT,
+    HEADER_CONTRACT,
+    HEADER_DETAIL,
+    HEADER_ERROR_CODE,
+    HEADER_FAILED_AT,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+    HEADER_STAGE,
+    MAX_MESSAGE_BYTES,
+    ClaimLine,
+    DeadLetter,
+    DeadLetterCode,
+    DeadLetterStage,
+    Outcome,
+    ScrubResult,
+    describe_errors,
+)
+from scrubber.history import PatientHistory
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.engine import evaluate
+
+log = logging.getLogger(__name__)
+
+EmissionKind = Literal["accepted", "flagged", "dlq"]
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where an input came from: a Kafka topic, partition and offset, or a file and line."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def headers(self) -> Headers:
+        """The trace headers every output carries, so it can be matched to its input."""
+        return (
+            (HEADER_SOURCE_TOPIC, self.topic.encode()),
+            (HEADER_SOURCE_PARTITION, str(self.partition).encode()),
+            (HEADER_SOURCE_OFFSET, str(self.offset).encode()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input could not be read: a dead letter before it has a time and a position."""
+
+    code: DeadLetterCode
+    stage: DeadLetterStage
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """One message to write: to the accepted, flagged or dead-letter topic."""
+
+    kind: EmissionKind
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    result: ScrubResult | None = None
+    dead_letter: DeadLetter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What one input produced: the emissions and the patient's history after it."""
+
+    emissions: tuple[Emission, ...]
+    history: PatientHistory | None
+    member_id: str | None
+
+
+def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimLine | Rejection:
+    """Turn raw bytes into a validated line, or say why not, without ever raising.
+
+    The key is the patient's member id: the input topic is partitioned by it, so that all of a
+    patient's lines, and the patient's history, live on one partition. A line whose key is missing
+    or differs from its member id would be judged against the wrong history, so it is refused.
+    """
+    if not raw:
+        return Rejection(DeadLetterCode.EMPTY_VALUE, DeadLetterStage.DECODE, "value is empty")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return Rejection(
+            DeadLetterCode.OVERSIZE,
+            DeadLetterStage.DECODE,
+            f"value is {len(raw)} bytes, limit {MAX_MESSAGE_BYTES}",
+        )
+    try:
+        line = ClaimLine.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            return Rejection(
+                DeadLetterCode.NOT_JSON,
+                DeadLetterStage.DECODE,
+                "value is not valid UTF-8 JSON",
+            )
+        return Rejection(
+            DeadLetterCode.CONTRACT_VIOLATION, DeadLetterStage.VALIDATE, describe_errors(exc)
+        )
+    if require_key:
+        if not key:
+            return Rejection(
+                DeadLetterCode.MISSING_KEY, DeadLetterStage.VALIDATE, "record has no key"
+            )
+        if key != line.patient.member_id.encode():
+            return Rejection(
+                DeadLetterCode.KEY_MISMATCH,
+                DeadLetterStage.VALIDATE,
+                "record key is not the patient's member id",
+            )
+    return line
+
+
+class LineProcessor:
+    """Decode, validate, evaluate and route one input; the heart both adapters share."""
+
+    def __init__(self, *, require_key: bool = True) -> None:
+        self.require_key = require_key
+
+    def process(
+        self,
+        raw: bytes | None,
+        key: bytes | None,
+        source: SourcePosition,
+        snapshot: ReferenceSnapshot,
+        history: PatientHistory | None,
+        now: datetime,
+    ) -> Processed:
+        """Produce exactly one result or one dead letter for one input."""
+        decoded = decode(raw, key, require_key=self.require_key)
+        if isinstance(decoded, Rejection):
+            return Processed((self.dead_letter(raw, key, source, decoded, now),), None, None)
+        line = decoded
+        member_id = line.patient.member_id
+        try:
+            current = history if history is not None else PatientHistory.empty(member_id)
+            verdict = evaluate(line, snapshot, current, now.date())
+            result = ScrubResult(
+                line_id=line.line_id,
+                revision=1,
+                outcome=verdict.outcome,
+                findings=list(verdict.findings),
+                line=line,
+                reference=verdict.reference,
+                refdata_version=snapshot.version,
+                scrubbed_at=now,
+            )
+            value = result.model_dump_json().encode()
+        except Exception as exc:  # the engine must not raise; if it does, nothing is lost
+            # The traceback's frames, not its message: an exception text may quote input (PHI).
+            log.error(
+                "engine failed on a line",
+                extra={
+                    "topic": source.topic,
+                    "partition": source.partition,
+                    "offset": source.offset,
+                    "line_id": line.line_id,
+                    "error_type": type(exc).__name__,
+                    "trace": "".join(traceback.format_tb(exc.__traceback__)),
+                },
+            )
+            rejection = Rejection(
+                DeadLetterCode.PROCESSING_ERROR, DeadLetterStage.ENGINE, type(exc).__name__
+            )
+            return Processed((self.dead_letter(raw, key, source, rejection, now),), None, None)
+        emission = Emission(
+            kind="flagged" if result.outcome is Outcome.FLAGGED else "accepted",
+            key=member_id.encode(),
+            value=value,
+            headers=(*source.headers(), (HEADER_CONTRACT, CONTRACT_VERSION.encode())),
+            result=result,
+        )
+        return Processed((emission,), verdict.history, member_id)
+
+    @staticmethod
+    def dead_letter(
+        raw: bytes | None,
+        key: bytes | None,
+        source: SourcePosition,
+        rejection: Rejection,
+        now: datetime,
+        attempt: int = 1,
+    ) -> Emission:
+        """The original key and bytes, unchanged, with PHI-free headers saying why."""
+        letter = DeadLetter(
+            error_code=rejection.code,
+            stage=rejection.stage,
+            detail=rejection.detail,
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            failed_at=now,
+            attempt=attempt,
+        )
+        headers: Headers = (
+            (HEADER_ERROR_CODE, letter.error_code.value.encode()),
+            (HEADER_STAGE, letter.stage.value.encode()),
+            (HEADER_DETAIL, letter.detail.encode()),
+            *source.headers(),
+            (HEADER_FAILED_AT, letter.failed_at.isoformat().encode()),
+            (HEADER_ATTEMPT, str(letter.attempt).encode()),
+        )
+        return Emission(kind="dlq", key=key, value=raw or b"", headers=headers, dead_letter=letter)

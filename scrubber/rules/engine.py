@@ -1,0 +1,58 @@
+"""The rule engine: a pure function from a line, reference data and history to a verdict.
+
+No I/O, no clock, no randomness: the same inputs always give the same findings in the same order,
+which is what lets the worker and the offline scrub agree, and lets a redelivered line produce a
+result identical to the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
+from scrubber.history import PatientHistory
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules import code as _code
+from scrubber.rules import modifiers as _modifiers
+from scrubber.rules.base import CATALOGUE, LineContext
+
+# The rule modules register themselves on import; naming them here makes the dependency explicit.
+RULE_MODULES = (_code, _modifiers)
+
+__all__ = ["CATALOGUE", "Evaluation", "evaluate", "outcome_of"]
+
+_FLAGGING = frozenset({Severity.ERROR, Severity.WARNING})
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The engine's verdict on one line."""
+
+    outcome: Outcome
+    findings: tuple[Finding, ...]
+    reference: dict[str, Any] | None
+    history: PatientHistory
+
+
+def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
+    """Flagged exactly when a finding is an error or a warning; info alone is accepted."""
+    if any(f.severity in _FLAGGING for f in findings):
+        return Outcome.FLAGGED
+    return Outcome.ACCEPTED
+
+
+def evaluate(
+    line: ClaimLine, snapshot: ReferenceSnapshot, history: PatientHistory, as_of: date
+) -> Evaluation:
+    """Apply every rule in the catalogue, in catalogue order, to one line."""
+    ref = snapshot.code(line.procedure_code)
+    ctx = LineContext(line=line, ref=ref, snapshot=snapshot, history=history, as_of=as_of)
+    findings = tuple(f for r in CATALOGUE.values() for f in r.findings(ctx))
+    return Evaluation(
+        outcome=outcome_of(findings),
+        findings=findings,
+        reference=ref.engine_view() if ref is not None else None,
+        history=history,
+    )

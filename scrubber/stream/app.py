@@ -1,0 +1,187 @@
+"""The Faust worker: raw bytes in, the shared processor, results and dead letters out.
+
+Decisions (see README, "Processing guarantees"):
+- At least once. Faust commits an offset only after the record was handled and, before every
+  commit, flushes the producer, so a result is durable in Kafka before its input is marked done.
+  A crash replays from the last commit; consumers keep the highest revision per line id, so a
+  replayed result changes nothing. ``exactly_once`` is not used: faust-streaming has open
+  duplicate and crash bugs in that mode.
+- Agent concurrency 1 per partition: with more, offsets can be committed past a record still
+  being handled, and a crash would lose it.
+- Topics use the raw serializer: decoding happens in the processor, where a bad message becomes
+  a dead letter instead of an exception that would silently stop the partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from scrubber.config import Settings
+from scrubber.kafka import client_kwargs
+from scrubber.logs import logging_config
+from scrubber.metrics import Metrics
+from scrubber.processor import Emission, LineProcessor
+from scrubber.refdata.holder import ReferenceHolder
+from scrubber.refdata.store import RefdataStore
+from scrubber.stream.runtime import StreamRuntime
+
+log = logging.getLogger(__name__)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's form of the Kafka TLS/SASL settings (None for PLAINTEXT)."""
+    kw = client_kwargs(settings)
+    protocol = settings.kafka_security_protocol
+    if protocol == "SSL":
+        return kw["ssl_context"]
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kw["sasl_plain_username"],
+            password=kw["sasl_plain_password"],
+            mechanism=kw["sasl_mechanism"],
+            ssl_context=kw.get("ssl_context"),
+        )
+    return None
+
+
+class Worker:
+    """The scrubber's Faust app and the objects it runs with."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.metrics = Metrics()
+        redis = Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_connect_timeout=2.0,  # a poll must fail fast, not hang the refresh loop
+            socket_timeout=5.0,
+        )
+        self.store = RefdataStore(redis, settings.redis_prefix)
+        self.holder = ReferenceHolder(self.store, self.metrics, settings.refdata_poll_seconds)
+        brokers = [f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")]
+        self.app = faust.App(
+            settings.app_id,
+            broker=brokers,
+            broker_credentials=broker_credentials(settings),
+            store="memory://",
+            datadir=settings.data_dir,
+            topic_partitions=settings.partitions,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            web_enabled=True,
+            web_bind=settings.web_host,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            logging_config=logging_config(settings.log_level, settings.log_format),
+        )
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.input = self.app.topic(settings.input_topic, partitions=settings.partitions, **raw)
+        self.outputs = {
+            "accepted": self.app.topic(settings.accepted_topic, **raw),
+            "flagged": self.app.topic(settings.flagged_topic, **raw),
+            "dlq": self.app.topic(settings.dlq_topic, **raw),
+        }
+        self.runtime = StreamRuntime(LineProcessor(), self.holder, self.metrics, self.send)
+        self._wire()
+
+    async def send(self, emission: Emission) -> None:
+        """Hand one emission to the producer; Faust flushes it before the next offset commit."""
+        await self.outputs[emission.kind].send(
+            key=emission.key, value=emission.value, headers=list(emission.headers)
+        )
+
+    def readiness(self) -> list[str]:
+        """Reasons the worker is not ready; empty when it is."""
+        reasons = []
+        if self.holder.snapshot is None:
+            reasons.append(self.holder.last_error or "reference data not loaded yet")
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # the consumer does not exist before the worker starts
+            assigned = set()
+        if not assigned:
+            reasons.append("no partitions assigned")
+        producer = self.app.producer
+        if not getattr(producer, "_producer", None) or not producer.started:
+            reasons.append("producer not connected")
+        self.metrics.ready.set(0 if reasons else 1)
+        return reasons
+
+    def _wire(self) -> None:
+        app, runtime, holder, metrics = self.app, self.runtime, self.holder, self.metrics
+        worker = self
+
+        @app.agent(self.input, concurrency=1, name="scrub")
+        async def scrub(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                m = event.message
+                await runtime.handle(m.topic, m.partition, m.offset, m.key, m.value)
+
+        @app.task
+        async def refdata_loop() -> None:
+            await holder.run()
+
+        @app.timer(interval=10.0)
+        async def heartbeat() -> None:
+            snap = holder.snapshot
+            try:
+                await worker.store.heartbeat(
+                    worker.worker_id,
+                    {
+                        "version": snap.version if snap else None,
+                        "redis_ok": holder.redis_ok,
+                        "ready": not worker.readiness(),
+                    },
+                    ttl_seconds=30,
+                )
+            except Exception as exc:  # a missed heartbeat is reported by the refresh loop
+                log.debug("heartbeat failed", extra={"error_type": type(exc).__name__})
+
+        @app.page("/metrics")
+        async def metrics_page(view: View, request: Request) -> Response:
+            worker.readiness()
+            # aiohttp wants the charset apart from the content type.
+            return view.text(
+                generate_latest(metrics.registry).decode(),
+                content_type=CONTENT_TYPE_LATEST.split(";")[0],
+            )
+
+        @app.page("/healthz")
+        async def healthz(view: View, request: Request) -> Response:
+            return view.json({"status": "alive", "worker": worker.worker_id})
+
+        @app.page("/readyz")
+        async def readyz(view: View, request: Request) -> Response:
+            reasons = worker.readiness()
+            snap = holder.snapshot
+            body = {
+                "ready": not reasons,
+                "reasons": reasons,
+                "refdata_version": snap.version if snap else None,
+                "redis_ok": holder.redis_ok,
+            }
+            return view.json(body, status=200 if not reasons else 503)
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT; Faust stops the agents, flushes and commits on the way."""
+        from faust.worker import Worker as FaustWorker
+
+        FaustWorker(
+            self.app,
+            loglevel=self.settings.log_level,
+            logging_config=logging_config(self.settings.log_level, self.settings.log_format),
+            redirect_stdouts=False,
+        ).execute_from_commandline()
