@@ -139,6 +139,8 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
             d = draft(row.code)
             for name in _MPFS_FIELDS:
                 value = getattr(row, name)
+                if not value:  # a blank cell (ENDO BASE outside endoscopy families) says nothing
+                    continue
                 seed_value, seed_source = d.values.get(name), d.sources.get(name)
                 if seed_value is not None and seed_value != value and seed_source:
                     corrections.append(

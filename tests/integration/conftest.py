@@ -1,0 +1,154 @@
+"""Fixtures for tests over the real local stack: Kafka and Redis from deploy/local/stack.sh.
+
+Each test gets its own topics, consumer group, Redis key prefix and HTTP port, so tests neither
+see each other's messages nor disturb a demo worker running on the same stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from scrubber.config import Settings
+from scrubber.kafka import ensure_topics
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.model import Bundle
+from scrubber.refdata.store import RefdataStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_stack() -> None:
+    """Start Kafka and Redis if they are not running (idempotent, quick when they are)."""
+    subprocess.run([str(REPO / "deploy/local/stack.sh"), "up"], check=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings private to one test: own topics, group, Redis prefix, port and data dir."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings(
+        input_topic=f"test.{tag}.claims.lines.v1",
+        accepted_topic=f"test.{tag}.claims.accepted.v1",
+        flagged_topic=f"test.{tag}.claims.flagged.v1",
+        dlq_topic=f"test.{tag}.claims.dlq.v1",
+        app_id=f"claim-scrubber-test-{tag}",
+        redis_prefix=f"scrubber-test-{tag}",
+        web_port=_free_port(),
+        data_dir=str(tmp_path / "worker-data"),
+        refdata_poll_seconds=0.5,
+        partitions=4,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess needs to run with these settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"SCRUBBER_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bundle() -> Bundle:
+    """The real bundle: the repo's seeds and the shipped CMS extracts."""
+    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE
+
+    return build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+
+
+async def load_bundle(settings: Settings, bundle: Bundle) -> None:
+    """Put a bundle into Redis under the test's prefix and make it current."""
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    try:
+        await RefdataStore(redis, settings.redis_prefix).load(bundle)
+    finally:
+        await redis.aclose()
+
+
+class WorkerProcess:
+    """A real ``scrubber worker`` process with the test's settings."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "scrubber", "worker"],
+                env=settings_env(self.settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+
+    def readyz(self) -> tuple[int, dict[str, object]] | None:
+        try:
+            r = httpx.get(self.base_url + "/readyz", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return r.status_code, r.json()
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            status = self.readyz()
+            if status is not None and status[0] == 200:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready after {seconds} s\n{self.log_tail()}")
+
+    def stop(self, seconds: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(seconds)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker on fresh topics; not started: the test decides when, and with what data."""
+    asyncio.run(ensure_topics(settings))
+    proc = WorkerProcess(settings, tmp_path / "worker.log")
+    yield proc
+    if proc.proc is not None:
+        proc.stop()
