@@ -54,7 +54,11 @@ def test_every_line_ends_in_exactly_one_output(settings, worker, bundle) -> None
         ((kind, out_key, value, headers),) = ledger.outputs[pos]
         kinds[kind] += 1
         expected = offline.process(
-            raw, key, SourcePosition(settings.input_topic, *pos), snapshot, None,
+            raw,
+            key,
+            SourcePosition(settings.input_topic, *pos),
+            snapshot,
+            None,
             datetime.now(UTC),
         ).emissions[0]
         assert kind == expected.kind, pos
@@ -82,6 +86,16 @@ def test_every_line_ends_in_exactly_one_output(settings, worker, bundle) -> None
     assert 'scrubber_dead_letters_total{error_code="missing_key"} 1.0' in metrics
     assert 'scrubber_dead_letters_total{error_code="key_mismatch"} 1.0' in metrics
     assert worker.stop() == 0
+
+    # No PHI in the worker's logs: member ids and birth dates of every line sent.
+    log_text = worker.log_path.read_text()
+    for _key, raw in records[:200]:
+        try:
+            patient = orjson.loads(raw)["patient"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        assert patient["member_id"] not in log_text
+        assert patient.get("birth_date", "-") not in log_text
 
 
 def test_no_verdict_without_reference_data(settings, worker, bundle) -> None:

@@ -1,0 +1,661 @@
+"""Readers for the two CMS files the scrubber adjudicates with: the PPRRVU file and the MUE table.
+
+Both files are published by CMS in layouts meant for people with spreadsheets, not for programs,
+so the readers are deliberately strict about values and deliberately tolerant about layout:
+
+* Columns are found by *name*, never by position. The PPRRVU header cells span several rows
+  ("GLOB" over "DAYS"), so each column's full name is rebuilt from the header block first; a
+  future release that inserts a column still reads, and one that drops a column we need fails
+  loudly at the header line instead of shifting every value one cell to the left.
+* Every value the scrubber uses is checked against the value set CMS documents for it (RVU25D
+  record layout, Attachment A). A wrong indicator silently read would turn into a wrong verdict on
+  real claims, so a bad value or a short row is an error naming the file, the 1-based line and
+  the column -- never a skipped row.
+* What the real files do that is harmless is accepted: a byte-order mark, quoted cells (with
+  commas or even line breaks in descriptions), padding spaces, trailing empty columns, blank lines
+  at the end, and a preamble of copyright lines before the MUE header.
+
+The readers use the ``csv`` module and nothing heavier: the full PPRRVU file has about 19,000 rows
+and is read at every reference-data build, which must stay well under a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CmsFileError",
+    "MpfsFile",
+    "MpfsRow",
+    "MueRow",
+    "read_mpfs",
+    "read_mue",
+    "synthetic_mpfs",
+]
+
+#: The shipped PPRRVU extract; ``synthetic_mpfs`` copies its header block so the synthetic file
+#: has exactly the layout the reader meets in production.
+_TEMPLATE = Path(__file__).parent / "cms" / "PPRRVU2025_Oct-extract.csv"
+
+
+class CmsFileError(ValueError):
+    """A CMS file that cannot be trusted; the message is always ``"<file name>:<line>: ..."``.
+
+    A ``ValueError`` so callers that validate input generically catch it too; the file name and
+    line make the message actionable for whoever has to fix or replace the file.
+    """
+
+    def __init__(self, path: Path, line: int, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = message
+        super().__init__(f"{path.name}:{line}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class MpfsRow:
+    """One PPRRVU record (a code and modifier), values as written in the file, stripped.
+
+    Indicators stay strings because they are codes, not quantities ("090" is not ninety). RVUs
+    and percentages stay strings as written so nothing is lost to float rounding; ``None`` means
+    the cell was blank.
+    """
+
+    code: str
+    modifier: str  # "" for the global row, "26", "TC", "53", ...
+    description: str
+    status: str
+    pctc: str
+    global_days: str
+    mult_proc: str
+    bilateral: str
+    assistant: str
+    co_surgeons: str
+    team_surgery: str
+    endo_base: str
+    work_rvu: str | None
+    pre_op: str | None
+    intra_op: str | None
+    post_op: str | None
+    conversion_factor: str | None
+    source: str  # "<file name>:<line>"
+
+
+@dataclass(frozen=True, slots=True)
+class MpfsFile:
+    """A whole PPRRVU file: its rows and what its header block says about the release."""
+
+    rows: tuple[MpfsRow, ...]
+    release: str | None  # the title line, e.g. "... Relative Value File October Release"
+    released: str | None  # ISO date of the "RELEASED mm/dd/yyyy" line
+
+
+@dataclass(frozen=True, slots=True)
+class MueRow:
+    """One NCCI MUE record: the most units of a code a practitioner may bill per line or day."""
+
+    code: str
+    value: int
+    indicator: str  # "1" line edit, "2" date-of-service edit: policy, "3" ... clinical
+    indicator_text: str  # the cell as written, e.g. "2 Date of Service Edit: Policy"
+    rationale: str | None
+    source: str  # "<file name>:<line>"
+
+
+# ---------------------------------------------------------------------------- value sets
+# From RVU25D (the record layout and Attachment A). Anything outside them means the file is not
+# what we think it is, so it is refused rather than guessed at.
+
+_STATUS_CODES = frozenset("ABCDEFGHIJMNPRTX")
+_PCTC = frozenset("0123456789")
+_GLOBAL_DAYS = frozenset({"000", "010", "090", "MMM", "XXX", "YYY", "ZZZ"})
+_MULT_PROC = frozenset("012345679")
+_BILATERAL = frozenset("01239")
+_ASSISTANT = frozenset("0129")
+_CO_SURGEONS = frozenset("0129")
+_TEAM_SURGERY = frozenset("0129")
+
+#: MUE adjudication indicators and the words CMS writes after the digit.
+_MUE_INDICATORS = {
+    "1": "Line Edit",
+    "2": "Date of Service Edit: Policy",
+    "3": "Date of Service Edit: Clinical",
+}
+
+_CODE_RE = re.compile(r"[A-Z0-9]{5}")  # CPT, Category II/III and level II HCPCS are 5 characters
+_MODIFIER_RE = re.compile(r"(?:[A-Z0-9]{2})?")
+_DECIMAL_RE = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_RELEASED_RE = re.compile(r"\bRELEASED\b\W*(\d{1,2})/(\d{1,2})/(\d{4})\b", re.IGNORECASE)
+_TITLE_RE = re.compile(r"RELATIVE\s+VALUE\s+FILE", re.IGNORECASE)
+_WORD_RE = re.compile(r"[A-Z0-9]+")
+_MUE_INDICATOR_RE = re.compile(r"([0-9])(?![0-9])\W*(.*)", re.DOTALL)
+
+
+def _key(name: str) -> tuple[str, ...]:
+    """A column name reduced to its words, so "CO-SURG", "CO- SURG" and "co surg" are equal."""
+    return tuple(_WORD_RE.findall(name.upper()))
+
+
+# ------------------------------------------------------------------------------- parsing
+
+
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8 (with or without BOM) or, failing that, the Windows code page.
+
+    CMS produces these files with Excel; descriptions occasionally carry Windows-1252 characters.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, cells)`` for each CSV record; a quoted line break keeps later lines true."""
+    reader = csv.reader(io.StringIO(_decode(path), newline=""))
+    start = 1
+    try:
+        for cells in reader:
+            yield start, cells
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise CmsFileError(path, start, f"not readable as CSV: {exc}") from None
+
+
+def _blank(cells: Sequence[str]) -> bool:
+    return not any(cell.strip() for cell in cells)
+
+
+def _first_cell(cells: Sequence[str]) -> str:
+    return cells[0].replace("\ufeff", "").strip().upper() if cells else ""
+
+
+def _column_names(block: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
+    """Each column's full name: its header-row cell under the stack of cells directly above it.
+
+    Only the *contiguous* non-blank cells above the header row belong to a column's name; the
+    title lines at the top of the file (release name, copyright, "RELEASED ...") sit above the
+    DESCRIPTION column and are separated from it by blank cells, so they do not become part of it.
+    A piece ending in "-" joins without a space ("CO-" over "SURG" is "CO-SURG").
+    """
+    rows = [*block, header]
+    width = max(len(r) for r in rows)
+    names: list[str] = []
+    for col in range(width):
+        parts: list[str] = []
+        i = len(rows) - 1
+        if col >= len(rows[i]) or not rows[i][col].strip():
+            i -= 1  # a name written only above the header row still counts
+        while i >= 0 and col < len(rows[i]) and rows[i][col].strip():
+            parts.append(" ".join(rows[i][col].split()))
+            i -= 1
+        name = ""
+        for part in reversed(parts):
+            name = f"{name}{part}" if not name or name.endswith("-") else f"{name} {part}"
+        names.append(name)
+    return names
+
+
+def _locate(
+    path: Path, line: int, names: Sequence[str], wanted: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, int]:
+    """Column index for each wanted name; a missing or doubled required column is an error.
+
+    Exact name first; failing that, a unique column whose name *ends* with the wanted words (so
+    stray text stacked above a header cell in some release does not hide the column).
+    """
+    keys = [_key(n) for n in names]
+    found: dict[str, int] = {}
+    for name in (*wanted, *optional):
+        want = _key(name)
+        hits = [i for i, k in enumerate(keys) if k == want]
+        if not hits:
+            hits = [i for i, k in enumerate(keys) if len(k) > len(want) and k[-len(want) :] == want]
+        if len(hits) == 1:
+            found[name] = hits[0]
+        elif len(hits) > 1:
+            cells = ", ".join(str(i + 1) for i in hits)
+            raise CmsFileError(
+                path, line, f"column {name!r} appears more than once (cells {cells})"
+            )
+        elif name in wanted:
+            have = ", ".join(repr(n) for n in names if n)
+            raise CmsFileError(path, line, f"required column {name!r} not found (columns: {have})")
+    return found
+
+
+# ---------------------------------------------------------------------------- validators
+# Each takes the stripped cell and returns the value to keep or raises ValueError with the reason;
+# the caller adds file, line and column.
+
+
+def _one_of(values: frozenset[str], what: str) -> Callable[[str], str]:
+    allowed = ", ".join(sorted(values))
+
+    def check(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"{value!r} is not a valid {what} (expected one of {allowed})")
+        return value
+
+    return check
+
+
+def _code(value: str) -> str:
+    code = value.upper()
+    if not _CODE_RE.fullmatch(code):
+        raise ValueError(f"{value!r} is not a 5-character HCPCS/CPT code")
+    return code
+
+
+def _modifier(value: str) -> str:
+    mod = value.upper()
+    if not _MODIFIER_RE.fullmatch(mod):
+        raise ValueError(f"{value!r} is not a 2-character modifier")
+    return mod
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _endo_base(value: str) -> str:
+    return _code(value) if value else ""
+
+
+def _decimal(value: str) -> str | None:
+    if not value:
+        return None
+    if not _DECIMAL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a non-negative decimal number")
+    return value
+
+
+def _fraction(value: str) -> str | None:
+    number = _decimal(value)
+    if number is not None and float(number) > 1:
+        raise ValueError(f"{value!r} is not a fraction of the global package (0 to 1)")
+    return number
+
+
+#: PPRRVU columns read into MpfsRow, in the dataclass's field order (so a row is built
+#: positionally, the cheapest way for 19,000 rows): (attribute, documented column name, validator).
+_MPFS_COLUMNS: tuple[tuple[str, str, Callable[[str], str | None]], ...] = (
+    ("code", "HCPCS", _code),
+    ("modifier", "MOD", _modifier),
+    ("description", "DESCRIPTION", _text),
+    ("status", "STATUS CODE", _one_of(_STATUS_CODES, "status code")),
+    ("pctc", "PCTC IND", _one_of(_PCTC, "PC/TC indicator")),
+    ("global_days", "GLOB DAYS", _one_of(_GLOBAL_DAYS, "global surgery period")),
+    ("mult_proc", "MULT PROC", _one_of(_MULT_PROC, "multiple procedure indicator")),
+    ("bilateral", "BILAT SURG", _one_of(_BILATERAL, "bilateral surgery indicator")),
+    ("assistant", "ASST SURG", _one_of(_ASSISTANT, "assistant at surgery indicator")),
+    ("co_surgeons", "CO-SURG", _one_of(_CO_SURGEONS, "co-surgeons indicator")),
+    ("team_surgery", "TEAM SURG", _one_of(_TEAM_SURGERY, "team surgery indicator")),
+    ("endo_base", "ENDO BASE", _endo_base),
+    ("work_rvu", "WORK RVU", _decimal),
+    ("pre_op", "PRE OP", _fraction),
+    ("intra_op", "INTRA OP", _fraction),
+    ("post_op", "POST OP", _fraction),
+    ("conversion_factor", "CONV FACTOR", _decimal),
+)
+if (*(a for a, _, _ in _MPFS_COLUMNS), "source") != tuple(f.name for f in fields(MpfsRow)):
+    raise RuntimeError("_MPFS_COLUMNS is out of step with MpfsRow's fields")
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """Where the PPRRVU column header row is and what the header block above it says."""
+
+    line: int
+    block: tuple[tuple[int, tuple[str, ...]], ...]
+    cells: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def _read_header(path: Path, records: Iterator[tuple[int, list[str]]]) -> _Header:
+    """Consume records up to and including the row whose first cell is ``HCPCS``."""
+    block: list[tuple[int, tuple[str, ...]]] = []
+    last = 1
+    for line, cells in records:
+        last = line
+        if _first_cell(cells) == "HCPCS":
+            names = _column_names([c for _, c in block], cells)
+            return _Header(line, tuple(block), tuple(cells), tuple(names))
+        block.append((line, tuple(cells)))
+    raise CmsFileError(
+        path, last, "no column header row (a row whose first cell is 'HCPCS') in the file"
+    )
+
+
+def _release(path: Path, header: _Header) -> tuple[str | None, str | None]:
+    """The release title and the ISO date of the ``RELEASED mm/dd/yyyy`` line, if present."""
+    title: str | None = None
+    released: str | None = None
+    for line, cells in header.block:
+        for cell in cells:
+            text = " ".join(cell.split())
+            if title is None and _TITLE_RE.search(text):
+                title = text
+            match = _RELEASED_RE.search(text) if released is None else None
+            if match:
+                month, day, year = (int(g) for g in match.groups())
+                try:
+                    released = date(year, month, day).isoformat()
+                except ValueError:
+                    raise CmsFileError(path, line, f"release date {text!r} is not a date") from None
+    return title, released
+
+
+def _bad_value(path: Path, line: int, cells: Sequence[str], where: dict[str, int]) -> CmsFileError:
+    """The error for a row that failed validation, naming the first offending column."""
+    for _, column, check in _MPFS_COLUMNS:
+        try:
+            check(cells[where[column]].strip())
+        except ValueError as exc:
+            return CmsFileError(path, line, f"column {column!r}: {exc}")
+    return CmsFileError(path, line, "invalid row")  # pragma: no cover - a check failed above
+
+
+def read_mpfs(path: Path) -> MpfsFile:
+    """Read a PPRRVU CSV (full CMS file or an extract in the same layout), validating every value.
+
+    Raises ``CmsFileError`` naming the file, the 1-based line and the column for anything that
+    does not match the RVU25D documentation, so a damaged or unexpected file never becomes
+    reference data.
+    """
+    records = _records(path)
+    header = _read_header(path, records)
+    wanted = [name for _, name, _ in _MPFS_COLUMNS]
+    where = _locate(path, header.line, header.names, wanted)
+    plan = [(where[name], check) for _, name, check in _MPFS_COLUMNS]
+    needed = max(where.values()) + 1
+    title, released = _release(path, header)
+
+    rows: list[MpfsRow] = []
+    seen: dict[tuple[str, str], int] = {}
+    blank_line: int | None = None
+    name = path.name
+    for line, cells in records:
+        if not (cells and cells[0].strip()) and _blank(cells):
+            blank_line = blank_line or line
+            continue
+        if blank_line is not None:
+            raise CmsFileError(path, blank_line, "blank line between data rows")
+        if len(cells) < needed:
+            missing = next(n for n in wanted if where[n] >= len(cells))
+            raise CmsFileError(
+                path,
+                line,
+                f"short row: {len(cells)} cells, column {missing!r} "
+                f"(cell {where[missing] + 1}) missing",
+            )
+        try:
+            values: list[Any] = [check(cells[index].strip()) for index, check in plan]
+        except ValueError:
+            raise _bad_value(path, line, cells, where) from None
+        key = (values[0], values[1])
+        if key in seen:
+            raise CmsFileError(
+                path, line, f"duplicate record for {' '.join(key).strip()} (first at {seen[key]})"
+            )
+        seen[key] = line
+        values.append(f"{name}:{line}")  # source
+        rows.append(MpfsRow(*values))
+    return MpfsFile(rows=tuple(rows), release=title, released=released)
+
+
+# ------------------------------------------------------------------------------------ MUE
+
+_MUE_CODE = "HCPCS/CPT Code"
+_MUE_VALUE = "Practitioner Services MUE Values"
+_MUE_INDICATOR = "MUE Adjudication Indicator"
+_MUE_RATIONALE = "MUE Rationale"
+
+
+def _mue_indicator(value: str) -> tuple[str, str]:
+    """``("2", "2 Date of Service Edit: Policy")`` from the cell; the words must fit the digit."""
+    text = " ".join(value.split())
+    match = _MUE_INDICATOR_RE.fullmatch(text)
+    if not match or match.group(1) not in _MUE_INDICATORS:
+        allowed = "; ".join(f"{d} {t}" for d, t in _MUE_INDICATORS.items())
+        raise ValueError(f"{value!r} is not an MUE adjudication indicator (expected {allowed})")
+    digit, words = match.groups()
+    if words and _key(words) != _key(_MUE_INDICATORS[digit]):
+        raise ValueError(
+            f"{value!r}: indicator {digit} means {_MUE_INDICATORS[digit]!r}, not {words!r}"
+        )
+    return digit, text
+
+
+def read_mue(path: Path) -> tuple[MueRow, ...]:
+    """Read an NCCI practitioner MUE CSV, skipping any preamble before the header row.
+
+    The header row is the first row with a ``HCPCS/CPT Code`` cell; columns are then found by
+    CMS's names. Every row must have a valid code, a whole non-negative MUE value and an
+    adjudication indicator 1, 2 or 3; anything else raises ``CmsFileError`` with file and line.
+    """
+    records = _records(path)
+    header_line = 0
+    names: list[str] = []
+    last = 1
+    code_key = _key(_MUE_CODE)
+    for line, cells in records:
+        last = line
+        if any(_key(cell) == code_key for cell in cells):
+            header_line, names = line, [" ".join(c.replace("\ufeff", "").split()) for c in cells]
+            break
+    else:
+        raise CmsFileError(path, last, f"no header row (a row with a {_MUE_CODE!r} cell)")
+    wanted = (_MUE_CODE, _MUE_VALUE, _MUE_INDICATOR)
+    where = _locate(path, header_line, names, wanted, optional=(_MUE_RATIONALE,))
+    needed = max(where[n] for n in wanted) + 1
+    rationale_at = where.get(_MUE_RATIONALE)
+
+    rows: list[MueRow] = []
+    seen: dict[str, int] = {}
+    blank_line: int | None = None
+    for line, cells in records:
+        if _blank(cells):
+            blank_line = blank_line or line
+            continue
+        if blank_line is not None:
+            raise CmsFileError(path, blank_line, "blank line between data rows")
+        if len(cells) < needed:
+            missing = next(n for n in wanted if where[n] >= len(cells))
+            raise CmsFileError(
+                path, line, f"short row: {len(cells)} cells, column {missing!r} missing"
+            )
+        column = _MUE_CODE
+        try:
+            code = _code(cells[where[_MUE_CODE]].strip())
+            column = _MUE_VALUE
+            raw = cells[where[_MUE_VALUE]].strip()
+            if not raw.isascii() or not raw.isdigit():
+                raise ValueError(f"{raw!r} is not a whole number of units")
+            column = _MUE_INDICATOR
+            indicator, indicator_text = _mue_indicator(cells[where[_MUE_INDICATOR]])
+        except ValueError as exc:
+            raise CmsFileError(path, line, f"column {column!r}: {exc}") from None
+        if code in seen:
+            raise CmsFileError(path, line, f"duplicate record for {code} (first at {seen[code]})")
+        seen[code] = line
+        rationale = None
+        if rationale_at is not None and rationale_at < len(cells):
+            rationale = " ".join(cells[rationale_at].split()) or None
+        rows.append(
+            MueRow(
+                code=code,
+                value=int(raw),
+                indicator=indicator,
+                indicator_text=indicator_text,
+                rationale=rationale,
+                source=f"{path.name}:{line}",
+            )
+        )
+    return tuple(rows)
+
+
+# ------------------------------------------------------------------------------ synthetic
+
+
+def _synthetic_codes(rng: random.Random) -> Iterator[str]:
+    """Endless unique, plausible codes: CPT, Category III, level II HCPCS and dental."""
+    seen: set[str] = set()
+    while True:
+        kind = rng.random()
+        if kind < 0.72:
+            code = f"{rng.randint(10000, 99999)}"
+        elif kind < 0.75:
+            code = f"0{rng.randint(1, 999):03d}T"
+        elif kind < 0.95:
+            code = f"{rng.choice('ABCEGJKLQV')}{rng.randint(0, 9999):04d}"
+        else:
+            code = f"D{rng.randint(0, 9999):04d}"
+        if code not in seen:
+            seen.add(code)
+            yield code
+
+
+def _money(value: float) -> str:
+    return f"{max(value, 0.0):.2f}"
+
+
+def _synthetic_code_rows(
+    rng: random.Random, code: str, components: bool, conversion_factor: str, endo: str
+) -> list[dict[str, str]]:
+    """The record(s) of one synthetic code, keyed by column name; 3 rows if it has PC/TC parts.
+
+    Values stay inside the RVU25D value sets and keep the documented relations (non-payable
+    statuses carry indicator 9, PC/TC codes are XXX diagnostic tests whose TC row has no work).
+    """
+    dental = code.startswith("D")
+    status = "R" if dental else rng.choices("ABCINXEMTJ", [80, 3, 4, 3, 3, 2, 2, 1, 1, 1])[0]
+    payable = status in {"A", "R", "T"}
+    if components:
+        pctc, glob = "1", "XXX"
+    elif payable and not dental:
+        pctc = rng.choices("023456789", [85, 2, 3, 1, 2, 1, 1, 1, 4])[0]
+        glob = rng.choices(
+            ["000", "010", "090", "XXX", "ZZZ", "YYY", "MMM"], [15, 8, 15, 45, 12, 3, 2]
+        )[0]
+        if pctc != "0":
+            glob = "XXX"
+    else:
+        pctc, glob = "9", rng.choice(["XXX", "YYY"])
+    split = ("0.00", "0.00", "0.00")
+    if glob in {"010", "090"}:
+        pre = rng.choice([0.09, 0.10, 0.11, 0.12])
+        post = rng.choice([0.10, 0.17, 0.19, 0.21])
+        split = (f"{pre:.2f}", f"{1 - pre - post:.2f}", f"{post:.2f}")
+    surgical = glob in {"000", "010", "090"}
+    if not payable:
+        mult, bilat, asst, cosurg, team = "9", "9", "9", "9", "9"
+    else:
+        mult = "4" if components else rng.choice("223") if surgical else rng.choice("0009")
+        bilat = rng.choice("0123") if surgical or components else "0"
+        asst = rng.choice("0112") if surgical else "0"
+        cosurg = rng.choice("0012") if surgical else "0"
+        team = rng.choice("0002") if surgical else "0"
+    work = round(rng.uniform(0.0, 30.0), 2) if payable else 0.0
+    pe_nf, pe_f = round(work * rng.uniform(0.3, 2.0), 2), round(work * 0.5, 2)
+    mp = round(work / 8, 2)
+    base = {
+        "DESCRIPTION": f"Synthetic service {code}, for benchmarks",  # a comma: quoted cell
+        "STATUS CODE": status,
+        "NOT USED FOR MEDICARE PAYMENT": "+" if status == "I" else "",
+        "NON-FAC NA INDICATOR": "NA" if glob == "090" else "",
+        "FACILITY NA INDICATOR": "",
+        "PCTC IND": pctc,
+        "GLOB DAYS": glob,
+        "PRE OP": split[0],
+        "INTRA OP": split[1],
+        "POST OP": split[2],
+        "MULT PROC": mult,
+        "BILAT SURG": bilat,
+        "ASST SURG": asst,
+        "CO-SURG": cosurg,
+        "TEAM SURG": team,
+        "ENDO BASE": endo if mult == "3" else "",
+        "CONV FACTOR": conversion_factor,
+        "PHYSICIAN SUPERVISION OF DIAGNOSTIC PROCEDURES": "01" if components else "09",
+        "CALCULATION FLAG": "0",
+        "DIAGNOSTIC IMAGING FAMILY INDICATOR": "88" if components else "99",
+        "NON-FACILITY PE USED FOR OPPS PAYMENT AMOUNT": "0.00",
+        "FACILITY PE USED FOR OPPS PAYMENT AMOUNT": "0.00",
+        "MP USED FOR OPPS PAYMENT AMOUNT": "0.00",
+    }
+    variants = [("", work, pe_nf, pe_f, mp)]
+    if components:  # global = professional (26) + technical (TC)
+        variants += [("26", work, pe_f, pe_f, mp * 0.8), ("TC", 0.0, pe_nf - pe_f, 0.0, mp * 0.2)]
+    elif payable and rng.random() < 0.002:
+        variants.append(("53", work / 2, pe_nf / 2, pe_f / 2, mp / 2))  # discontinued procedure
+    out = []
+    for mod, w, nf, f, m in variants:
+        row = dict(base)
+        row["HCPCS"] = code
+        row["MOD"] = mod
+        row["WORK RVU"] = _money(w)
+        row["NON-FAC PE RVU"] = _money(nf)
+        row["FACILITY PE RVU"] = _money(f)
+        row["MP RVU"] = _money(m)
+        row["NON-FACILITY TOTAL"] = _money(w + nf + m)
+        row["FACILITY TOTAL"] = _money(w + f + m)
+        out.append(row)
+    return out
+
+
+def synthetic_mpfs(path: Path, n_codes: int = 19000, seed: int = 0) -> None:
+    """Write a full-size synthetic PPRRVU file in the shipped extract's exact layout.
+
+    For benchmarks and scale tests: the real file is ~19,000 records and cannot be shipped (CPT
+    descriptors are AMA copyright). The header block and column order are copied from the
+    packaged extract, so the synthetic file exercises the same header reconstruction the real one
+    does; values are random but inside CMS's value sets, and about one code in twenty is a
+    diagnostic test with its 26 and TC component rows. ``n_codes`` is the number of data records
+    (code and modifier rows) written, like the row count of the real file; the same ``seed``
+    writes the same file.
+    """
+    records = _records(_TEMPLATE)
+    header = _read_header(_TEMPLATE, records)
+    template = read_mpfs(_TEMPLATE)
+    factors = Counter(r.conversion_factor for r in template.rows if r.conversion_factor)
+    conversion_factor = factors.most_common(1)[0][0] if factors else "0.0000"
+
+    rng = random.Random(seed)
+    codes = _synthetic_codes(rng)
+    out: list[dict[str, str]] = []
+    endoscopy_bases: list[str] = []
+    while len(out) < n_codes:
+        code = next(codes)
+        components = n_codes - len(out) >= 3 and rng.random() < 0.05
+        endo = rng.choice(endoscopy_bases) if endoscopy_bases else code
+        rows = _synthetic_code_rows(rng, code, components, conversion_factor, endo)
+        if len(out) + len(rows) > n_codes:
+            rows = rows[:1]
+        if rows[0]["GLOB DAYS"] == "000" and len(endoscopy_bases) < 200:
+            endoscopy_bases.append(code)
+        out.extend(rows)
+    out.sort(key=lambda r: (r["HCPCS"], r["MOD"]))
+
+    # Template columns -> the names generated above; a column we do not know stays empty.
+    known = {_key(name): name for name in out[0]} if out else {}
+    columns = [known.get(_key(name), "") for name in header.names]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerows(cells for _, cells in header.block)
+        writer.writerow(header.cells)
+        writer.writerows([row.get(column, "") for column in columns] for row in out)

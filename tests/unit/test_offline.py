@@ -1,0 +1,58 @@
+"""The offline scrub: every input line is a result or a reject, rejects carry no input text."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from scrubber.contracts import ScrubResult
+from scrubber.offline import scrub_lines
+from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.model import ReferenceSnapshot
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def _scrub(lines: list[bytes], snapshot: ReferenceSnapshot):
+    results, rejects = io.BytesIO(), io.BytesIO()
+    summary = scrub_lines(lines, snapshot, results, rejects, "in.jsonl", clock=lambda: NOW)
+    return (
+        summary,
+        [ScrubResult.model_validate_json(x) for x in results.getvalue().splitlines()],
+        [orjson.loads(x) for x in rejects.getvalue().splitlines()],
+    )
+
+
+def test_counts_add_up_and_rejects_name_their_line(line_bytes, snapshot) -> None:
+    canary = b"CANARY-PHI-0042"
+    lines = [
+        line_bytes(),
+        b"",
+        line_bytes(claim_id="C2", procedure_code="99999"),
+        b'{"patient": {"member_id": "' + canary + b'"}}',
+        b"not json " + canary,
+    ]
+    summary, results, rejects = _scrub(lines, snapshot)
+    assert (summary.lines_in, summary.blank) == (4, 1)
+    assert (summary.accepted, summary.flagged, summary.rejected) == (1, 1, 2)
+    assert [r.line_id for r in results] == ["C1:1", "C2:1"]
+    assert [r["input_line"] for r in rejects] == [4, 5]
+    assert [r["error_code"] for r in rejects] == ["contract_violation", "not_json"]
+    assert all(canary.decode() not in orjson.dumps(r).decode() for r in rejects)
+    assert summary.findings_by_rule == {"code.unknown": 1}
+
+
+def test_demo_input_exercises_every_route() -> None:
+    """seeds/examples/claims.jsonl: valid, flag-worthy and malformed lines, all accounted for."""
+    bundle = build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    lines = (REPO / "seeds/examples/claims.jsonl").read_bytes().splitlines()
+    summary, results, _rejects = _scrub(lines, ReferenceSnapshot(bundle))
+    assert summary.lines_in == len(lines)
+    assert summary.accepted + summary.flagged + summary.rejected == len(lines)
+    assert summary.accepted > 0 and summary.flagged > 0 and summary.rejected > 0
+    assert len({r.line_id for r in results}) == len(results)
+    assert {"code.unknown", "modifier.malformed"} <= summary.findings_by_rule.keys()
