@@ -59,7 +59,7 @@ kafka_fetch() {
   log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_LIBS"
   rm -rf "$KAFKA_LIBS"
   mkdir -p "$KAFKA_LIBS"
-  mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS" >&2
   ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "maven did not produce the kafka jar"
   touch "$KAFKA_LIBS/.complete"
@@ -96,12 +96,15 @@ kafka_up() {
   fi
   log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
   : > "$KAFKA_DIR/logs/server.log"
-  setsid bash -c "exec java $KAFKA_HEAP_OPTS -XX:+UseG1GC \
+  rm -f "$KAFKA_DIR/kafka.pid"
+  # The shell writes its own pid and then becomes the JVM (exec), so the pid file names the
+  # broker whether or not setsid had to fork.
+  setsid bash -c "echo \$\$ > '$KAFKA_DIR/kafka.pid'; exec java $KAFKA_HEAP_OPTS -XX:+UseG1GC \
       -Dlog4j2.configurationFile='$here/kafka/log4j2.properties' \
       -Dkafka.logs.dir='$KAFKA_DIR/logs' -cp '$KAFKA_LIBS/*' \
       kafka.Kafka '$KAFKA_DIR/server.properties'" \
     >"$KAFKA_DIR/logs/stdout.log" 2>&1 < /dev/null &
-  echo $! > "$KAFKA_DIR/kafka.pid"
+  for _ in $(seq 1 50); do [ -s "$KAFKA_DIR/kafka.pid" ] && break; sleep 0.1; done
   # The broker logs "Kafka Server started" once both listeners serve; 90 s covers a cold JVM on
   # two busy cores with room to spare (it takes 3-6 s here).
   for _ in $(seq 1 180); do

@@ -29,8 +29,13 @@ start() {
     log "already running (pid $(cat "$PIDFILE"))"
   else
     log "starting; log in $DIR/worker.log"
-    (cd "$repo" && SCRUBBER_DATA_DIR="${SCRUBBER_DATA_DIR:-$DIR/data}" \
-      setsid "$BIN" worker >>"$DIR/worker.log" 2>&1 < /dev/null & echo $! > "$PIDFILE")
+    # The worker writes its own pid before exec, so the pid file names the worker itself
+    # whether or not setsid had to fork.
+    cd "$repo"
+    SCRUBBER_DATA_DIR="${SCRUBBER_DATA_DIR:-$DIR/data}" \
+      setsid bash -c 'echo $$ > "$1"; exec "$2" worker' _ "$PIDFILE" "$BIN" \
+      >>"$DIR/worker.log" 2>&1 < /dev/null &
+    for _ in $(seq 1 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
   fi
   # Ready means: partitions assigned, producer connected, reference data loaded. The first
   # start includes a consumer group join and a topic metadata round; 60 s is generous.
