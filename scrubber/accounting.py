@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +25,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
+    HEADER_TRIGGER,
 )
 from scrubber.kafka import client_kwargs, partition_counts
 
@@ -83,49 +85,103 @@ async def publish(settings: Settings, records: list[tuple[bytes | None, bytes]])
     return [(m.partition, m.offset) for m in metas]
 
 
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record of an output topic, matched to the input position it came from."""
+
+    kind: str  # accepted, flagged or dlq
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    @property
+    def own(self) -> bool:
+        """True for the output about the input record itself (its result or dead letter)."""
+        return self.kind == "dlq" or self.headers.get(HEADER_TRIGGER, b"input") == b"input"
+
+    @property
+    def identity(self) -> tuple[str, int] | None:
+        """(line id, revision) of a result; None for a dead letter."""
+        if self.kind == "dlq":
+            return None
+        doc = orjson.loads(self.value)
+        return doc["line_id"], int(doc["revision"])
+
+
 @dataclass
 class Ledger:
-    """Every output matched to its input position."""
+    """Every output matched to its input position.
+
+    An input owns exactly one output (its result or its dead letter); it may also trigger new
+    revisions of earlier lines. A duplicate is the same (line id, revision), or the same dead
+    letter, seen more than once: at-least-once delivery allows them, consumers drop them.
+    """
 
     expected: set[Position]
-    outputs: dict[Position, list[tuple[str, bytes | None, bytes, dict[str, bytes]]]] = field(
-        default_factory=dict
-    )
+    outputs: dict[Position, list[Output]] = field(default_factory=dict)
+
+    def own(self, pos: Position) -> list[Output]:
+        """The outputs about the input itself (one, unless it was redelivered)."""
+        return [o for o in self.outputs.get(pos, []) if o.own]
 
     def missing(self) -> set[Position]:
-        """Inputs that have no output yet."""
-        return self.expected - self.outputs.keys()
+        """Inputs that have no output about themselves yet."""
+        return {pos for pos in self.expected if not self.own(pos)}
 
     def complete(self) -> bool:
-        """Whether every input has at least one output."""
+        """Whether every input has its own output."""
         return not self.missing()
 
     def duplicates(self) -> int:
-        """Outputs beyond the first for the same input (redeliveries)."""
-        return sum(len(v) - 1 for v in self.outputs.values() if len(v) > 1)
+        """Outputs that repeat one already seen."""
+        seen: set[object] = set()
+        repeats = 0
+        for pos, outs in self.outputs.items():
+            for out in outs:
+                ident: object = out.identity or ("dlq", pos)
+                repeats += ident in seen
+                seen.add(ident)
+        return repeats
+
+    def final(self) -> dict[str, dict[str, Any]]:
+        """The latest result per line id: what a consumer keeping the highest revision holds."""
+        latest: dict[str, dict[str, Any]] = {}
+        for outs in self.outputs.values():
+            for out in outs:
+                if out.kind == "dlq":
+                    continue
+                doc = orjson.loads(out.value)
+                have = latest.get(doc["line_id"])
+                if have is None or int(doc["revision"]) > int(have["revision"]):
+                    latest[doc["line_id"]] = doc
+        return latest
 
     def summary(self) -> dict[str, object]:
-        """Counts for people: outcomes, findings by rule, dead letters by code."""
-        outcomes: Counter[str] = Counter()
+        """Counts for people: final outcomes by line, findings by rule, dead letters by code."""
         rules: Counter[str] = Counter()
         dead: Counter[str] = Counter()
-        for outs in self.outputs.values():
-            kind, _key, value, headers = outs[-1]
-            outcomes[kind] += 1
-            if kind == "dlq":
-                dead[headers.get(HEADER_ERROR_CODE, b"?").decode()] += 1
-            else:
-                for finding in orjson.loads(value)["findings"]:
-                    if finding["severity"] in ("error", "warning"):
-                        rules[finding["rule_id"]] += 1
+        outcomes: Counter[str] = Counter()
+        for doc in self.final().values():
+            outcomes[str(doc["outcome"])] += 1
+            for finding in doc["findings"]:
+                if finding["severity"] in ("error", "warning"):
+                    rules[finding["rule_id"]] += 1
+        for pos in self.expected:
+            for out in self.own(pos)[:1]:
+                if out.kind == "dlq":
+                    dead[out.headers.get(HEADER_ERROR_CODE, b"?").decode()] += 1
+        revisions = sum(
+            1 for outs in self.outputs.values() for o in outs if o.kind != "dlq" and not o.own
+        )
         return {
             "lines_in": len(self.expected),
-            "with_output": len(self.expected & self.outputs.keys()),
+            "with_output": len(self.expected) - len(self.missing()),
             "accepted": outcomes["accepted"],
             "flagged": outcomes["flagged"],
-            "dead_lettered": outcomes["dlq"],
+            "dead_lettered": sum(dead.values()),
             "flagged_by_rule": dict(sorted(rules.items())),
             "dead_letters_by_code": dict(sorted(dead.items())),
+            "revisions": revisions,
             "duplicates": self.duplicates(),
         }
 
@@ -166,7 +222,7 @@ async def collect(
                     )
                     if pos in ledger.expected:
                         ledger.outputs.setdefault(pos, []).append(
-                            (kinds[tp.topic], rec.key, rec.value or b"", headers)
+                            Output(kinds[tp.topic], rec.key, rec.value or b"", headers)
                         )
     finally:
         await consumer.stop()

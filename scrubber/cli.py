@@ -125,6 +125,7 @@ def demo(
     table.add_row("dead-lettered", str(s["dead_lettered"]))
     for code, n in s["dead_letters_by_code"].items():  # type: ignore[attr-defined]
         table.add_row(f"  {code}", str(n))
+    table.add_row("revisions", str(s["revisions"]))
     table.add_row("seconds taken", f"{seconds:.2f}")
     table.add_row("metrics", f"http://{settings.web_host}:{settings.web_port}/metrics")
     table.add_row("health", f"http://{settings.web_host}:{settings.web_port}/healthz  /readyz")

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         default="claim-scrubber", description="Faust app id: the consumer group and table prefix"
     )
 
+    table_store: str = Field(
+        default="memory://",
+        description="Faust table store of patient histories: memory:// or rocksdb:// (rocksdict)",
+    )
+    lateness_days: int = Field(
+        default=365,
+        ge=0,
+        description="how far behind a patient's newest date of service a line may arrive and "
+        "still be judged with the lines around it",
+    )
     data_dir: str = Field(
         default=".scrubber-data", description="worker-local state (Faust table stores)"
     )

@@ -216,6 +216,9 @@ HEADER_SOURCE_OFFSET = "scrubber-source-offset"
 HEADER_FAILED_AT = "scrubber-failed-at"
 HEADER_ATTEMPT = "scrubber-attempt"
 HEADER_CONTRACT = "scrubber-contract"
+#: On results: ``input`` for the verdict on the input record itself, ``revision`` for a new
+#: revision of an earlier line that the input changed (both carry the input's source headers).
+HEADER_TRIGGER = "scrubber-trigger"
 
 
 def describe_errors(exc: ValidationError, limit: int = 5) -> str:

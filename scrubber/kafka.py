@@ -43,8 +43,16 @@ class TopicSpec:
     configs: dict[str, str]
 
 
+HISTORY_TABLE = "patient-history"
+
+
+def history_changelog(settings: Settings) -> str:
+    """The changelog topic Faust uses for the patient-history table."""
+    return f"{settings.app_id}-{HISTORY_TABLE}-changelog"
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The four topics of contract v1.
+    """The four topics of contract v1 and the history changelog.
 
     Input and result topics share one partition count and one key (the member id), so a
     patient's lines and results stay in order on one partition. Results are kept for seven
@@ -53,11 +61,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     week = str(7 * 24 * 3600 * 1000)
     month = str(30 * 24 * 3600 * 1000)
     n = settings.partitions
+    compact = {"cleanup.policy": "compact"}
     return [
         TopicSpec(settings.input_topic, n, {"retention.ms": week}),
         TopicSpec(settings.accepted_topic, n, {"retention.ms": week}),
         TopicSpec(settings.flagged_topic, n, {"retention.ms": week}),
         TopicSpec(settings.dlq_topic, n, {"retention.ms": month}),
+        # The patient-history table's changelog: compacted, never deleted by time (a changelog
+        # emptied by retention makes table recovery hang), and co-partitioned with the input.
+        TopicSpec(history_changelog(settings), n, compact),
     ]
 
 

@@ -56,6 +56,16 @@ class Metrics:
             ["error_code"],
             registry=r,
         )
+        self.revisions = Counter(
+            "scrubber_revisions",
+            "Results that revised an earlier line's verdict (revision > 1).",
+            registry=r,
+        )
+        self.history_patients = Gauge(
+            "scrubber_history_patients",
+            "Patients held in this worker's history table (its assigned partitions).",
+            registry=r,
+        )
         self.processing_seconds = Histogram(
             "scrubber_processing_seconds",
             "Time from taking a message to handing its outputs to the producer.",

@@ -16,19 +16,28 @@ from typing import BinaryIO
 
 import orjson
 
-from scrubber.processor import LineProcessor, SourcePosition
+from scrubber.contracts import Outcome, ScrubResult
+from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 
 
 @dataclass
 class ScrubSummary:
-    """Counts of one offline run: every input line is in exactly one of them."""
+    """Counts of one offline run.
+
+    ``lines_in`` counts every non-blank input line; each is either ``rejected`` or has a result.
+    ``accepted`` and ``flagged`` count distinct line ids by their final verdict (the highest
+    revision), ``revisions`` the results that revised an earlier line, ``redelivered`` the inputs
+    that repeated a line already known with the same content (no new result is written).
+    """
 
     lines_in: int = 0
     accepted: int = 0
     flagged: int = 0
     rejected: int = 0
     blank: int = 0
+    redelivered: int = 0
+    revisions: int = 0
     findings_by_rule: Counter[str] = field(default_factory=Counter)
     rejects_by_code: Counter[str] = field(default_factory=Counter)
 
@@ -44,7 +53,9 @@ def scrub_lines(
 ) -> ScrubSummary:
     """Scrub raw JSONL lines in arrival order, writing results and rejects as JSONL."""
     processor = LineProcessor(require_key=False)
+    store = MemoryHistoryStore()
     summary = ScrubSummary()
+    final: dict[str, ScrubResult] = {}
     for number, raw in enumerate(lines, start=1):
         if progress is not None:
             progress(len(raw) + 1)
@@ -53,9 +64,10 @@ def scrub_lines(
             continue
         summary.lines_in += 1
         processed = processor.process(
-            raw, None, SourcePosition(source_name, 0, number), snapshot, None, clock()
+            raw, None, SourcePosition(source_name, 0, number), snapshot, store, clock()
         )
-        for emission in processed.emissions:
+        summary.redelivered += processed.redelivery
+        for index, emission in enumerate(processed.emissions):
             if emission.dead_letter is not None:
                 letter = emission.dead_letter
                 summary.rejected += 1
@@ -71,12 +83,15 @@ def scrub_lines(
                     )
                     + b"\n"
                 )
-            elif emission.result is not None:
-                if emission.kind == "flagged":
-                    summary.flagged += 1
-                else:
-                    summary.accepted += 1
-                for finding in emission.result.findings:
-                    summary.findings_by_rule[finding.rule_id] += 1
+            elif emission.result is not None and not emission.repeat:
+                summary.revisions += index > 0 or emission.result.revision > 1
+                final[emission.result.line_id] = emission.result
                 results.write(emission.value + b"\n")
+    for result in final.values():
+        if result.outcome is Outcome.FLAGGED:
+            summary.flagged += 1
+        else:
+            summary.accepted += 1
+        for finding in result.findings:
+            summary.findings_by_rule[finding.rule_id] += 1
     return summary

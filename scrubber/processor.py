@@ -12,12 +12,14 @@ The clock is an argument (``now``): the processor, like the engine, never reads 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from scrubber.contracts import (
@@ -31,18 +33,25 @@ from scrubber.contracts import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
     HEADER_STAGE,
+    HEADER_TRIGGER,
     MAX_MESSAGE_BYTES,
     ClaimLine,
     DeadLetter,
     DeadLetterCode,
     DeadLetterStage,
+    Finding,
     Outcome,
     ScrubResult,
     describe_errors,
 )
-from scrubber.history import PatientHistory
+from scrubber.history import (
+    DEFAULT_LATENESS_DAYS,
+    HistoryEntry,
+    PatientHistory,
+    content_digest,
+)
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import evaluate
+from scrubber.rules.engine import Evaluation, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +95,51 @@ class Emission:
     headers: Headers
     result: ScrubResult | None = None
     dead_letter: DeadLetter | None = None
+    repeat: bool = False
+    """A re-sent result with an unchanged revision (on redelivery); the offline scrub skips it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """What one input produced: the emissions and the patient's history after it."""
+    """What one input produced.
+
+    ``emissions`` holds the input's own result (or its dead letter) first, then a new revision
+    of every earlier line of the patient whose verdict this input changed. ``redelivery`` is true
+    when the input repeats a line already known with the same content: the stream re-emits the
+    current verdicts (harmless, same revisions; it heals a result lost in a crash), the offline
+    scrub writes nothing for it.
+    """
 
     emissions: tuple[Emission, ...]
-    history: PatientHistory | None
-    member_id: str | None
+    member_id: str | None = None
+    redelivery: bool = False
+
+
+class HistoryStore(Protocol):
+    """Where an adapter keeps patient histories: a Faust table, or a dict offline."""
+
+    def get(self, member_id: str) -> PatientHistory | None:
+        """The stored history of a patient, or None for a patient not seen yet."""
+        ...
+
+    def put(self, member_id: str, history: PatientHistory) -> None:
+        """Store a patient's new history."""
+        ...
+
+
+class MemoryHistoryStore:
+    """Histories in a dict: the offline scrub's store, and a test double of the table."""
+
+    def __init__(self) -> None:
+        self.histories: dict[str, PatientHistory] = {}
+
+    def get(self, member_id: str) -> PatientHistory | None:
+        """The stored history, if any."""
+        return self.histories.get(member_id)
+
+    def put(self, member_id: str, history: PatientHistory) -> None:
+        """Keep the new history."""
+        self.histories[member_id] = history
 
 
 def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimLine | Rejection:
@@ -139,11 +184,20 @@ def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimL
     return line
 
 
+def verdict_digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
+    """A digest of a verdict: a line gets a new revision exactly when this changes."""
+    body = orjson.dumps([outcome.value, [f.model_dump(mode="json") for f in findings]])
+    return hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
 class LineProcessor:
     """Decode, validate, evaluate and route one input; the heart both adapters share."""
 
-    def __init__(self, *, require_key: bool = True) -> None:
+    def __init__(
+        self, *, require_key: bool = True, lateness_days: int = DEFAULT_LATENESS_DAYS
+    ) -> None:
         self.require_key = require_key
+        self.lateness_days = lateness_days
 
     def process(
         self,
@@ -151,29 +205,18 @@ class LineProcessor:
         key: bytes | None,
         source: SourcePosition,
         snapshot: ReferenceSnapshot,
-        history: PatientHistory | None,
+        store: HistoryStore,
         now: datetime,
     ) -> Processed:
-        """Produce exactly one result or one dead letter for one input."""
+        """Produce one result (plus revisions of lines it changed) or one dead letter."""
         decoded = decode(raw, key, require_key=self.require_key)
         if isinstance(decoded, Rejection):
-            return Processed((self.dead_letter(raw, key, source, decoded, now),), None, None)
+            return Processed((self.dead_letter(raw, key, source, decoded, now),))
         line = decoded
         member_id = line.patient.member_id
         try:
-            current = history if history is not None else PatientHistory.empty(member_id)
-            verdict = evaluate(line, snapshot, current, now.date())
-            result = ScrubResult(
-                line_id=line.line_id,
-                revision=1,
-                outcome=verdict.outcome,
-                findings=list(verdict.findings),
-                line=line,
-                reference=verdict.reference,
-                refdata_version=snapshot.version,
-                scrubbed_at=now,
-            )
-            value = result.model_dump_json().encode()
+            history = store.get(member_id) or PatientHistory.empty(member_id)
+            emissions, history, redelivery = self._scrub(line, snapshot, history, source, now)
         except Exception as exc:  # the engine must not raise; if it does, nothing is lost
             # The traceback's frames, not its message: an exception text may quote input (PHI).
             log.error(
@@ -190,15 +233,119 @@ class LineProcessor:
             rejection = Rejection(
                 DeadLetterCode.PROCESSING_ERROR, DeadLetterStage.ENGINE, type(exc).__name__
             )
-            return Processed((self.dead_letter(raw, key, source, rejection, now),), None, None)
-        emission = Emission(
-            kind="flagged" if result.outcome is Outcome.FLAGGED else "accepted",
-            key=member_id.encode(),
-            value=value,
-            headers=(*source.headers(), (HEADER_CONTRACT, CONTRACT_VERSION.encode())),
-            result=result,
+            return Processed((self.dead_letter(raw, key, source, rejection, now),))
+        store.put(member_id, history)
+        return Processed(tuple(emissions), member_id, redelivery)
+
+    def _scrub(
+        self,
+        line: ClaimLine,
+        snapshot: ReferenceSnapshot,
+        history: PatientHistory,
+        source: SourcePosition,
+        now: datetime,
+    ) -> tuple[list[Emission], PatientHistory, bool]:
+        """Judge the line against the patient's other lines, then re-judge the lines it affects.
+
+        Every verdict is a function of the set of the patient's lines, never of their order, so
+        once all lines have arrived each line's latest revision is the same whatever the order.
+        """
+        as_of = now.date()
+        content = content_digest(line)
+        previous = history.get(line.line_id)
+        redelivery = previous is not None and previous.content == content
+        touched_dates = {line.service_date}
+        if previous is not None:
+            touched_dates.add(previous.service_date)  # a correction may move the date
+
+        verdict = evaluate(line, snapshot, history, as_of, others=history.others(line.line_id))
+        digest = verdict_digest(verdict.outcome, verdict.findings)
+        if previous is None:
+            revision = 1
+        elif redelivery and previous.verdict == digest:
+            revision = previous.revision
+        else:
+            revision = previous.revision + 1
+        history = history.upsert(HistoryEntry(line, content, revision, digest))
+        repeat = previous is not None and revision == previous.revision
+        emissions = [self._result(line, revision, verdict, snapshot, source, now, repeat)]
+
+        # Lines near this one may see their verdict change: an add-on's primary arrived, a
+        # surgery's window now covers a visit, a second line made a duplicate.
+        neighbours = {
+            e.line_id: e
+            for day in sorted(touched_dates)
+            for e in history.near(day)
+            if e.line_id != line.line_id
+        }
+        for entry in sorted(neighbours.values(), key=lambda e: (e.service_date, e.line_id)):
+            again = evaluate(
+                entry.line, snapshot, history, as_of, others=history.others(entry.line_id)
+            )
+            again_digest = verdict_digest(again.outcome, again.findings)
+            if again_digest != entry.verdict:
+                revised = HistoryEntry(entry.line, entry.content, entry.revision + 1, again_digest)
+                history = history.upsert(revised)
+                emissions.append(
+                    self._result(
+                        entry.line,
+                        revised.revision,
+                        again,
+                        snapshot,
+                        source,
+                        now,
+                        trigger="revision",
+                    )
+                )
+            elif redelivery:
+                # Re-send the current verdict unchanged: if a crash lost it, this heals it.
+                emissions.append(
+                    self._result(
+                        entry.line,
+                        entry.revision,
+                        again,
+                        snapshot,
+                        source,
+                        now,
+                        repeat=True,
+                        trigger="revision",
+                    )
+                )
+        return emissions, history.prune(self.lateness_days), redelivery
+
+    @staticmethod
+    def _result(
+        line: ClaimLine,
+        revision: int,
+        verdict: Evaluation,
+        snapshot: ReferenceSnapshot,
+        source: SourcePosition,
+        now: datetime,
+        repeat: bool = False,
+        trigger: Literal["input", "revision"] = "input",
+    ) -> Emission:
+        result = ScrubResult(
+            line_id=line.line_id,
+            revision=revision,
+            outcome=verdict.outcome,
+            findings=list(verdict.findings),
+            line=line,
+            reference=verdict.reference,
+            refdata_version=snapshot.version,
+            scrubbed_at=now,
         )
-        return Processed((emission,), verdict.history, member_id)
+        return Emission(
+            kind="flagged" if result.outcome is Outcome.FLAGGED else "accepted",
+            key=line.patient.member_id.encode(),
+            value=result.model_dump_json().encode(),
+            headers=(
+                *source.headers(),
+                (HEADER_CONTRACT, CONTRACT_VERSION.encode()),
+                (HEADER_TRIGGER, trigger.encode()),
+            ),
+            result=result,
+            repeat=repeat,
+        )
 
     @staticmethod
     def dead_letter(

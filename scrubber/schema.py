@@ -24,6 +24,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
     HEADER_STAGE,
+    HEADER_TRIGGER,
     MAX_MESSAGE_BYTES,
     ClaimLine,
     DeadLetter,
@@ -83,6 +84,12 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             **_source_headers(),
             HEADER_CONTRACT: {"type": "string", "const": "v1"},
+            HEADER_TRIGGER: {
+                "type": "string",
+                "enum": ["input", "revision"],
+                "description": "input: the verdict on the input record itself; revision: a new "
+                "revision of an earlier line that the input changed",
+            },
         },
     }
     dlq_headers = {

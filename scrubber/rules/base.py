@@ -30,6 +30,13 @@ class LineContext:
     snapshot: ReferenceSnapshot
     history: PatientHistory
     as_of: date
+    others: tuple[ClaimLine, ...] = ()
+    """The patient's other lines known to the scrubber (any claim, any date; never this line).
+
+    Rules that look across lines (units per date of service, add-on without a primary,
+    duplicates, global periods) must judge from this set alone, never from arrival order: a
+    line's final verdict has to be the same whatever order the lines arrived in.
+    """
 
 
 @dataclass(frozen=True, slots=True)

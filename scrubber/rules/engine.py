@@ -44,11 +44,20 @@ def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
 
 
 def evaluate(
-    line: ClaimLine, snapshot: ReferenceSnapshot, history: PatientHistory, as_of: date
+    line: ClaimLine,
+    snapshot: ReferenceSnapshot,
+    history: PatientHistory,
+    as_of: date,
+    others: tuple[ClaimLine, ...] = (),
 ) -> Evaluation:
-    """Apply every rule in the catalogue, in catalogue order, to one line."""
+    """Apply every rule in the catalogue, in catalogue order, to one line.
+
+    ``others`` are the patient's other known lines; cross-line rules judge from that set only.
+    """
     ref = snapshot.code(line.procedure_code)
-    ctx = LineContext(line=line, ref=ref, snapshot=snapshot, history=history, as_of=as_of)
+    ctx = LineContext(
+        line=line, ref=ref, snapshot=snapshot, history=history, as_of=as_of, others=others
+    )
     findings = tuple(f for r in CATALOGUE.values() for f in r.findings(ctx))
     return Evaluation(
         outcome=outcome_of(findings),

@@ -25,7 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from scrubber.config import Settings
-from scrubber.kafka import client_kwargs
+from scrubber.history import PatientHistory
+from scrubber.kafka import HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
@@ -50,6 +51,26 @@ def broker_credentials(settings: Settings) -> Any:
             ssl_context=kw.get("ssl_context"),
         )
     return None
+
+
+class TableHistoryStore:
+    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``).
+
+    Reads and writes happen inside the agent, for the partition of the record in hand, so each
+    write goes to the changelog partition that matches the input partition.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, member_id: str) -> PatientHistory | None:
+        """The patient's history, or None when the table has none."""
+        raw = self.table.get(member_id.encode())
+        return PatientHistory.from_bytes(raw) if raw else None
+
+    def put(self, member_id: str, history: PatientHistory) -> None:
+        """Store the new history (Faust also writes it to the changelog)."""
+        self.table[member_id.encode()] = history.to_bytes()
 
 
 class Worker:
@@ -94,7 +115,24 @@ class Worker:
             "flagged": self.app.topic(settings.flagged_topic, **raw),
             "dlq": self.app.topic(settings.dlq_topic, **raw),
         }
-        self.runtime = StreamRuntime(LineProcessor(), self.holder, self.metrics, self.send)
+        # Patient histories, keyed like the input (member id) and partitioned like it, so a
+        # patient's history lives with the partition that receives the patient's lines; Faust
+        # recovers it from its compacted changelog after a restart or a rebalance.
+        self.table = self.app.Table(
+            HISTORY_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            store=settings.table_store,
+            key_type=bytes,  # bytes types make Faust use the raw serializer for the changelog
+            value_type=bytes,
+        )
+        self.runtime = StreamRuntime(
+            LineProcessor(lateness_days=settings.lateness_days),
+            self.holder,
+            self.metrics,
+            self.send,
+            TableHistoryStore(self.table),
+        )
         self._wire()
 
     async def send(self, emission: Emission) -> None:
@@ -153,6 +191,7 @@ class Worker:
         @app.page("/metrics")
         async def metrics_page(view: View, request: Request) -> Response:
             worker.readiness()
+            metrics.history_patients.set(len(worker.table))
             # aiohttp wants the charset apart from the content type.
             return view.text(
                 generate_latest(metrics.registry).decode(),

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from scrubber.metrics import Metrics
-from scrubber.processor import Emission, LineProcessor, SourcePosition
+from scrubber.processor import Emission, HistoryStore, LineProcessor, SourcePosition
 from scrubber.refdata.holder import ReferenceHolder
 
 Send = Callable[[Emission], Awaitable[None]]
@@ -27,12 +27,14 @@ class StreamRuntime:
         holder: ReferenceHolder,
         metrics: Metrics,
         send: Send,
+        store: HistoryStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.processor = processor
         self.holder = holder
         self.metrics = metrics
         self.send = send
+        self.store = store
         self.clock = clock
         self.in_flight = 0
 
@@ -53,7 +55,12 @@ class StreamRuntime:
         try:
             self.metrics.lines_consumed.inc()
             processed = self.processor.process(
-                value, key, SourcePosition(topic, partition, offset), snapshot, None, self.clock()
+                value,
+                key,
+                SourcePosition(topic, partition, offset),
+                snapshot,
+                self.store,
+                self.clock(),
             )
             for emission in processed.emissions:
                 await self.send(emission)
@@ -68,5 +75,7 @@ class StreamRuntime:
             self.metrics.dead_letters.labels(emission.dead_letter.error_code.value).inc()
         if emission.result is not None:
             self.metrics.results.labels(emission.result.outcome.value).inc()
+            if emission.result.revision > 1 and not emission.repeat:
+                self.metrics.revisions.inc()
             for finding in emission.result.findings:
                 self.metrics.findings.labels(finding.rule_id, finding.severity.value).inc()

@@ -14,7 +14,7 @@ import pytest
 from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.contracts import HEADER_ERROR_CODE, ScrubResult
 from scrubber.examples import generate
-from scrubber.processor import LineProcessor, SourcePosition
+from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 
 from .conftest import load_bundle
@@ -45,44 +45,54 @@ def test_every_line_ends_in_exactly_one_output(settings, worker, bundle) -> None
     assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
     assert ledger.duplicates() == 0
 
-    # The offline path, on the same bytes and keys, is the oracle for each input's fate.
+    # The offline path, on the same bytes and keys in the same order, is the oracle for each
+    # input's fate and for every line's final verdict.
     snapshot = ReferenceSnapshot(bundle)
     offline = LineProcessor()
+    store = MemoryHistoryStore()
+    offline_final: dict[str, ScrubResult] = {}
     kinds: Counter[str] = Counter()
-    result_line_ids: Counter[str] = Counter()
     for (key, raw), pos in zip(records, positions, strict=True):
-        ((kind, out_key, value, headers),) = ledger.outputs[pos]
-        kinds[kind] += 1
-        expected = offline.process(
+        (own,) = ledger.own(pos)
+        kinds[own.kind] += 1
+        emissions = offline.process(
             raw,
             key,
             SourcePosition(settings.input_topic, *pos),
             snapshot,
-            None,
+            store,
             datetime.now(UTC),
-        ).emissions[0]
-        assert kind == expected.kind, pos
-        assert out_key == key
-        if kind == "dlq":
-            assert value == raw  # the original bytes, unchanged
+        ).emissions
+        expected = emissions[0]
+        for e in emissions:
+            if e.result is not None:
+                offline_final[e.result.line_id] = e.result
+        assert own.kind == expected.kind, pos
+        assert own.key == key
+        if own.kind == "dlq":
+            assert own.value == raw  # the original bytes, unchanged
             assert expected.dead_letter is not None
-            assert headers[HEADER_ERROR_CODE] == expected.dead_letter.error_code.value.encode()
+            assert own.headers[HEADER_ERROR_CODE] == expected.dead_letter.error_code.value.encode()
         else:
-            result = ScrubResult.model_validate_json(value)
+            result = ScrubResult.model_validate_json(own.value)
             assert expected.result is not None
             assert result.line_id == expected.result.line_id
             assert result.findings == expected.result.findings
             assert result.refdata_version == bundle.version
-            result_line_ids[result.line_id] += 1
 
     assert sum(kinds.values()) == len(records)
-    assert all(n == 1 for n in result_line_ids.values())
+    # Exactly one final verdict per valid line id, and it is the offline scrub's.
+    final = ledger.final()
+    assert final.keys() == offline_final.keys()
+    for line_id, doc in final.items():
+        assert doc["outcome"] == offline_final[line_id].outcome.value, line_id
+        assert doc["revision"] == offline_final[line_id].revision, line_id
     # The data must exercise every route, or this test proves less than it claims.
     assert kinds["accepted"] > 500 and kinds["flagged"] > 50 and kinds["dlq"] > 50
 
     metrics = httpx.get(worker.base_url + "/metrics", timeout=5).text
     assert f"scrubber_lines_consumed_total {float(len(records))}" in metrics
-    assert f'scrubber_results_total{{outcome="flagged"}} {float(kinds["flagged"])}' in metrics
+    assert 'scrubber_results_total{outcome="flagged"}' in metrics
     assert 'scrubber_dead_letters_total{error_code="missing_key"} 1.0' in metrics
     assert 'scrubber_dead_letters_total{error_code="key_mismatch"} 1.0' in metrics
     assert worker.stop() == 0
@@ -122,6 +132,6 @@ def test_no_verdict_without_reference_data(settings, worker, bundle) -> None:
     worker.wait_ready()
     late = asyncio.run(collect(settings, positions, start, wait_seconds=30))
     assert late.complete()
-    ((kind, _key, value, _headers),) = late.outputs[positions[0]]
-    assert kind in ("accepted", "flagged")
-    assert orjson.loads(value)["refdata_version"] == bundle.version
+    (own,) = late.own(positions[0])
+    assert own.kind in ("accepted", "flagged")
+    assert orjson.loads(own.value)["refdata_version"] == bundle.version

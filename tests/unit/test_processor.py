@@ -16,14 +16,14 @@ from scrubber.contracts import (
     DeadLetterCode,
     ScrubResult,
 )
-from scrubber.processor import LineProcessor, SourcePosition
+from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SOURCE = SourcePosition("claims.lines.v1", 3, 1234)
 
 
 def _process(raw, key, snapshot):
-    return LineProcessor().process(raw, key, SOURCE, snapshot, None, NOW)
+    return LineProcessor().process(raw, key, SOURCE, snapshot, MemoryHistoryStore(), NOW)
 
 
 def test_valid_line_gives_one_accepted_result(line_bytes, snapshot) -> None:
@@ -42,6 +42,7 @@ def test_valid_line_gives_one_accepted_result(line_bytes, snapshot) -> None:
     assert headers[HEADER_SOURCE_OFFSET] == b"1234"
     assert headers[HEADER_SOURCE_TOPIC] == b"claims.lines.v1"
     assert processed.member_id == "M1"
+    assert processed.redelivery is False
 
 
 def test_flag_worthy_line_goes_to_flagged(line_bytes, snapshot) -> None:

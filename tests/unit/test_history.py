@@ -1,0 +1,178 @@
+"""Patient history and revisions: a line's verdict follows the set of lines, not their order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scrubber.contracts import Category, ClaimLine, ScrubResult, Severity
+from scrubber.history import INFLUENCE_DAYS, HistoryEntry, PatientHistory, content_digest
+from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
+from scrubber.rules.base import CATALOGUE, Hit, LineContext, Rule
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _same_day_same_code(ctx: LineContext) -> Iterator[Hit]:
+    """A symmetric cross-line rule: flags every line that shares code and date with another."""
+    for other in ctx.others:
+        if (other.procedure_code, other.service_date) == (
+            ctx.line.procedure_code,
+            ctx.line.service_date,
+        ):
+            yield Hit(f"shares code and date with {other.line_id}", "procedure_code")
+            return
+
+
+@pytest.fixture
+def pair_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        CATALOGUE,
+        "duplicate.test_pair",
+        Rule(
+            "duplicate.test_pair",
+            Category.DUPLICATE,
+            Severity.ERROR,
+            "test",
+            "test",
+            None,
+            _same_day_same_code,
+        ),
+    )
+
+
+def _entry(line: ClaimLine, revision: int = 1) -> HistoryEntry:
+    return HistoryEntry(line, content_digest(line), revision, "v")
+
+
+def test_upsert_replaces_by_line_id_and_keeps_date_order(line) -> None:
+    a = line(claim_id="A", service_date="2025-03-10")
+    b = line(claim_id="B", service_date="2025-03-01")
+    h = PatientHistory.empty("M1").upsert(_entry(a)).upsert(_entry(b))
+    assert [e.line_id for e in h.entries] == ["B:1", "A:1"]
+    a2 = line(claim_id="A", service_date="2025-02-01")
+    h = h.upsert(_entry(a2, 2))
+    assert [e.line_id for e in h.entries] == ["A:1", "B:1"]
+    assert h.get("A:1").revision == 2  # type: ignore[union-attr]
+    assert [x.line_id for x in h.others("A:1")] == ["B:1"]
+
+
+def test_prune_is_relative_to_the_newest_date_not_the_clock(line) -> None:
+    newest = date(2025, 12, 31)
+    keep = newest - timedelta(days=30 + INFLUENCE_DAYS)
+    drop = keep - timedelta(days=1)
+    h = PatientHistory.empty("M1")
+    for cid, day in (("N", newest), ("K", keep), ("D", drop)):
+        h = h.upsert(_entry(line(claim_id=cid, service_date=day.isoformat())))
+    assert {e.line.claim_id for e in h.prune(lateness_days=30).entries} == {"N", "K"}
+    assert h.prune(lateness_days=3650) is h
+
+
+def test_bytes_round_trip(line) -> None:
+    h = PatientHistory.empty("M1").upsert(_entry(line(modifiers=["LT"]), 3))
+    again = PatientHistory.from_bytes(h.to_bytes())
+    assert again == h
+    with pytest.raises(ValueError, match="format"):
+        PatientHistory.from_bytes(orjson.dumps({"f": 99}))
+
+
+def test_near_uses_the_influence_window(line) -> None:
+    d = date(2025, 6, 1)
+    h = PatientHistory.empty("M1")
+    for cid, offset in (("in-", -INFLUENCE_DAYS), ("in+", INFLUENCE_DAYS), ("out", 92)):
+        h = h.upsert(_entry(line(claim_id=cid, service_date=(d + timedelta(offset)).isoformat())))
+    assert {e.line.claim_id for e in h.near(d)} == {"in-", "in+"}
+
+
+def _run(processor, store, snapshot, raws):
+    out = []
+    for n, raw in enumerate(raws):
+        out.extend(
+            processor.process(raw, None, SourcePosition("f", 0, n), snapshot, store, NOW).emissions
+        )
+    return out
+
+
+def test_a_later_line_revises_an_earlier_verdict(pair_rule, line_bytes, snapshot) -> None:
+    store = MemoryHistoryStore()
+    p = LineProcessor(require_key=False)
+    first = _run(p, store, snapshot, [line_bytes(claim_id="A")])
+    assert [(e.result.line_id, e.result.revision, e.kind) for e in first] == [
+        ("A:1", 1, "accepted")
+    ]
+    second = _run(p, store, snapshot, [line_bytes(claim_id="B")])
+    assert [(e.result.line_id, e.result.revision, e.kind) for e in second] == [
+        ("B:1", 1, "flagged"),
+        ("A:1", 2, "flagged"),
+    ]
+    revised = ScrubResult.model_validate_json(second[1].value)
+    assert revised.line.claim_id == "A" and revised.findings[0].rule_id == "duplicate.test_pair"
+
+
+def test_redelivery_repeats_without_a_new_revision(pair_rule, line_bytes, snapshot) -> None:
+    store = MemoryHistoryStore()
+    p = LineProcessor(require_key=False)
+    _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
+    again = p.process(
+        line_bytes(claim_id="A"), None, SourcePosition("f", 0, 9), snapshot, store, NOW
+    )
+    assert again.redelivery is True
+    assert [(e.result.line_id, e.result.revision, e.repeat) for e in again.emissions] == [
+        ("A:1", 2, True),
+        ("B:1", 1, True),
+    ]
+
+
+def test_a_corrected_line_gets_a_new_revision(pair_rule, line_bytes, snapshot) -> None:
+    store = MemoryHistoryStore()
+    p = LineProcessor(require_key=False)
+    _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
+    # B is corrected to another date: B is clean (rev 2) and A is no longer paired (rev 3).
+    fixed = _run(p, store, snapshot, [line_bytes(claim_id="B", service_date="2025-03-20")])
+    assert [(e.result.line_id, e.result.revision, e.kind) for e in fixed] == [
+        ("B:1", 2, "accepted"),
+        ("A:1", 3, "accepted"),
+    ]
+
+
+def _final(emissions) -> dict[str, tuple[str, tuple[str, ...]]]:
+    final: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+    for e in emissions:
+        r = e.result
+        if r is None:
+            continue
+        if r.line_id not in final or r.revision >= final[r.line_id][0]:
+            final[r.line_id] = (r.revision, r.outcome.value, tuple(f.rule_id for f in r.findings))
+    return {k: v[1:] for k, v in final.items()}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 12))
+def test_final_verdicts_do_not_depend_on_arrival_order(pair_rule, line_doc, snapshot, seed, n):
+    rng = random.Random(seed)
+    raws = [
+        orjson.dumps(
+            line_doc(
+                claim_id=f"C{i}",
+                service_date=(date(2025, 3, 1) + timedelta(days=rng.randrange(4))).isoformat(),
+                procedure_code=rng.choice(("11960", "99213")),
+            )
+        )
+        for i in range(n)
+    ]
+    shuffled = raws[:]
+    rng.shuffle(shuffled)
+    p = LineProcessor(require_key=False)
+    in_order = _final(_run(p, MemoryHistoryStore(), snapshot, raws))
+    other_order = _final(_run(p, MemoryHistoryStore(), snapshot, shuffled))
+    with_repeats = _final(_run(p, MemoryHistoryStore(), snapshot, shuffled + raws[: n // 2]))
+    assert in_order == other_order == with_repeats
+    assert len(in_order) == n
