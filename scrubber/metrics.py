@@ -32,6 +32,28 @@ PROCESSING_BUCKETS = (
 )
 
 
+#: Line age buckets: a healthy worker handles a line within milliseconds of its publication; a
+#: backlog shows up as seconds to hours.
+AGE_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+
 class Metrics:
     """Every metric the worker exports."""
 
@@ -70,6 +92,18 @@ class Metrics:
             "scrubber_processing_seconds",
             "Time from taking a message to handing its outputs to the producer.",
             buckets=PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self.line_age_seconds = Histogram(
+            "scrubber_line_age_seconds",
+            "Age of a line when it is processed: now minus its Kafka record timestamp.",
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "scrubber_consumer_lag",
+            "Records of the input topic not yet processed by this worker, per partition.",
+            ["partition"],
             registry=r,
         )
         self.refdata = Info(

@@ -14,6 +14,7 @@ Decisions (see README, "Processing guarantees"):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -158,6 +159,30 @@ class Worker:
         self.metrics.ready.set(0 if reasons else 1)
         return reasons
 
+    async def update_lag(self) -> None:
+        """Lag per assigned input partition: the high watermark minus the next offset to handle.
+
+        Before this worker has handled a record of a partition, the next offset is the consumer's
+        position there. Partitions no longer assigned drop out of the metric.
+        """
+        try:
+            assigned = [
+                tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.input_topic
+            ]
+        except Exception:  # no consumer before the worker has started
+            return
+        lags: dict[int, int] = {}
+        for tp in assigned:
+            with contextlib.suppress(Exception):  # no metadata for the partition yet: skip it
+                high = self.app.consumer.highwater(tp)
+                done = self.runtime.last_offsets.get(tp.partition)
+                nxt = done + 1 if done is not None else await self.app.consumer.position(tp)
+                if high is not None and nxt is not None:
+                    lags[tp.partition] = max(0, high - nxt)
+        self.metrics.consumer_lag.clear()
+        for partition, value in lags.items():
+            self.metrics.consumer_lag.labels(str(partition)).set(value)
+
     def _wire(self) -> None:
         app, runtime, holder, metrics = self.app, self.runtime, self.holder, self.metrics
         worker = self
@@ -166,7 +191,7 @@ class Worker:
         async def scrub(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 m = event.message
-                await runtime.handle(m.topic, m.partition, m.offset, m.key, m.value)
+                await runtime.handle(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
 
         @app.task
         async def refdata_loop() -> None:
@@ -187,6 +212,10 @@ class Worker:
                 )
             except Exception as exc:  # a missed heartbeat is reported by the refresh loop
                 log.debug("heartbeat failed", extra={"error_type": type(exc).__name__})
+
+        @app.timer(interval=5.0)
+        async def lag() -> None:
+            await worker.update_lag()
 
         @app.page("/metrics")
         async def metrics_page(view: View, request: Request) -> Response:

@@ -37,9 +37,17 @@ class StreamRuntime:
         self.store = store
         self.clock = clock
         self.in_flight = 0
+        #: The last offset handled per input partition, for the consumer lag metric.
+        self.last_offsets: dict[int, int] = {}
 
     async def handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: float | None = None,
     ) -> tuple[Emission, ...]:
         """Scrub one record and hand its outputs to the producer.
 
@@ -51,6 +59,9 @@ class StreamRuntime:
             await self.holder.ready.wait()
             snapshot = self.holder.snapshot
         started = time.perf_counter()
+        now = self.clock()
+        if timestamp:
+            self.metrics.line_age_seconds.observe(max(0.0, now.timestamp() - timestamp))
         self.in_flight += 1
         try:
             self.metrics.lines_consumed.inc()
@@ -60,13 +71,14 @@ class StreamRuntime:
                 SourcePosition(topic, partition, offset),
                 snapshot,
                 self.store,
-                self.clock(),
+                now,
             )
             for emission in processed.emissions:
                 await self.send(emission)
                 self._count(emission)
         finally:
             self.in_flight -= 1
+            self.last_offsets[partition] = offset
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
         return processed.emissions
 

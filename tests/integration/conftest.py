@@ -128,6 +128,17 @@ class WorkerProcess:
             time.sleep(0.25)
         raise AssertionError(f"worker not ready after {seconds} s\n{self.log_tail()}")
 
+    def wait_alive(self, seconds: float = 60) -> None:
+        """Wait until /healthz answers and reference data is loaded (partitions may be none)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            status = self.readyz()
+            if status is not None and status[1].get("refdata_version"):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"worker not alive after {seconds} s\n{self.log_tail()}")
+
     def stop(self, seconds: float = 30) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:

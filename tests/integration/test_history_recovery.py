@@ -1,0 +1,122 @@
+"""Patient history survives a SIGKILL and moves with its partitions between workers.
+
+Each scenario publishes a multi-claim stream with lines arriving out of date-of-service order,
+and checks that after keeping the highest revision per line id the final verdicts equal those of
+the offline scrub on the same input, and that every input has its own output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from scrubber.accounting import collect, end_offsets, key_of, publish
+from scrubber.contracts import ScrubResult
+from scrubber.examples import generate
+from scrubber.kafka import TopicMismatchError, ensure_topics
+from scrubber.offline import scrub_lines
+from scrubber.refdata.model import ReferenceSnapshot
+
+from .conftest import WorkerProcess, load_bundle
+
+pytestmark = pytest.mark.integration
+
+
+def _offline_final(lines: list[bytes], bundle) -> dict[str, tuple[str, tuple[str, ...]]]:
+    results = io.BytesIO()
+    scrub_lines(
+        lines,
+        ReferenceSnapshot(bundle),
+        results,
+        io.BytesIO(),
+        "in.jsonl",
+        clock=lambda: datetime.now(UTC),
+    )
+    final: dict[str, ScrubResult] = {}
+    for raw in results.getvalue().splitlines():
+        r = ScrubResult.model_validate_json(raw)
+        if r.line_id not in final or r.revision > final[r.line_id].revision:
+            final[r.line_id] = r
+    return {k: (v.outcome.value, tuple(f.rule_id for f in v.findings)) for k, v in final.items()}
+
+
+def _stream_final(ledger) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {
+        k: (d["outcome"], tuple(f["rule_id"] for f in d["findings"]))
+        for k, d in ledger.final().items()
+    }
+
+
+def _outputs(settings):
+    return [settings.accepted_topic, settings.flagged_topic, settings.dlq_topic]
+
+
+def _lines(bundle, n=3000):
+    # Few patients and dense dates, so that surgeries, visits, add-ons and duplicates meet.
+    return generate(bundle, n, seed=23, patients=150)
+
+
+def test_sigkill_mid_stream_recovers_history_from_the_changelog(settings, worker, bundle):
+    asyncio.run(load_bundle(settings, bundle))
+    lines = _lines(bundle)
+    records = [(key_of(raw), raw) for raw in lines]
+    worker.start()
+    worker.wait_ready()
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    positions = asyncio.run(publish(settings, records))
+
+    # Let it get part of the way, then kill it without warning.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = asyncio.run(collect(settings, positions, start, wait_seconds=0.5))
+        if len(seen.outputs) >= len(positions) // 3:
+            break
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait()
+    assert len(seen.outputs) < len(positions), "the worker finished before it could be killed"
+
+    worker.start()
+    worker.wait_ready(90)
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
+    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert _stream_final(ledger) == _offline_final(lines, bundle)
+    summary = ledger.summary()
+    assert summary["revisions"] > 0, "the data should make later lines revise earlier ones"
+
+
+def test_two_workers_share_the_partitions(settings, worker, bundle, tmp_path):
+    asyncio.run(load_bundle(settings, bundle))
+    second = WorkerProcess(
+        settings.model_copy(
+            update={"web_port": settings.web_port + 1, "data_dir": str(tmp_path / "w2")}
+        ),
+        tmp_path / "worker2.log",
+    )
+    lines = _lines(bundle, 2000)
+    records = [(key_of(raw), raw) for raw in lines]
+    worker.start()
+    second.start()
+    try:
+        # One of the two may legitimately hold no partition; wait until both answer.
+        worker.wait_alive()
+        second.wait_alive()
+        start = asyncio.run(end_offsets(settings, _outputs(settings)))
+        positions = asyncio.run(publish(settings, records))
+        ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
+    finally:
+        second.stop()
+    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert _stream_final(ledger) == _offline_final(lines, bundle)
+
+
+def test_partition_mismatch_is_refused(settings) -> None:
+    asyncio.run(ensure_topics(settings))
+    other = settings.model_copy(update={"partitions": settings.partitions + 2})
+    with pytest.raises(TopicMismatchError, match="partitions"):
+        asyncio.run(ensure_topics(other))
