@@ -48,6 +48,8 @@ class ReferenceHolder:
         """Check the pointer once; swap to a new version if there is one. True when swapped."""
         try:
             version = await self.store.current_version()
+            if not self.redis_ok:
+                log.info("redis reachable")
             self.redis_ok = True
             self.metrics.redis_up.set(1)
         except (RedisError, OSError) as exc:
@@ -87,10 +89,17 @@ class ReferenceHolder:
         return True
 
     def _unreachable(self, exc: BaseException) -> None:
+        if self.redis_ok or self.last_error is None:  # log the change, not every poll
+            log.warning(
+                "redis unreachable; keeping the reference data in memory",
+                extra={
+                    "error_type": type(exc).__name__,
+                    "version": self.snapshot.version if self.snapshot else None,
+                },
+            )
         self.redis_ok = False
         self.metrics.redis_up.set(0)
         self.last_error = f"redis unreachable: {type(exc).__name__}"
-        log.warning("redis unreachable", extra={"error_type": type(exc).__name__})
 
     async def run(self) -> None:
         """Poll forever: every second until the first version arrives, then every poll_seconds."""
