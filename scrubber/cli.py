@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scrubber.config import Settings
+from scrubber.dlq import Selection
 from scrubber.logs import logging_config
 from scrubber.refdata.store import RefdataStore, VersionInfo
 
@@ -34,6 +35,8 @@ contracts_app = typer.Typer(no_args_is_help=True, help="JSON Schemas and AsyncAP
 app.add_typer(refdata_app, name="refdata")
 app.add_typer(topics_app, name="topics")
 app.add_typer(contracts_app, name="contracts")
+dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
+app.add_typer(dlq_app, name="dlq")
 
 console = Console(stderr=True)
 out = Console()
@@ -308,6 +311,73 @@ def refdata_status() -> None:
             name, str(info.get("version")), str(info.get("ready")), str(info.get("redis_ok"))
         )
     out.print(wt)
+
+
+# ------------------------------------------------------------------------------- dead letters
+ErrorCodes = Annotated[
+    list[str] | None, typer.Option("--error-code", help="only these error codes (repeatable)")
+]
+PartitionOpt = Annotated[int | None, typer.Option(help="only this DLQ partition")]
+FromOffset = Annotated[int, typer.Option(help="first DLQ offset")]
+ToOffset = Annotated[int | None, typer.Option(help="last DLQ offset (inclusive)")]
+
+
+def _selection(
+    error_code: list[str] | None, partition: int | None, from_offset: int, to_offset: int | None
+) -> Selection:
+    return Selection(frozenset(error_code or ()), partition, from_offset, to_offset)
+
+
+@dlq_app.command("inspect")
+def dlq_inspect(
+    error_code: ErrorCodes = None,
+    partition: PartitionOpt = None,
+    from_offset: FromOffset = 0,
+    to_offset: ToOffset = None,
+    show_payload: Annotated[
+        bool, typer.Option(help="print keys and values: they hold PHI, use with care")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="records to list")] = 20,
+) -> None:
+    """Count dead letters by error code and list where they are (no payload unless asked)."""
+    from scrubber.dlq import inspect
+
+    settings = _settings()
+    sel = _selection(error_code, partition, from_offset, to_offset)
+    found = _run(lambda: inspect(settings, sel, show_payload=show_payload, limit=limit))
+    out.print(f"{found.total} dead letters in {settings.dlq_topic}")
+    for code, n in sorted(found.by_code.items()):
+        out.print(f"  {code}: {n}")
+    for rec in found.records:
+        sys.stdout.write(orjson.dumps(rec).decode() + "\n")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    error_code: ErrorCodes = None,
+    partition: PartitionOpt = None,
+    from_offset: FromOffset = 0,
+    to_offset: ToOffset = None,
+    execute: Annotated[
+        bool, typer.Option("--execute", help="really publish; without it this is a dry run")
+    ] = False,
+) -> None:
+    """Send selected dead letters back to the input topic (dry run unless --execute)."""
+    from scrubber.dlq import MAX_ATTEMPTS, replay
+
+    settings = _settings()
+    sel = _selection(error_code, partition, from_offset, to_offset)
+    report = _run(lambda: replay(settings, sel, dry_run=not execute))
+    verb = "would replay" if report.dry_run else "replayed"
+    allowed = report.selected - len(report.refused)
+    out.print(
+        f"selected {report.selected}; {verb} {allowed if report.dry_run else report.replayed}"
+    )
+    if report.refused:
+        out.print(
+            f"refused {len(report.refused)} that already failed {MAX_ATTEMPTS} times: "
+            + ", ".join(f"{p}:{o}" for p, o in report.refused[:20])
+        )
 
 
 # ------------------------------------------------------------------------------- contracts, rules

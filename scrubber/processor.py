@@ -207,11 +207,16 @@ class LineProcessor:
         snapshot: ReferenceSnapshot,
         store: HistoryStore,
         now: datetime,
+        attempt: int = 1,
     ) -> Processed:
-        """Produce one result (plus revisions of lines it changed) or one dead letter."""
+        """Produce one result (plus revisions of lines it changed) or one dead letter.
+
+        ``attempt`` counts deliveries of a replayed dead letter (see ``scrubber dlq replay``);
+        it is copied onto the dead letter if the message fails again.
+        """
         decoded = decode(raw, key, require_key=self.require_key)
         if isinstance(decoded, Rejection):
-            return Processed((self.dead_letter(raw, key, source, decoded, now),))
+            return Processed((self.dead_letter(raw, key, source, decoded, now, attempt),))
         line = decoded
         member_id = line.patient.member_id
         try:
@@ -233,7 +238,7 @@ class LineProcessor:
             rejection = Rejection(
                 DeadLetterCode.PROCESSING_ERROR, DeadLetterStage.ENGINE, type(exc).__name__
             )
-            return Processed((self.dead_letter(raw, key, source, rejection, now),))
+            return Processed((self.dead_letter(raw, key, source, rejection, now, attempt),))
         store.put(member_id, history)
         return Processed(tuple(emissions), member_id, redelivery)
 

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from scrubber.config import Settings
+from scrubber.contracts import HEADER_ATTEMPT
 from scrubber.history import PatientHistory
 from scrubber.kafka import HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
@@ -52,6 +53,18 @@ def broker_credentials(settings: Settings) -> Any:
             ssl_context=kw.get("ssl_context"),
         )
     return None
+
+
+def attempt_of(headers: Any) -> int:
+    """The replay attempt a record carries (``scrubber-attempt``), 1 for a first delivery."""
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    for name, value in items:
+        if name == HEADER_ATTEMPT:
+            try:
+                return max(1, int(value))
+            except (TypeError, ValueError):
+                return 1
+    return 1
 
 
 class TableHistoryStore:
@@ -191,7 +204,15 @@ class Worker:
         async def scrub(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 m = event.message
-                await runtime.handle(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                await runtime.handle(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value,
+                    m.timestamp,
+                    attempt_of(m.headers),
+                )
 
         @app.task
         async def refdata_loop() -> None:

@@ -48,6 +48,7 @@ class StreamRuntime:
         key: bytes | None,
         value: bytes | None,
         timestamp: float | None = None,
+        attempt: int = 1,
     ) -> tuple[Emission, ...]:
         """Scrub one record and hand its outputs to the producer.
 
@@ -72,6 +73,7 @@ class StreamRuntime:
                 snapshot,
                 self.store,
                 now,
+                attempt,
             )
             for emission in processed.emissions:
                 await self.send(emission)
