@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 #: The NPI check digit is a Luhn digit computed as if the NPI were prefixed by 80840, the
 #: health-industry card issuer prefix (45 CFR 162.406; CMS NPI check digit specification).
 NPI_PREFIX = "80840"
@@ -20,9 +22,13 @@ def luhn_check_digit(digits: str) -> int:
     return (10 - total % 10) % 10
 
 
+@lru_cache(maxsize=65536)
 def npi_is_valid(npi: str) -> bool:
-    """Ten digits, first digit 1 or 2, and a correct check digit."""
-    if len(npi) != 10 or not npi.isdigit() or npi[0] not in "12":
+    """Ten ASCII digits, first digit 1 or 2, and a correct check digit.
+
+    Cached: a stream repeats the same few thousand provider NPIs on every line.
+    """
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit() or npi[0] not in "12":
         return False
     return luhn_check_digit(NPI_PREFIX + npi[:9]) == int(npi[9])
 

@@ -263,7 +263,7 @@ class LineProcessor:
         if previous is not None:
             touched_dates.add(previous.service_date)  # a correction may move the date
 
-        verdict = evaluate(line, snapshot, history, as_of, others=history.others(line.line_id))
+        verdict = evaluate(line, snapshot, as_of, others=history.others(line.line_id))
         digest = verdict_digest(verdict.outcome, verdict.findings)
         if previous is None:
             revision = 1
@@ -284,9 +284,7 @@ class LineProcessor:
             if e.line_id != line.line_id
         }
         for entry in sorted(neighbours.values(), key=lambda e: (e.service_date, e.line_id)):
-            again = evaluate(
-                entry.line, snapshot, history, as_of, others=history.others(entry.line_id)
-            )
+            again = evaluate(entry.line, snapshot, as_of, others=history.others(entry.line_id))
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
                 revised = HistoryEntry(entry.line, entry.content, entry.revision + 1, again_digest)

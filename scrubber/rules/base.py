@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from scrubber.contracts import Category, ClaimLine, Finding, Severity
-from scrubber.history import PatientHistory
 from scrubber.refdata.model import CodeReference, ReferenceSnapshot
 
 
@@ -28,7 +27,6 @@ class LineContext:
     line: ClaimLine
     ref: CodeReference | None
     snapshot: ReferenceSnapshot
-    history: PatientHistory
     as_of: date
     others: tuple[ClaimLine, ...] = ()
     """The patient's other lines known to the scrubber (any claim, any date; never this line).

@@ -1,4 +1,12 @@
-"""Checks of the procedure code itself against the reference data."""
+"""Checks of the procedure code itself against the reference data.
+
+The MPFS status code says whether a code is paid under the physician fee schedule. Statuses A,
+R and T are payable and J (anesthesia) is paid by the anesthesia formula: none of them gives a
+finding. The others are split by what a payer answers, because a rule carries one CARC: not
+valid (181), non-covered (96), excluded (204), bundled (97), and two notes that do not flag the
+line (C carrier priced; M reporting only, 246). The ``code.not_payable.*`` ids form one family,
+so a dashboard can count every non-payable code with one prefix.
+"""
 
 from __future__ import annotations
 
@@ -24,3 +32,153 @@ def unknown_code(ctx: LineContext) -> Iterator[Hit]:
             f"version {ctx.snapshot.version}.",
             "procedure_code",
         )
+
+
+#: MPFS status codes and their meanings (RVU25D layout, STATUS CODE col. 58, Attachment A).
+STATUS_MEANINGS: dict[str, str] = {
+    "A": "active code, paid separately under the fee schedule",
+    "B": "bundled code: payment is always bundled into payment for other services",
+    "C": "contractors price the code, generally case by case after review of documentation",
+    "D": "deleted code",
+    "E": "excluded from the physician fee schedule by regulation",
+    "F": "deleted/discontinued code (no 90-day grace period)",
+    "G": "not valid for Medicare purposes: Medicare uses another code (90-day grace period)",
+    "H": "deleted modifier: the TC or 26 component of this code was deleted",
+    "I": "not valid for Medicare purposes: Medicare uses another code",
+    "J": "anesthesia service (no RVUs; paid by anesthesia base and time units)",
+    "M": "measurement code, used for reporting purposes only",
+    "N": "non-covered service: not covered by Medicare",
+    "P": "bundled/excluded code: no separate payment under the fee schedule",
+    "R": "restricted coverage: special coverage instructions apply; contractor priced if covered",
+    "T": "injection: paid only if no other fee schedule service is billed that day",
+    "X": "statutory exclusion: not a physician service for fee schedule payment",
+}
+
+#: Statuses that are not valid codes for Medicare on the date of service: deleted (D, F), replaced
+#: by another code (G, I) or a deleted component (H).
+NOT_VALID_STATUSES = frozenset("DFGHI")
+#: Services Medicare does not cover.
+NON_COVERED_STATUSES = frozenset("N")
+#: Services outside the physician fee schedule by statute (X) or by regulation (E).
+EXCLUDED_STATUSES = frozenset("EX")
+#: Services whose payment is always included in another service's payment.
+BUNDLED_STATUSES = frozenset("BP")
+
+_STATUS_SOURCE = "MPFS relative value file, STATUS CODE (col. 58; RVU25D layout, Attachment A)"
+
+
+def _status_hit(ctx: LineContext, statuses: frozenset[str], consequence: str) -> Iterator[Hit]:
+    ref = ctx.ref
+    if ref is None or ref.status is None or ref.status not in statuses:
+        return
+    yield Hit(
+        f"Procedure code {ref.code} has MPFS status {ref.status} "
+        f"({STATUS_MEANINGS[ref.status]}): {consequence}.",
+        "procedure_code",
+    )
+
+
+@rule(
+    "code.not_payable.invalid",
+    category=Category.CODE,
+    severity=Severity.ERROR,
+    description="The procedure code is deleted or not valid for Medicare (status D, F, G, H, I).",
+    source=_STATUS_SOURCE,
+    carc="181",
+)
+def not_valid_code(ctx: LineContext) -> Iterator[Hit]:
+    """Statuses D, F, G, H and I mean the code cannot be billed to Medicare at all.
+
+    The layout says Medicare "uses another code for reporting of, and payment for, these
+    services" (G, I) or that the code or component was deleted (D, F, H). Payers deny such lines
+    with CARC 181, "procedure code was invalid on the date of service".
+    """
+    yield from _status_hit(ctx, NOT_VALID_STATUSES, "bill the code Medicare uses instead")
+
+
+@rule(
+    "code.not_payable.non_covered",
+    category=Category.CODE,
+    severity=Severity.ERROR,
+    description="The procedure code is a service Medicare does not cover (status N).",
+    source=_STATUS_SOURCE,
+    carc="96",
+)
+def non_covered_code(ctx: LineContext) -> Iterator[Hit]:
+    """Status N: "these services are not covered by Medicare"; denied with CARC 96 (non-covered)."""
+    yield from _status_hit(ctx, NON_COVERED_STATUSES, "Medicare does not pay for it")
+
+
+@rule(
+    "code.not_payable.excluded",
+    category=Category.CODE,
+    severity=Severity.ERROR,
+    description="The procedure code is excluded from the physician fee schedule (status E, X).",
+    source=_STATUS_SOURCE,
+    carc="204",
+)
+def excluded_code(ctx: LineContext) -> Iterator[Hit]:
+    """Status X (statutory exclusion) and E (excluded by regulation): no fee schedule payment.
+
+    The layout: "no payment may be made under the fee schedule for these codes" (E, X). Such a
+    line on a physician claim is denied with CARC 204 (service not covered under the patient's
+    current benefit plan); where the item is covered at all it is paid under another provision
+    (reasonable charge, a lab or ambulance fee schedule), which the message says.
+    """
+    yield from _status_hit(
+        ctx,
+        EXCLUDED_STATUSES,
+        "no payment under the physician fee schedule (any payment comes from another schedule)",
+    )
+
+
+@rule(
+    "code.not_payable.bundled",
+    category=Category.CODE,
+    severity=Severity.ERROR,
+    description="The procedure code is always bundled into other services (status B, P).",
+    source=_STATUS_SOURCE,
+    carc="97",
+)
+def bundled_code(ctx: LineContext) -> Iterator[Hit]:
+    """Status B and P: never paid separately; CARC 97 (included in another service's payment).
+
+    B: "payment for covered services are always bundled into payment for other services"; P:
+    "no separate payment should be made for them under the fee schedule".
+    """
+    yield from _status_hit(
+        ctx, BUNDLED_STATUSES, "it is never paid separately (included in another service)"
+    )
+
+
+@rule(
+    "code.reporting_only",
+    category=Category.CODE,
+    severity=Severity.INFO,
+    description="The procedure code is a measurement code for reporting only (status M).",
+    source=_STATUS_SOURCE,
+    carc="246",
+)
+def reporting_only_code(ctx: LineContext) -> Iterator[Hit]:
+    """Status M codes are billed on purpose (quality reporting) but never paid: a note, not a flag.
+
+    Flagging them would hold back claims that carry required quality data; payers process them
+    at zero with CARC 246 ("this non-payable code is for required reporting only").
+    """
+    yield from _status_hit(ctx, frozenset("M"), "expect no payment for this line")
+
+
+@rule(
+    "code.carrier_priced",
+    category=Category.CODE,
+    severity=Severity.INFO,
+    description="The procedure code is priced by the contractor (status C).",
+    source=_STATUS_SOURCE,
+)
+def carrier_priced_code(ctx: LineContext) -> Iterator[Hit]:
+    """Status C is payable, but the MAC prices it case by case, usually from the operative report.
+
+    A note only: the line is not held back, the billing office learns to expect a documentation
+    request and a price that is not on the fee schedule.
+    """
+    yield from _status_hit(ctx, frozenset("C"), "expect a documentation request before payment")

@@ -1,4 +1,4 @@
-"""The rule engine: a pure function from a line, reference data and history to a verdict.
+"""The rule engine: a pure function from a line, reference data and other lines to a verdict.
 
 No I/O, no clock, no randomness: the same inputs always give the same findings in the same order,
 which is what lets the worker and the offline scrub agree, and lets a redelivered line produce a
@@ -12,14 +12,36 @@ from datetime import date
 from typing import Any
 
 from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
-from scrubber.history import PatientHistory
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules import code as _code
-from scrubber.rules import modifiers as _modifiers
 from scrubber.rules.base import CATALOGUE, LineContext
 
 # The rule modules register themselves on import; naming them here makes the dependency explicit.
-RULE_MODULES = (_code, _modifiers)
+# Registration order is the catalogue's order and the order of findings, so these imports are in
+# category order, not alphabetical (isort is off for them). scrubber/rules/__init__.py imports
+# this module first, so no other import order can register a rule module earlier.
+# isort: off
+from scrubber.rules import code as _code
+from scrubber.rules import modifiers as _modifiers
+from scrubber.rules import units as _units
+from scrubber.rules import diagnosis as _diagnosis
+from scrubber.rules import provider as _provider
+from scrubber.rules import dates as _dates
+from scrubber.rules import add_on as _add_on
+from scrubber.rules import global_period as _global_period
+from scrubber.rules import duplicates as _duplicates
+# isort: on
+
+RULE_MODULES = (
+    _code,
+    _modifiers,
+    _units,
+    _diagnosis,
+    _provider,
+    _dates,
+    _add_on,
+    _global_period,
+    _duplicates,
+)
 
 __all__ = ["CATALOGUE", "Evaluation", "evaluate", "outcome_of"]
 
@@ -33,7 +55,6 @@ class Evaluation:
     outcome: Outcome
     findings: tuple[Finding, ...]
     reference: dict[str, Any] | None
-    history: PatientHistory
 
 
 def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
@@ -46,7 +67,6 @@ def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
 def evaluate(
     line: ClaimLine,
     snapshot: ReferenceSnapshot,
-    history: PatientHistory,
     as_of: date,
     others: tuple[ClaimLine, ...] = (),
 ) -> Evaluation:
@@ -55,13 +75,10 @@ def evaluate(
     ``others`` are the patient's other known lines; cross-line rules judge from that set only.
     """
     ref = snapshot.code(line.procedure_code)
-    ctx = LineContext(
-        line=line, ref=ref, snapshot=snapshot, history=history, as_of=as_of, others=others
-    )
+    ctx = LineContext(line=line, ref=ref, snapshot=snapshot, as_of=as_of, others=others)
     findings = tuple(f for r in CATALOGUE.values() for f in r.findings(ctx))
     return Evaluation(
         outcome=outcome_of(findings),
         findings=findings,
         reference=ref.engine_view() if ref is not None else None,
-        history=history,
     )

@@ -1,12 +1,21 @@
-"""Checks of the modifiers on a line."""
+"""Checks of the modifiers on a line.
+
+Shape and count first (malformed, unknown, too many, order, conflicts), then the modifiers whose
+use the MPFS indicators of the code govern. Indicator checks never speak about a code the
+reference data does not know (``code.unknown`` does) nor about an indicator no source gave: a
+finding is never built on missing data. A rule has one severity, so where the layout gives an
+error and a documentation warning on one scale (assistant at surgery, co-surgeons, team surgery)
+the warning is a rule of its own, with ``_documentation`` in its id.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from scrubber.contracts import Category, Severity
 from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.codes import is_add_on, is_em
 
 #: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
 #: (837P SV101-3..6). Lower case is malformed: X12 modifiers are upper case.
@@ -30,3 +39,495 @@ def malformed_modifier(ctx: LineContext) -> Iterator[Hit]:
                 "letters or digits.",
                 f"modifiers[{index}]",
             )
+
+
+#: 837P carries four procedure modifiers per line (SV101-3 .. SV101-6).
+MAX_MODIFIERS = 4
+
+#: Modifiers that change how a line is priced. Payers read the first modifier position for
+#: pricing, so these go before every other modifier. The set: the modifiers with a payment rule
+#: of their own (22 increased and 52/53 reduced or discontinued services; 26/TC components, PC/TC
+#: indicator in RVU25D Attachment A; 50, CMS Claims Processing Manual ch. 12 §40.7; 54/55/56 split
+#: global care and 78/79, §40.2; 62/66, §40.8; 80/81/82/AS assistants, §20.4.3; 73/74 discontinued
+#: before/after anesthesia), 23 (unusual anesthesia) and the anesthesia payment modifiers
+#: AA/AD/QK/QX/QY/QZ (ch. 12 §50, which MACs require in the first position). MAC guidance (CGS
+#: Part B, "Pricing Modifiers Reminder") names the same family. Everything else (LT, RT, 59,
+#: XE/XS/XP/XU, 76, 77, 51, 58, GA, GY, GZ, KX, ...) is informational or statistical and goes
+#: after them.
+PRICING_MODIFIERS = frozenset(
+    {
+        "22", "23", "26", "TC", "50", "52", "53", "54", "55", "56", "62", "66", "73", "74",
+        "78", "79", "80", "81", "82", "AS", "AA", "AD", "QK", "QX", "QY", "QZ",
+    }
+)  # fmt: skip
+
+#: Pairs that contradict each other on one line, and why (DOMAIN brief; CMS Claims Processing
+#: Manual ch. 12 §40.7 for 50 with LT/RT, §40.2 for 58/78/79).
+CONFLICTS: tuple[tuple[str, str, str], ...] = (
+    ("50", "LT", "50 already reports both sides; LT or RT reports one side"),
+    ("50", "RT", "50 already reports both sides; LT or RT reports one side"),
+    ("52", "53", "a reduced service (52) and a discontinued procedure (53) exclude each other"),
+    ("26", "TC", "both components together are the global service, billed without either"),
+    ("58", "78", "staged (58) and unplanned return to the operating room (78) exclude each other"),
+    ("58", "79", "staged (58) and unrelated (79) procedures exclude each other"),
+    ("78", "79", "a related (78) and an unrelated (79) procedure exclude each other"),
+)
+
+#: Modifiers that only describe an E/M service (CPT Appendix A; HCPCS FT; ch. 12 §30.6.6).
+EM_ONLY_MODIFIERS = ("24", "25", "57", "FT")
+
+#: Split global care modifiers and the global periods they apply to (ch. 12 §40.2).
+GLOBAL_SPLIT_MODIFIERS = ("54", "55", "56")
+SPLIT_GLOBAL_DAYS = frozenset({"010", "090"})
+
+GLOBAL_DAYS_MEANINGS: dict[str, str] = {
+    "000": "day of the procedure only",
+    "010": "day of the procedure and 10 days after",
+    "090": "the day before, the day of and 90 days after",
+    "MMM": "maternity: the usual global period does not apply",
+    "XXX": "the global concept does not apply",
+    "YYY": "the contractor sets the global period",
+    "ZZZ": "add-on: inside the primary code's global period",
+}
+
+#: Bilateral surgery indicator (RVU25D layout, BILAT SURG col. 117).
+BILATERAL_MEANINGS: dict[str, str] = {
+    "0": "150% bilateral adjustment does not apply (unilateral or anatomically single)",
+    "1": "150% bilateral adjustment applies",
+    "2": "already bilateral: the RVUs assume both sides",
+    "3": "each side paid at 100% (radiology and other diagnostic tests)",
+    "9": "the bilateral concept does not apply",
+}
+
+#: PC/TC indicator (RVU25D layout, PCTC IND col. 103, Attachment A) and the modifiers it admits.
+PCTC_MEANINGS: dict[str, str] = {
+    "0": "physician service: modifiers 26 and TC cannot be used",
+    "1": "diagnostic test: 26 and TC can be used",
+    "2": "professional component only code: 26 and TC cannot be used",
+    "3": "technical component only code: 26 and TC cannot be used",
+    "4": "global test only code: 26 and TC cannot be used",
+    "5": "incident-to code: 26 and TC cannot be used",
+    "6": "laboratory physician interpretation code: TC cannot be used",
+    "7": "physical therapy service: the PC/TC split does not apply",
+    "8": "physician interpretation of a clinical laboratory code: no TC billing",
+    "9": "the PC/TC concept does not apply",
+}
+PCTC_ALLOWED: dict[str, frozenset[str]] = {
+    "0": frozenset(),
+    "1": frozenset({"26", "TC"}),
+    "2": frozenset(),
+    "3": frozenset(),
+    "4": frozenset(),
+    "5": frozenset(),
+    "6": frozenset({"26"}),
+    "7": frozenset(),
+    "8": frozenset(),
+    "9": frozenset(),
+}
+
+#: Assistant at surgery indicator (RVU25D layout, ASST SURG col. 118).
+ASSISTANT_MODIFIERS = ("80", "81", "82", "AS")
+ASSISTANT_MEANINGS: dict[str, str] = {
+    "0": "payment restriction applies unless documentation establishes medical necessity",
+    "1": "statutory payment restriction: an assistant at surgery may not be paid",
+    "2": "no payment restriction: an assistant at surgery may be paid",
+    "9": "the assistant at surgery concept does not apply",
+}
+
+#: Co-surgeons (CO-SURG col. 119) and team surgery (TEAM SURG col. 120) share one scale.
+SURGEONS_MEANINGS: dict[str, str] = {
+    "0": "not permitted for this procedure",
+    "1": "may be paid with documentation of medical necessity",
+    "2": "permitted",
+    "9": "the concept does not apply",
+}
+
+_NOT_PERMITTED = frozenset({"1", "9"})  # assistant: never paid, or concept does not apply
+_SURGEONS_NOT_PERMITTED = frozenset({"0", "9"})
+_DOCUMENTATION = "0"  # assistant: needs documentation
+_SURGEONS_DOCUMENTATION = "1"
+
+
+def _first_positions(modifiers: list[str], wanted: Iterable[str]) -> list[tuple[int, str]]:
+    """Each wanted modifier present on the line, once, at its first position, in line order."""
+    targets = set(wanted)
+    seen: dict[str, int] = {}
+    for index, modifier in enumerate(modifiers):
+        if modifier in targets and modifier not in seen:
+            seen[modifier] = index
+    return sorted((index, modifier) for modifier, index in seen.items())
+
+
+@rule(
+    "modifier.unknown",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="A well-formed modifier is not a real CPT or HCPCS level II modifier.",
+    source="CPT Appendix A; CMS HCPCS level II modifiers (scrubber/refdata/master/modifiers.csv)",
+    carc="182",
+)
+def unknown_modifier(ctx: LineContext) -> Iterator[Hit]:
+    """A modifier that does not exist cannot mean anything to a payer: CARC 182 (invalid modifier).
+
+    Only well-formed modifiers are checked; a malformed one is ``modifier.malformed``'s finding.
+    """
+    for index, modifier in enumerate(ctx.line.modifiers):
+        if MODIFIER_SHAPE.fullmatch(modifier) and not ctx.snapshot.is_modifier(modifier):
+            yield Hit(
+                f"Modifier {modifier} at position {index + 1} is not on the master list of CPT "
+                f"and HCPCS modifiers (reference data version {ctx.snapshot.version}).",
+                f"modifiers[{index}]",
+            )
+
+
+@rule(
+    "modifier.too_many",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="The line carries more than the four modifiers an 837P service line can hold.",
+    source="X12 837P SV101-3..6 (four procedure modifier slots)",
+    carc="16",
+)
+def too_many_modifiers(ctx: LineContext) -> Iterator[Hit]:
+    """An 837P line has four modifier slots: a fifth cannot reach the payer (CARC 16).
+
+    The contract reads up to twelve so that the engine, not the validator, can say so.
+    """
+    count = len(ctx.line.modifiers)
+    if count > MAX_MODIFIERS:
+        yield Hit(
+            f"The line carries {count} modifiers; an 837P service line holds at most "
+            f"{MAX_MODIFIERS}.",
+            "modifiers",
+        )
+
+
+@rule(
+    "modifier.pricing_not_first",
+    category=Category.MODIFIER,
+    severity=Severity.WARNING,
+    description="A pricing modifier comes after an informational one.",
+    source="CMS Claims Processing Manual ch. 12 §§20.4.3, 40.2, 40.7, 40.8, 50 (pricing "
+    "modifiers); MAC guidance on pricing modifiers in the first position (CGS Part B)",
+)
+def pricing_not_first(ctx: LineContext) -> Iterator[Hit]:
+    """Payers price from the leading modifiers; a pricing modifier behind another may be missed.
+
+    The set is ``PRICING_MODIFIERS``. Only real, well-formed modifiers count as informational:
+    a malformed or unknown one already has its own finding.
+    """
+    first_informational: tuple[int, str] | None = None
+    for index, modifier in enumerate(ctx.line.modifiers):
+        if modifier in PRICING_MODIFIERS:
+            if first_informational is not None:
+                info_index, info = first_informational
+                yield Hit(
+                    f"Pricing modifier {modifier} at position {index + 1} comes after "
+                    f"informational modifier {info} at position {info_index + 1}; pricing "
+                    "modifiers go first.",
+                    f"modifiers[{index}]",
+                )
+        elif (
+            first_informational is None
+            and MODIFIER_SHAPE.fullmatch(modifier)
+            and ctx.snapshot.is_modifier(modifier)
+        ):
+            first_informational = (index, modifier)
+
+
+@rule(
+    "modifier.conflict",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Two modifiers on one line contradict each other (50/LT, 50/RT, 52/53, 26/TC, "
+    "58/78/79).",
+    source="CMS Claims Processing Manual ch. 12 §40.2 (58, 78, 79), §40.7 (50); "
+    "RVU25D layout, PCTC IND (26, TC)",
+    carc="4",
+)
+def conflicting_modifiers(ctx: LineContext) -> Iterator[Hit]:
+    """A line that says two contradictory things cannot be priced (CARC 4)."""
+    present = set(ctx.line.modifiers)
+    for first, second, why in CONFLICTS:
+        if first in present and second in present:
+            yield Hit(f"Modifiers {first} and {second} conflict on one line: {why}.", "modifiers")
+
+
+@rule(
+    "modifier.em_only",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 24, 25, 57 or FT on a code that is not an E/M code (99202-99499).",
+    source="CPT Appendix A (24, 25, 57); HCPCS FT; CMS Claims Processing Manual ch. 12 §30.6.6",
+    carc="4",
+)
+def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
+    """24, 25, 57 and FT describe an E/M visit; on a procedure they are a coding error.
+
+    Lines whose code the reference data does not know are left to ``code.unknown``.
+    """
+    if ctx.ref is None or is_em(ctx.line.procedure_code):
+        return
+    for index, modifier in _first_positions(ctx.line.modifiers, EM_ONLY_MODIFIERS):
+        yield Hit(
+            f"Modifier {modifier} applies to E/M codes (99202-99499) only; "
+            f"{ctx.line.procedure_code} is not one.",
+            f"modifiers[{index}]",
+        )
+
+
+@rule(
+    "modifier.global_split_not_applicable",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 54, 55 or 56 on a code without a 010 or 090 global period.",
+    source="CMS Claims Processing Manual ch. 12 §40.2; RVU25D layout, GLOB DAYS (col. 104)",
+    carc="4",
+)
+def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
+    """Surgical, post-operative and pre-operative care only split a 010 or 090 global package.
+
+    A code with another global value (000, XXX, ZZZ, ...) has no package to split. No finding
+    when the global days are not known.
+    """
+    ref = ctx.ref
+    if ref is None or ref.global_days is None or ref.global_days in SPLIT_GLOBAL_DAYS:
+        return
+    meaning = GLOBAL_DAYS_MEANINGS.get(ref.global_days, "not a split global period")
+    for index, modifier in _first_positions(ctx.line.modifiers, GLOBAL_SPLIT_MODIFIERS):
+        yield Hit(
+            f"Modifier {modifier} splits a 010 or 090 global package; {ref.code} has global "
+            f"days {ref.global_days} ({meaning}).",
+            f"modifiers[{index}]",
+        )
+
+
+@rule(
+    "modifier.multiple_on_add_on",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 51 on an add-on code (global days ZZZ).",
+    source="CMS Claims Processing Manual ch. 12 §40.6; RVU25D layout, GLOB DAYS ZZZ (col. 104) "
+    "and MULT PROC (col. 116)",
+    carc="4",
+)
+def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
+    """Add-on codes are exempt from the multiple procedure reduction, so 51 on one is an error.
+
+    An add-on is a code with global days ZZZ. A multiple procedure indicator of 0 alone is not
+    taken to mean add-on: E/M codes and some primary procedures carry 0 too.
+    """
+    if not is_add_on(ctx.ref):
+        return
+    for index, _modifier in _first_positions(ctx.line.modifiers, ("51",)):
+        yield Hit(
+            f"Modifier 51 on add-on code {ctx.line.procedure_code} (global days ZZZ): add-on "
+            "codes are exempt from the multiple procedure reduction.",
+            f"modifiers[{index}]",
+        )
+
+
+@rule(
+    "modifier.bilateral_not_allowed",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 50 on a code whose bilateral surgery indicator is not 1.",
+    source="CMS Claims Processing Manual ch. 12 §40.7; RVU25D layout, BILAT SURG (col. 117)",
+    carc="4",
+)
+def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
+    """Only indicator 1 takes modifier 50 (the 150% bilateral adjustment).
+
+    0: the bilateral adjustment does not apply; 2: the code is already bilateral; 3: each side is
+    paid at 100% and reported per side; 9: the concept does not apply. No finding when the
+    indicator is unknown.
+    """
+    ref = ctx.ref
+    if ref is None or ref.bilateral is None or ref.bilateral == "1":
+        return
+    meaning = BILATERAL_MEANINGS.get(ref.bilateral)
+    if meaning is None:
+        return
+    for index, _modifier in _first_positions(ctx.line.modifiers, ("50",)):
+        yield Hit(
+            f"Modifier 50 is not allowed on {ref.code}: bilateral surgery indicator "
+            f"{ref.bilateral} ({meaning}).",
+            f"modifiers[{index}]",
+        )
+
+
+@rule(
+    "modifier.pctc_not_allowed",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 26 or TC on a code whose PC/TC indicator does not allow it.",
+    source="RVU25D layout, PCTC IND (col. 103) and Attachment A",
+    carc="4",
+)
+def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
+    """26 and TC split a diagnostic test into its components; the PC/TC indicator says if it can.
+
+    Per the layout's Attachment A: 1 allows both; 6 allows 26 (TC cannot be used); 0, 2, 3, 4, 5,
+    7, 8 and 9 allow neither. Codes 2 (professional component only) and 3 (technical component
+    only) already are a component: the layout says "Modifiers 26 and TC cannot be used", so a
+    redundant 26 on a 2 code is an error too, not a note.
+    """
+    ref = ctx.ref
+    if ref is None or ref.pctc is None or ref.pctc not in PCTC_ALLOWED:
+        return
+    allowed = PCTC_ALLOWED[ref.pctc]
+    for index, modifier in _first_positions(ctx.line.modifiers, ("26", "TC")):
+        if modifier not in allowed:
+            yield Hit(
+                f"Modifier {modifier} is not allowed on {ref.code}: PC/TC indicator "
+                f"{ref.pctc} ({PCTC_MEANINGS[ref.pctc]}).",
+                f"modifiers[{index}]",
+            )
+
+
+def _indicator_hits(
+    ctx: LineContext,
+    indicator: str | None,
+    modifiers: tuple[str, ...],
+    values: frozenset[str],
+    what: str,
+    meanings: dict[str, str],
+) -> Iterator[Hit]:
+    """One hit per listed modifier present when the code's indicator is one of ``values``."""
+    ref = ctx.ref
+    if ref is None or indicator is None or indicator not in values:
+        return
+    for index, modifier in _first_positions(ctx.line.modifiers, modifiers):
+        yield Hit(
+            f"Modifier {modifier} on {ref.code}: {what} indicator {indicator} "
+            f"({meanings[indicator]}).",
+            f"modifiers[{index}]",
+        )
+
+
+@rule(
+    "modifier.assistant_not_allowed",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="An assistant-at-surgery modifier (80, 81, 82, AS) on a code that never pays one "
+    "(indicator 1) or where the concept does not apply (9).",
+    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
+    carc="54",
+)
+def assistant_not_allowed(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54)."""
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.assistant if ctx.ref else None,
+        ASSISTANT_MODIFIERS,
+        _NOT_PERMITTED,
+        "assistant at surgery",
+        ASSISTANT_MEANINGS,
+    )
+
+
+@rule(
+    "modifier.assistant_documentation",
+    category=Category.MODIFIER,
+    severity=Severity.WARNING,
+    description="An assistant-at-surgery modifier on a code that pays one only with documentation "
+    "(indicator 0).",
+    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
+    carc="252",
+)
+def assistant_documentation(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
+
+    A warning, not an error: the claim can be paid once the documentation is attached. The
+    severity differs from ``modifier.assistant_not_allowed``, hence a rule of its own.
+    """
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.assistant if ctx.ref else None,
+        ASSISTANT_MODIFIERS,
+        frozenset({_DOCUMENTATION}),
+        "assistant at surgery",
+        ASSISTANT_MEANINGS,
+    )
+
+
+@rule(
+    "modifier.co_surgeons",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
+    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
+    carc="54",
+)
+def co_surgeons(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54)."""
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.co_surgeons if ctx.ref else None,
+        ("62",),
+        _SURGEONS_NOT_PERMITTED,
+        "co-surgeons",
+        SURGEONS_MEANINGS,
+    )
+
+
+@rule(
+    "modifier.co_surgeons_documentation",
+    category=Category.MODIFIER,
+    severity=Severity.WARNING,
+    description="Modifier 62 on a code that pays co-surgeons only with documentation "
+    "(indicator 1).",
+    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
+    carc="252",
+)
+def co_surgeons_documentation(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed."""
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.co_surgeons if ctx.ref else None,
+        ("62",),
+        frozenset({_SURGEONS_DOCUMENTATION}),
+        "co-surgeons",
+        SURGEONS_MEANINGS,
+    )
+
+
+@rule(
+    "modifier.team_surgery",
+    category=Category.MODIFIER,
+    severity=Severity.ERROR,
+    description="Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
+    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
+    carc="54",
+)
+def team_surgery(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54)."""
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.team_surgery if ctx.ref else None,
+        ("66",),
+        _SURGEONS_NOT_PERMITTED,
+        "team surgery",
+        SURGEONS_MEANINGS,
+    )
+
+
+@rule(
+    "modifier.team_surgery_documentation",
+    category=Category.MODIFIER,
+    severity=Severity.WARNING,
+    description="Modifier 66 on a code that pays a surgical team only with documentation "
+    "(indicator 1).",
+    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
+    carc="252",
+)
+def team_surgery_documentation(ctx: LineContext) -> Iterator[Hit]:
+    """Indicator 1: a team is paid by report once documentation shows it was needed."""
+    yield from _indicator_hits(
+        ctx,
+        ctx.ref.team_surgery if ctx.ref else None,
+        ("66",),
+        frozenset({_SURGEONS_DOCUMENTATION}),
+        "team surgery",
+        SURGEONS_MEANINGS,
+    )

@@ -133,8 +133,9 @@ def test_a_corrected_line_gets_a_new_revision(pair_rule, line_bytes, snapshot) -
     store = MemoryHistoryStore()
     p = LineProcessor(require_key=False)
     _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
-    # B is corrected to another date: B is clean (rev 2) and A is no longer paired (rev 3).
-    fixed = _run(p, store, snapshot, [line_bytes(claim_id="B", service_date="2025-03-20")])
+    # B is corrected to a date far from A (outside any global period): B is clean (rev 2)
+    # and A is no longer paired (rev 3).
+    fixed = _run(p, store, snapshot, [line_bytes(claim_id="B", service_date="2025-09-20")])
     assert [(e.result.line_id, e.result.revision, e.kind) for e in fixed] == [
         ("B:1", 2, "accepted"),
         ("A:1", 3, "accepted"),

@@ -54,5 +54,8 @@ def test_demo_input_exercises_every_route() -> None:
     assert summary.lines_in == len(lines)
     assert summary.accepted + summary.flagged + summary.rejected == len(lines)
     assert summary.accepted > 0 and summary.flagged > 0 and summary.rejected > 0
-    assert len({r.line_id for r in results}) == len(results)
+    # One result per line id and revision; revisions only where a later line changed a verdict.
+    assert len({(r.line_id, r.revision) for r in results}) == len(results)
+    assert len({r.line_id for r in results}) == summary.accepted + summary.flagged
+    assert len(results) == summary.accepted + summary.flagged + summary.revisions
     assert {"code.unknown", "modifier.malformed"} <= summary.findings_by_rule.keys()

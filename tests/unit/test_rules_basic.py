@@ -7,14 +7,13 @@ from datetime import date
 import pytest
 
 from scrubber.contracts import Category, Finding, Outcome, Severity
-from scrubber.history import PatientHistory
 from scrubber.rules.engine import CATALOGUE, evaluate, outcome_of
 
 TODAY = date(2025, 6, 1)
 
 
 def _rule_ids(line, snapshot) -> list[str]:
-    verdict = evaluate(line, snapshot, PatientHistory.empty("M1"), TODAY)
+    verdict = evaluate(line, snapshot, TODAY)
     return [f.rule_id for f in verdict.findings]
 
 
@@ -28,7 +27,7 @@ def test_unknown_code(line, snapshot, code, flagged) -> None:
 
 
 def test_unknown_code_finding_names_code_and_version(line, snapshot) -> None:
-    verdict = evaluate(line(procedure_code="11961"), snapshot, PatientHistory(), TODAY)
+    verdict = evaluate(line(procedure_code="11961"), snapshot, TODAY)
     (finding,) = verdict.findings
     assert finding.category is Category.CODE
     assert finding.severity is Severity.ERROR
@@ -54,14 +53,14 @@ def test_unknown_code_finding_names_code_and_version(line, snapshot) -> None:
     ],
 )
 def test_malformed_modifier(line, snapshot, modifiers, bad_positions) -> None:
-    verdict = evaluate(line(modifiers=modifiers), snapshot, PatientHistory(), TODAY)
+    verdict = evaluate(line(modifiers=modifiers), snapshot, TODAY)
     malformed = [f for f in verdict.findings if f.rule_id == "modifier.malformed"]
     assert [f.field for f in malformed] == [f"modifiers[{i}]" for i in bad_positions]
     assert all(f.category is Category.MODIFIER and f.carc == "182" for f in malformed)
 
 
 def test_clean_line_is_accepted_with_its_reference(line, snapshot) -> None:
-    verdict = evaluate(line(), snapshot, PatientHistory(), TODAY)
+    verdict = evaluate(line(), snapshot, TODAY)
     assert verdict.findings == ()
     assert verdict.outcome is Outcome.ACCEPTED
     assert verdict.reference is not None and verdict.reference["global_days"] == "090"

@@ -1,0 +1,250 @@
+"""Global surgery package checks: visits and procedures inside another surgery's global period.
+
+Medicare pays one fee for a surgery and the routine care around it (CMS Claims Processing Manual
+ch. 12 §40). For a surgery on day D the package covers, for a 090 code, D-1 .. D+90; for 010,
+D .. D+10; for 000, D only. It binds the same physician, or another physician of the same group
+(billing tax id) and the same specialty (rendering taxonomy) (§40.2 A.1; ch. 12 §30.6.7).
+
+Which lines open a period, and which are judged against one, depends only on each line's own
+data: 78 (unplanned return, related) does not open a new period, 55 and 56 (post- or pre-operative
+care only) are care inside a period rather than a surgery. A line's verdict therefore depends on
+the set of the patient's lines and on nothing else, and only on lines at most 91 days away,
+which is what lets the processor revise exactly the lines a late surgery affects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from scrubber.contracts import Category, ClaimLine, Severity
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.codes import is_em
+
+SOURCE = "CMS Claims Processing Manual ch. 12 §40.1-40.4; MPFS relative value file, GLOB DAYS"
+
+#: Global days values that define a package, with the post-operative days they cover.
+POSTOP_DAYS = {"000": 0, "010": 10, "090": 90}
+
+#: Modifiers that let a procedure in another surgery's post-operative days be paid (§40.4).
+POSTOP_PROCEDURE_MODIFIERS = frozenset({"58", "78", "79"})
+#: Modifiers that let an E/M in the post-operative days be paid: unrelated E/M (24, FT).
+POSTOP_EM_MODIFIERS = frozenset({"24", "FT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Surgery:
+    """A line that opens a global period."""
+
+    line: ClaimLine
+    global_days: str
+
+    @property
+    def day(self) -> date:
+        """The day of the surgery (D)."""
+        return self.line.service_date
+
+    @property
+    def last_postop_day(self) -> date:
+        """The last day of the post-operative period (D for 000 codes)."""
+        return self.day + timedelta(days=POSTOP_DAYS[self.global_days])
+
+    def in_postop(self, day: date) -> bool:
+        """Whether a day is one of the post-operative days (D+1 .. D+10 or D+90)."""
+        return self.day < day <= self.last_postop_day
+
+
+def opens_period(line: ClaimLine, snapshot: ReferenceSnapshot) -> Surgery | None:
+    """The global period a line opens, or None.
+
+    A known code with global days 000, 010 or 090 opens one, unless the line carries 78 (an
+    unplanned return to the operating room continues the first period, §40.4 B) or is pre- or
+    post-operative care only (55, 56), which is care inside a period, not a surgery.
+    """
+    ref = snapshot.code(line.procedure_code)
+    if ref is None or ref.global_days not in POSTOP_DAYS:
+        return None
+    if {"78", "55", "56"} & set(line.modifiers):
+        return None
+    return Surgery(line, ref.global_days)
+
+
+def same_package(a: ClaimLine, b: ClaimLine) -> bool:
+    """Same physician, or the same group (billing tax id) and the same specialty (taxonomy)."""
+    if a.rendering_provider.npi == b.rendering_provider.npi:
+        return True
+    tax_a, tax_b = a.billing_provider.tax_id, b.billing_provider.tax_id
+    spec_a, spec_b = a.rendering_provider.taxonomy, b.rendering_provider.taxonomy
+    return bool(tax_a and tax_a == tax_b and spec_a and spec_a == spec_b)
+
+
+def surgeries_for(ctx: LineContext) -> Iterator[Surgery]:
+    """The surgeries among the patient's other lines whose package binds this line."""
+    for other in ctx.others:
+        surgery = opens_period(other, ctx.snapshot)
+        if surgery is not None and same_package(ctx.line, other):
+            yield surgery
+
+
+def _is_procedure(ctx: LineContext) -> bool:
+    """A surgical procedure that a package can include: a known code with its own period."""
+    return ctx.ref is not None and ctx.ref.global_days in POSTOP_DAYS
+
+
+def _first(hits: list[tuple[date, str, Hit]]) -> Iterator[Hit]:
+    """One finding per rule and line: the earliest surgery, so the verdict is order-free."""
+    if hits:
+        yield min(hits, key=lambda h: (h[0], h[1]))[2]
+
+
+@rule(
+    "global_period.em_decision_without_57",
+    category=Category.GLOBAL_PERIOD,
+    severity=Severity.ERROR,
+    description="E/M on the day before or the day of a 090 surgery without modifier 57.",
+    source=SOURCE + " (§40.2 A.4: decision for surgery)",
+    carc="97",
+)
+def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
+    """The visit that decides on a major surgery is paid only with 57; otherwise it is bundled."""
+    line = ctx.line
+    if not is_em(line.procedure_code) or "57" in line.modifiers:
+        return
+    hits = []
+    for s in surgeries_for(ctx):
+        if s.global_days == "090" and s.day - timedelta(days=1) <= line.service_date <= s.day:
+            when = "the day before" if line.service_date < s.day else "the day of"
+            hits.append(
+                (
+                    s.day,
+                    s.line.line_id,
+                    Hit(
+                        f"E/M {line.procedure_code} on {when} 090-day surgery "
+                        f"{s.line.procedure_code} ({s.line.line_id}) needs modifier 57 "
+                        "(decision for surgery).",
+                        "modifiers",
+                    ),
+                )
+            )
+    yield from _first(hits)
+
+
+@rule(
+    "global_period.em_same_day_without_25",
+    category=Category.GLOBAL_PERIOD,
+    severity=Severity.ERROR,
+    description="E/M on the day of a 000 or 010 procedure without modifier 25.",
+    source=SOURCE + " (§40.2 A.4, §30.6.6: significant, separately identifiable E/M)",
+    carc="97",
+)
+def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
+    """The E/M of a minor procedure's day is part of it unless separately identifiable (25)."""
+    line = ctx.line
+    if not is_em(line.procedure_code) or "25" in line.modifiers:
+        return
+    hits = []
+    for s in surgeries_for(ctx):
+        if s.global_days in ("000", "010") and line.service_date == s.day:
+            hits.append(
+                (
+                    s.day,
+                    s.line.line_id,
+                    Hit(
+                        f"E/M {line.procedure_code} on the day of {s.global_days}-day procedure "
+                        f"{s.line.procedure_code} ({s.line.line_id}) needs modifier 25.",
+                        "modifiers",
+                    ),
+                )
+            )
+    yield from _first(hits)
+
+
+@rule(
+    "global_period.em_postop_without_24",
+    category=Category.GLOBAL_PERIOD,
+    severity=Severity.ERROR,
+    description="E/M in a surgery's post-operative days without modifier 24 or FT.",
+    source=SOURCE + " (§40.1 B: post-operative visits are included; §40.2 A.3 and modifier FT)",
+    carc="97",
+)
+def em_postop(ctx: LineContext) -> Iterator[Hit]:
+    """Post-operative visits are in the package; an unrelated one is billed with 24 or FT."""
+    line = ctx.line
+    if not is_em(line.procedure_code) or POSTOP_EM_MODIFIERS & set(line.modifiers):
+        return
+    hits = []
+    for s in surgeries_for(ctx):
+        if s.in_postop(line.service_date):
+            day = (line.service_date - s.day).days
+            hits.append(
+                (
+                    s.day,
+                    s.line.line_id,
+                    Hit(
+                        f"E/M {line.procedure_code} on post-operative day {day} of "
+                        f"{s.global_days}-day surgery {s.line.procedure_code} ({s.line.line_id}) "
+                        "needs modifier 24 (unrelated) or FT.",
+                        "modifiers",
+                    ),
+                )
+            )
+    yield from _first(hits)
+
+
+@rule(
+    "global_period.procedure_postop_without_modifier",
+    category=Category.GLOBAL_PERIOD,
+    severity=Severity.ERROR,
+    description="A procedure in another surgery's post-operative days without 58, 78 or 79.",
+    source=SOURCE + " (§40.4: staged, return to the OR, unrelated procedure)",
+    carc="97",
+)
+def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
+    """A second procedure in the post-operative days is paid only as staged, return or unrelated."""
+    line = ctx.line
+    if not _is_procedure(ctx) or POSTOP_PROCEDURE_MODIFIERS & set(line.modifiers):
+        return
+    hits = []
+    for s in surgeries_for(ctx):
+        if s.in_postop(line.service_date):
+            day = (line.service_date - s.day).days
+            hits.append(
+                (
+                    s.day,
+                    s.line.line_id,
+                    Hit(
+                        f"Procedure {line.procedure_code} on post-operative day {day} of "
+                        f"{s.global_days}-day surgery {s.line.procedure_code} ({s.line.line_id}) "
+                        "needs 58 (staged), 78 (related return to the OR) or 79 (unrelated).",
+                        "modifiers",
+                    ),
+                )
+            )
+    yield from _first(hits)
+
+
+@rule(
+    "global_period.return_without_surgery",
+    category=Category.GLOBAL_PERIOD,
+    severity=Severity.INFO,
+    description="Modifier 78 or 79 on a line with no surgery on record whose period covers it.",
+    source=SOURCE + " (§40.4 B, C)",
+)
+def return_without_surgery(ctx: LineContext) -> Iterator[Hit]:
+    """78/79 claim a global period the scrubber has not seen.
+
+    The surgery may be on another claim not sent yet, or the modifier may be wrong: a note,
+    not a flag.
+    """
+    used = [m for m in ("78", "79") if m in ctx.line.modifiers]
+    if not used:
+        return
+    if any(s.in_postop(ctx.line.service_date) for s in surgeries_for(ctx)):
+        return
+    yield Hit(
+        f"Modifier {used[0]} claims a post-operative period, but no surgery of the same "
+        "physician or group is on record for this patient in the days before.",
+        "modifiers",
+    )
