@@ -51,7 +51,7 @@ from scrubber.history import (
     content_digest,
 )
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import Evaluation, evaluate
+from scrubber.rules.engine import Evaluation, evaluate, influences
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +277,13 @@ class LineProcessor:
 
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
         # surgery's window now covers a visit, a second line made a duplicate.
+        causes = [line] if previous is None else [line, previous.line]
         neighbours = {
             e.line_id: e
             for day in sorted(touched_dates)
             for e in history.near(day)
             if e.line_id != line.line_id
+            and any(influences(cause, e.line, snapshot) for cause in causes)
         }
         for entry in sorted(neighbours.values(), key=lambda e: (e.service_date, e.line_id)):
             again = evaluate(entry.line, snapshot, as_of, others=history.others(entry.line_id))

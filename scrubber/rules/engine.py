@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
+from scrubber.history import INFLUENCE_DAYS
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import CATALOGUE, LineContext
 
@@ -43,7 +44,7 @@ RULE_MODULES = (
     _duplicates,
 )
 
-__all__ = ["CATALOGUE", "Evaluation", "evaluate", "outcome_of"]
+__all__ = ["CATALOGUE", "Evaluation", "evaluate", "influences", "outcome_of"]
 
 _FLAGGING = frozenset({Severity.ERROR, Severity.WARNING})
 
@@ -82,3 +83,20 @@ def evaluate(
         findings=findings,
         reference=ref.engine_view() if ref is not None else None,
     )
+
+
+def influences(line: ClaimLine, other: ClaimLine, snapshot: ReferenceSnapshot) -> bool:
+    """Whether the presence of ``line`` can change the verdict on ``other`` (same patient).
+
+    The cross-line rules look at lines of the same date of service (units per day, add-on
+    primaries, duplicates) or at surgeries whose global period covers a line. A line that opens
+    no period therefore only matters to lines of its own day; a surgery matters to every line
+    within INFLUENCE_DAYS. A new cross-line rule must stay within this reach, or the processor
+    would not revise the lines it affects (tests/unit/test_history.py checks final verdicts
+    against every arrival order).
+    """
+    if line.service_date == other.service_date:
+        return True
+    if abs((line.service_date - other.service_date).days) > INFLUENCE_DAYS:
+        return False
+    return _global_period.opens_period(line, snapshot) is not None
