@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from functools import lru_cache
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import orjson
 import pytest
