@@ -405,9 +405,17 @@ def contracts_check(directory: Path = Path("contracts")) -> None:
 
 
 @app.command()
-def rules(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def rules(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="docs/rules.md")] = False,
+) -> None:
     """Print the rule catalogue: id, category, severity, CARC, description, source."""
+    from scrubber.rules.catalogue import render_markdown
     from scrubber.rules.engine import CATALOGUE
+
+    if markdown:
+        sys.stdout.write(render_markdown())
+        return
 
     if as_json:
         sys.stdout.write(
