@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from scrubber.config import Settings
@@ -100,8 +101,18 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
     return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
 
 
+async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
+    """The effective cleanup.policy of a topic."""
+    response = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    for resource in response[0].resources:
+        for entry in resource[4]:
+            if entry[0] == "cleanup.policy":
+                return str(entry[1])
+    return ""
+
+
 class TopicMismatchError(RuntimeError):
-    """A topic exists with another partition count than the settings say."""
+    """A topic exists with another partition count (or cleanup policy) than the scrubber needs."""
 
 
 async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, int]:
@@ -128,6 +139,13 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
                     ]
                 )
         found = await _partition_counts(admin, [s.name for s in specs])
+        changelog = history_changelog(settings)
+        policy = await _cleanup_policy(admin, changelog)
+        if "compact" not in policy or "delete" in policy:
+            raise TopicMismatchError(
+                f"topic {changelog} has cleanup.policy={policy}; the history changelog must be "
+                "compacted and never deleted by time, or table recovery loses patients"
+            )
         for spec in specs:
             have = found.get(spec.name)
             if have != spec.partitions:

@@ -120,3 +120,30 @@ def test_partition_mismatch_is_refused(settings) -> None:
     other = settings.model_copy(update={"partitions": settings.partitions + 2})
     with pytest.raises(TopicMismatchError, match="partitions"):
         asyncio.run(ensure_topics(other))
+
+
+def test_a_history_changelog_deleted_by_time_is_refused(settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from scrubber.kafka import client_kwargs, history_changelog
+
+    async def create_deleting_changelog() -> None:
+        admin = AIOKafkaAdminClient(**client_kwargs(settings))
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=history_changelog(settings),
+                        num_partitions=settings.partitions,
+                        replication_factor=1,
+                        topic_configs={"cleanup.policy": "delete"},
+                    )
+                ]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(create_deleting_changelog())
+    with pytest.raises(TopicMismatchError, match="compacted"):
+        asyncio.run(ensure_topics(settings))
