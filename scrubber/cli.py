@@ -233,6 +233,23 @@ def refdata_build(
     )
 
 
+@refdata_app.command("lint")
+def refdata_lint(
+    seeds: Annotated[Path, typer.Option(exists=True, file_okay=False)] = REPO_SEEDS,
+    mpfs: Annotated[Path | None, typer.Option(help="PPRRVU CSV (default: shipped extract)")] = None,
+    mue: Annotated[
+        Path | None, typer.Option(help="NCCI MUE CSV (default: shipped extract)")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="exit 1 when there is any error")] = False,
+) -> None:
+    """Report what in the seed documents is wrong, with document and line."""
+    from scrubber.refdata.lint import exit_status, render_text, run_lint
+
+    findings = run_lint(seeds, mpfs, mue)
+    sys.stdout.write(render_text(findings))
+    raise typer.Exit(exit_status(findings, strict=strict))
+
+
 @refdata_app.command("load")
 def refdata_load(
     bundle: Annotated[Path, typer.Option(exists=True, dir_okay=False)] = Path("build/refdata.json"),

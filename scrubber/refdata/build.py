@@ -1,24 +1,46 @@
-"""Build a reference data bundle from the seed documents, the modifier master list and CMS files.
+"""Build a reference data bundle from the seed documents, the master lists and CMS files.
 
 Precedence, field by field: a CMS file (PPRRVU for indicators, NCCI MUE for units) wins over seed
 text, because CMS publishes the indicators payers adjudicate with; the seed documents supply what
 CMS does not (descriptions, add-on relations, codes absent from the files). Every value keeps its
 source, and every seed fact the build refuses or overrides is recorded as a ``Correction``.
 
-Modifiers come from a master list (``master/modifiers.csv``: CPT Appendix A and CMS's HCPCS level
-II modifiers), never from the seeds alone: a seed table that lists a modifier that does not exist
-is a seed error, and the build excludes it rather than teaching the scrubber a false modifier.
+What to refuse is the lint's verdict (``scrubber.refdata.lint``), run on exactly the inputs of
+the build, so ``scrubber refdata lint`` shows beforehand what a build will refuse:
+
+* modifiers come from the master list (``master/modifiers.csv``: CPT Appendix A and CMS's HCPCS
+  level II modifiers), never from the seeds alone; a seed line that lists a modifier that does not
+  exist, describes it as another one, or offers it for a code whose CMS indicators forbid it
+  (or outside the codes it applies to) is recorded as refused and is not kept as an attestation
+  of the modifier;
+* a seed's own code that does not exist, or a description that contradicts the CPT master list,
+  is not taken;
+* taxonomy codes, diagnoses and related-code rows are not carried by the bundle at all; the bad
+  ones are still recorded, so that the bundle says what it refused and why.
+
+The build is deterministic: the same inputs give the same bundle and therefore the same version
+(corrections are sorted, sources listed in a fixed order); the master lists are among the inputs,
+so a changed list gives a new version.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scrubber.refdata.cms import read_mpfs, read_mue
+from scrubber.refdata.lint import (
+    DEFAULT_MPFS,
+    DEFAULT_MUE,
+    MASTER_DIR,
+    LintFinding,
+    LintReference,
+    lint,
+    read_master_lists,
+)
 from scrubber.refdata.model import (
     Bundle,
     CodeReference,
@@ -28,10 +50,18 @@ from scrubber.refdata.model import (
 )
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
 
+__all__ = [
+    "DEFAULT_MPFS",
+    "DEFAULT_MUE",
+    "MASTER_MODIFIERS",
+    "PACKAGE_DIR",
+    "build_bundle",
+    "corrections_from_findings",
+    "read_master_modifiers",
+]
+
 PACKAGE_DIR = Path(__file__).parent
-MASTER_MODIFIERS = PACKAGE_DIR / "master" / "modifiers.csv"
-DEFAULT_MPFS = PACKAGE_DIR / "cms" / "PPRRVU2025_Oct-extract.csv"
-DEFAULT_MUE = PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2-extract.csv"
+MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
 
 #: Seed indicator names that map one to one onto bundle fields.
 _INDICATOR_FIELDS = {
@@ -57,6 +87,27 @@ _MPFS_FIELDS = (
     "team_surgery",
     "endo_base",
 )
+
+#: What the build does with the seed fact a lint finding is about: (what it is, the action).
+#: Kinds not listed refuse nothing: a documentation warning keeps the fact, and a seed indicator
+#: that CMS contradicts is recorded where CMS overrides it.
+_ACTIONS: dict[str, tuple[str, str]] = {
+    "modifier.not_real": ("modifier", "excluded"),
+    "modifier.description_contradicts": ("modifier", "description not used"),
+    "modifier.forbidden_by_cms": ("modifier", "not offered for {code}"),
+    "modifier.not_applicable": ("modifier", "not offered for {code}"),
+    "taxonomy.malformed": ("taxonomy", "excluded"),
+    "taxonomy.specialty_contradicts": ("taxonomy", "excluded"),
+    "taxonomy.unverified": ("taxonomy", "excluded"),
+    "diagnosis.malformed": ("diagnosis", "excluded"),
+    "diagnosis.not_billable": ("diagnosis", "excluded"),
+    "diagnosis.description_contradicts": ("diagnosis", "excluded"),
+    "related_code.not_real": ("related code", "excluded"),
+    "related_code.contradicts": ("related code", "excluded"),
+    "code.not_real": ("code", "excluded"),
+    "code.description_contradicts": ("code", "description not used"),
+    "code.family_not_billable": ("code family", "not taken as a code"),
+}
 
 
 @dataclass
@@ -84,34 +135,105 @@ class _Draft:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """The lint's verdict in the shape the merge needs."""
+
+    bad_lines: frozenset[str]  # seed lines with an error: not kept as attestations
+    not_real: frozenset[str]  # codes that do not exist
+    bad_descriptions: frozenset[str]  # lines whose code description is not taken
+
+    @classmethod
+    def of(cls, findings: Iterable[LintFinding]) -> _Refused:
+        findings = list(findings)
+        return cls(
+            bad_lines=frozenset(f.source for f in findings if f.severity == "error"),
+            not_real=frozenset(
+                f.subject for f in findings if f.kind in {"code.not_real", "related_code.not_real"}
+            ),
+            bad_descriptions=frozenset(
+                f.source for f in findings if f.kind == "code.description_contradicts"
+            ),
+        )
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_master_modifiers(path: Path = MASTER_MODIFIERS) -> dict[str, ModifierReference]:
     """The master list of real modifiers, each with the publication it comes from."""
-    out: dict[str, ModifierReference] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for number, row in enumerate(csv.DictReader(fh), start=2):
-            code = row["modifier"].strip()
-            out[code] = ModifierReference(
-                code=code,
-                description=row["description"].strip(),
-                sources=(f"{path.name}:{number} ({row['source'].strip()})",),
+    master = read_master_lists(path.parent)
+    return {
+        code: ModifierReference(
+            code=code,
+            description=m.description,
+            sources=(_publication(m.source),),
+        )
+        for code, m in master.modifiers.items()
+    }
+
+
+def _publication(source: str) -> str:
+    """``"modifiers.csv:12 (CPT Appendix A)"`` from the lint's ``"modifiers.csv:12, CPT ..."``."""
+    where, _, publication = source.partition(", ")
+    return f"{where} ({publication})"
+
+
+def _source_key(source: str) -> tuple[str, int]:
+    name, _, line = source.rpartition(":")
+    return (name, int(line)) if name and line.isdigit() else (source, 0)
+
+
+def corrections_from_findings(
+    documents: Sequence[SeedDocument], findings: Iterable[LintFinding]
+) -> list[Correction]:
+    """The corrections a build records for lint findings: each refused seed fact and why.
+
+    A code family is recorded where a document offers it as a code (a candidate-table row), not
+    where its prose merely names it: the build only ever reads the former.
+    """
+    modifier_codes = {m.source: m.for_code for d in documents for m in d.modifiers}
+    family_rows = {c.source for d in documents for c in d.codes if c.is_family}
+    out: list[Correction] = []
+    for finding in findings:
+        action = _ACTIONS.get(finding.kind)
+        if action is None:
+            continue
+        if finding.kind == "code.family_not_billable" and finding.source not in family_rows:
+            continue
+        what, verb = action
+        out.append(
+            Correction(
+                source=finding.source,
+                subject=f"{what} {finding.subject}",
+                action=verb.format(code=modifier_codes.get(finding.source) or "its code"),
+                reason=finding.message,
             )
+        )
     return out
 
 
 def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = None) -> Bundle:
-    """Merge seeds, the master modifier list and (optionally) CMS files into a versioned bundle."""
+    """Merge seeds, the master lists and (optionally) CMS files into a versioned bundle."""
     documents = parse_seeds(seeds_dir)
+    master = read_master_lists()
     modifiers = read_master_modifiers()
-    corrections: list[Correction] = []
+    mpfs_file = read_mpfs(mpfs) if mpfs is not None else None
+    mue_rows = read_mue(mue) if mue is not None else ()
+    reference = LintReference.from_rows(master, mpfs_file.rows if mpfs_file else (), mue_rows)
+    findings = lint(documents, reference)
+    refused = _Refused.of(findings)
+
+    corrections = corrections_from_findings(documents, findings)
     drafts: dict[str, _Draft] = {}
     sources = [
         SourceFile(
-            name=MASTER_MODIFIERS.name, kind="modifier-master", sha256=_sha256(MASTER_MODIFIERS)
+            name=path.name,
+            kind="modifier-master" if path == MASTER_MODIFIERS else f"master:{path.stem}",
+            sha256=_sha256(path),
         )
+        for path in master.files
     ]
 
     def draft(code: str) -> _Draft:
@@ -121,10 +243,9 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
         sources.append(
             SourceFile(name=doc.name, kind=f"seed:{doc.kind}", sha256=_sha256(seeds_dir / doc.name))
         )
-        _merge_seed(doc, draft, modifiers, corrections)
+        _merge_seed(doc, draft, modifiers, refused)
 
-    if mpfs is not None:
-        mpfs_file = read_mpfs(mpfs)
+    if mpfs is not None and mpfs_file is not None:
         sources.append(
             SourceFile(
                 name=mpfs.name,
@@ -157,7 +278,7 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
 
     if mue is not None:
         sources.append(SourceFile(name=mue.name, kind="cms:mue", sha256=_sha256(mue)))
-        for mrow in read_mue(mue):
+        for mrow in mue_rows:
             d = draft(mrow.code)
             seed_value, seed_source = d.values.get("mue_value"), d.sources.get("mue_value")
             if seed_value is not None and seed_value != mrow.value and seed_source:
@@ -172,6 +293,7 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
             d.put("mue_value", mrow.value, mrow.source)
             d.put("mue_indicator", mrow.indicator, mrow.source)
 
+    corrections.sort(key=lambda c: (*_source_key(c.source), c.subject, c.action, c.reason))
     bundle = Bundle(
         sources=tuple(sources),
         codes={code: d.freeze() for code, d in sorted(drafts.items())},
@@ -183,16 +305,20 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
 
 def _merge_seed(
     doc: SeedDocument,
-    draft: Any,
+    draft: Callable[[str], _Draft],
     modifiers: dict[str, ModifierReference],
-    corrections: list[Correction],
+    refused: _Refused,
 ) -> None:
-    """Take the facts of one seed document that the scrubber can trust."""
+    """Take the facts of one seed document that the lint found nothing wrong with."""
     for code in doc.codes:
-        if code.is_family:
+        if code.is_family or code.code in refused.not_real:
             continue  # "1430X" names a family, not a billable code
         d = draft(code.code)
-        if code.description and "description" not in d.values:
+        if (
+            code.description
+            and "description" not in d.values
+            and code.source not in refused.bad_descriptions
+        ):
             d.put("description", code.description, code.source)
     for ind in doc.indicators:
         name = _INDICATOR_FIELDS.get(ind.name)
@@ -203,18 +329,11 @@ def _merge_seed(
         elif ind.name == "mue" and ind.value.isdigit():
             draft(ind.for_code).put("mue_value", int(ind.value), ind.source)
     for addon in doc.add_ons:
-        draft(addon.primary).add_ons[addon.add_on] = addon.source
+        if addon.add_on not in refused.not_real:
+            draft(addon.primary).add_ons[addon.add_on] = addon.source
     for mod in doc.modifiers:
         known = modifiers.get(mod.code)
-        if known is None:
-            corrections.append(
-                Correction(
-                    source=mod.source,
-                    subject=f"modifier {mod.code}",
-                    action="excluded",
-                    reason="not a CPT (Appendix A) or HCPCS level II modifier",
-                )
-            )
-            continue
+        if known is None or mod.source in refused.bad_lines:
+            continue  # refused: the correction is recorded from the lint finding
         if mod.source not in known.sources:
             modifiers[mod.code] = known.model_copy(update={"sources": (*known.sources, mod.source)})

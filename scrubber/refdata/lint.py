@@ -1,0 +1,1275 @@
+"""The reference-data lint: what the seed documents say that the master lists or CMS contradict.
+
+The seed documents are web pages written by people and generators; they state modifiers that do
+not exist, offer modifiers the fee schedule forbids for the code, give taxonomy codes of other
+specialties and describe codes as other codes. The parser keeps all of it exactly as written
+(``scrubber.refdata.seeds``); this module judges it, and the build (``scrubber.refdata.build``)
+refuses what it finds and records why.
+
+Every finding is backed by something that ships with the package, never by memory:
+
+* the master lists in ``master/`` -- small CSV files of facts taken from public publications, each
+  row naming its publication in a ``source`` column (CPT Appendix A and CMS's HCPCS level II
+  modifiers, the NUCC Health Care Provider Taxonomy code set, CMS's ICD-10-CM code descriptions,
+  the AMA CPT code set). They are deliberately small: a code that is not on a list is *unknown*,
+  and an unknown code is never reported as wrong, only, where it helps, as unverified;
+* the CMS files (PPRRVU indicators, NCCI MUE values), the same files the build takes.
+
+No value of any seed is written into this module. The only vocabulary here is generic: the CMS
+value sets of the indicators (RVU25D layout), and the words that name procedure kinds and body
+sites, which is what lets a free-text description be compared with a master list entry.
+
+Severities: ``error`` where a master list or a CMS file says the seed is wrong; ``warning`` where
+the evidence is weaker (ICD-10-CM facts beyond the code's shape, a taxonomy code missing from the
+small master list, two documents that disagree with no master entry to settle it); ``info`` for
+what is not wrong but is not a billable fact either (a code family such as ``1430X``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from scrubber.refdata.cms import MpfsRow, MueRow, read_mpfs, read_mue
+from scrubber.refdata.seeds import (
+    SeedDiagnosis,
+    SeedDocument,
+    SeedModifier,
+    SeedTaxonomy,
+    parse_seeds,
+)
+
+__all__ = [
+    "DEFAULT_MPFS",
+    "DEFAULT_MUE",
+    "MASTER_DIR",
+    "LintFinding",
+    "LintReference",
+    "MasterDiagnosis",
+    "MasterListError",
+    "MasterLists",
+    "MasterModifier",
+    "MasterProcedure",
+    "MasterRange",
+    "MasterTaxonomy",
+    "ModifierScope",
+    "Severity",
+    "exit_status",
+    "lint",
+    "load_reference",
+    "read_master_lists",
+    "render_text",
+    "run_lint",
+]
+
+Severity = Literal["error", "warning", "info"]
+
+PACKAGE_DIR = Path(__file__).parent
+MASTER_DIR = PACKAGE_DIR / "master"
+DEFAULT_MPFS = PACKAGE_DIR / "cms" / "PPRRVU2025_Oct-extract.csv"
+DEFAULT_MUE = PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2-extract.csv"
+
+#: The master list files, in the order a build lists them among its sources.
+MASTER_FILES = (
+    "modifiers.csv",
+    "modifier_scope.csv",
+    "taxonomy.csv",
+    "icd10cm.csv",
+    "cpt_codes.csv",
+    "cpt_ranges.csv",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LintFinding:
+    """One thing a seed document states that the reference data contradicts.
+
+    ``kind`` is a stable short id (``modifier.not_real``, ``taxonomy.specialty_contradicts``,
+    ...) that tests, the build and people can key on; ``source`` is the seed's ``file:line``;
+    ``subject`` the code the finding is about as the seed writes it; ``message`` says why and
+    names the master list row or CMS record that backs it.
+    """
+
+    severity: Severity
+    kind: str
+    source: str
+    subject: str
+    message: str
+
+
+# ------------------------------------------------------------------------------ master lists
+
+
+class MasterListError(ValueError):
+    """A master list row that cannot be trusted; the message is ``"<file>:<line>: ..."``.
+
+    A typo in a master list would silently switch a check off (or on), so rows are validated
+    as strictly as the CMS files are.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class MasterModifier:
+    """A real CPT or HCPCS level II modifier (``master/modifiers.csv``)."""
+
+    code: str
+    kind: str
+    description: str
+    source: str  # "modifiers.csv:12 (CPT Appendix A)"
+
+
+@dataclass(frozen=True, slots=True)
+class ModifierScope:
+    """A code range a modifier applies to (``master/modifier_scope.csv``).
+
+    A modifier may have several ranges, and applies to a code inside any of them.
+    """
+
+    modifier: str
+    first: int
+    last: int
+    applies_to: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MasterTaxonomy:
+    """A NUCC taxonomy code and the specialty it stands for (``master/taxonomy.csv``).
+
+    ``also_called`` holds names in common use for the same specialty ("General Surgery" for
+    NUCC's "Surgery") so that a seed's specialty column can be matched to it.
+    """
+
+    code: str
+    grouping: str
+    classification: str
+    specialization: str
+    also_called: tuple[str, ...]
+    source: str
+
+    @property
+    def display(self) -> str:
+        """NUCC's name: the classification, then the specialization when there is one."""
+        if self.specialization:
+            return f"{self.classification}, {self.specialization}"
+        return self.classification
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name a seed may use for this code's specialty.
+
+        A specialization's code is rightly called by its classification too: 2086X0206X is
+        Surgery, Surgical Oncology.
+        """
+        return (*self.own_names, self.classification)
+
+    @property
+    def own_names(self) -> tuple[str, ...]:
+        """The names of exactly this code: its specialization (or classification) and aliases."""
+        return (self.specialization or self.classification, *self.also_called)
+
+
+@dataclass(frozen=True, slots=True)
+class MasterDiagnosis:
+    """An ICD-10-CM code, its description and whether a claim may carry it (``icd10cm.csv``)."""
+
+    code: str
+    description: str
+    billable: bool
+    note: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MasterProcedure:
+    """The facts of a CPT code a description can be checked against (``cpt_codes.csv``).
+
+    Elements of the descriptor rather than the descriptor itself: the procedure kinds it is
+    (a vocabulary of this module), the body sites it covers and its size range.
+    """
+
+    code: str
+    kinds: frozenset[str]
+    sites: frozenset[str]
+    size: str
+    summary: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MasterRange:
+    """A CPT code range whose codes are all listed (``cpt_ranges.csv``).
+
+    A code inside the range that is not listed does not exist.
+    """
+
+    first: int
+    last: int
+    codes: frozenset[str]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MasterLists:
+    """Everything in ``master/``, read and validated."""
+
+    modifiers: Mapping[str, MasterModifier]
+    modifier_scopes: Mapping[str, tuple[ModifierScope, ...]]
+    taxonomies: Mapping[str, MasterTaxonomy]
+    diagnoses: Mapping[str, MasterDiagnosis]
+    procedures: Mapping[str, MasterProcedure]
+    ranges: tuple[MasterRange, ...]
+    files: tuple[Path, ...]
+
+
+def _csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """``(file:line prefix, line, stripped cells)`` for each row; missing columns fail loudly."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or ())]
+        if missing:
+            raise MasterListError(f"{path.name}:1: missing column(s) {', '.join(missing)}")
+        for row in reader:
+            cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
+            yield f"{path.name}:{reader.line_num}", reader.line_num, cells
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise MasterListError(f"{where}: {message}")
+
+
+_MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
+_CPT_NUMERIC = re.compile(r"[0-9]{5}")
+_TAXONOMY_SHAPE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
+#: ICD-10-CM: a letter, a digit, a letter or digit, then up to 4 more; the dot after the third
+#: character is optional (X12 carries none). Upper case, as the code set writes it.
+_ICD_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?")
+
+
+def _read_modifiers(path: Path) -> dict[str, MasterModifier]:
+    out: dict[str, MasterModifier] = {}
+    for where, _, row in _csv_rows(path, ("modifier", "kind", "description", "source")):
+        code = row["modifier"]
+        _check(bool(_MODIFIER_SHAPE.fullmatch(code)), where, f"{code!r} is not a modifier")
+        _check(code not in out, where, f"modifier {code} listed twice")
+        _check(bool(row["description"] and row["source"]), where, "description and source needed")
+        out[code] = MasterModifier(
+            code, row["kind"], row["description"], f"{where}, {row['source']}"
+        )
+    return out
+
+
+def _read_scopes(
+    path: Path, modifiers: Mapping[str, MasterModifier]
+) -> dict[str, tuple[ModifierScope, ...]]:
+    out: dict[str, list[ModifierScope]] = defaultdict(list)
+    for where, _, row in _csv_rows(
+        path, ("modifier", "first_code", "last_code", "applies_to", "source")
+    ):
+        code, first, last = row["modifier"], row["first_code"], row["last_code"]
+        _check(code in modifiers, where, f"{code!r} is not on the modifier master list")
+        _check(
+            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
+            and int(first) <= int(last),
+            where,
+            f"{first!r}-{last!r} is not a range of numeric CPT codes",
+        )
+        _check(bool(row["source"]), where, "source needed")
+        out[code].append(
+            ModifierScope(
+                code, int(first), int(last), row["applies_to"], f"{where}, {row['source']}"
+            )
+        )
+    return {code: tuple(scopes) for code, scopes in out.items()}
+
+
+def _read_taxonomies(path: Path) -> dict[str, MasterTaxonomy]:
+    out: dict[str, MasterTaxonomy] = {}
+    columns = ("code", "grouping", "classification", "specialization", "also_called", "source")
+    for where, _, row in _csv_rows(path, columns):
+        code = row["code"]
+        _check(bool(_TAXONOMY_SHAPE.fullmatch(code)), where, f"{code!r} is not a NUCC code")
+        _check(code not in out, where, f"taxonomy {code} listed twice")
+        _check(bool(row["classification"] and row["source"]), where, "classification and source")
+        also = tuple(n.strip() for n in row["also_called"].split(";") if n.strip())
+        out[code] = MasterTaxonomy(
+            code,
+            row["grouping"],
+            row["classification"],
+            row["specialization"],
+            also,
+            f"{where}, {row['source']}",
+        )
+    return out
+
+
+def _icd_key(code: str) -> str:
+    return code.replace(".", "").upper()
+
+
+def _read_diagnoses(path: Path) -> dict[str, MasterDiagnosis]:
+    out: dict[str, MasterDiagnosis] = {}
+    for where, _, row in _csv_rows(path, ("code", "description", "billable", "note", "source")):
+        code = row["code"]
+        _check(bool(_ICD_SHAPE.fullmatch(code)), where, f"{code!r} is not an ICD-10-CM code")
+        _check(_icd_key(code) not in out, where, f"diagnosis {code} listed twice")
+        _check(row["billable"] in {"Y", "N"}, where, "billable must be Y or N")
+        _check(
+            row["billable"] == "Y" or bool(row["note"]), where, "a non-billable code needs a note"
+        )
+        _check(bool(row["description"] and row["source"]), where, "description and source needed")
+        out[_icd_key(code)] = MasterDiagnosis(
+            code,
+            row["description"],
+            row["billable"] == "Y",
+            row["note"],
+            f"{where}, {row['source']}",
+        )
+    return out
+
+
+def _split(cell: str) -> list[str]:
+    return [part.strip() for part in cell.split(";") if part.strip()]
+
+
+def _read_procedures(path: Path) -> dict[str, MasterProcedure]:
+    out: dict[str, MasterProcedure] = {}
+    for where, _, row in _csv_rows(path, ("code", "kinds", "sites", "size", "summary", "source")):
+        code = row["code"]
+        _check(bool(_CPT_NUMERIC.fullmatch(code)), where, f"{code!r} is not a CPT code")
+        _check(code not in out, where, f"CPT code {code} listed twice")
+        kinds, sites = _split(row["kinds"]), _split(row["sites"])
+        unknown = [k for k in kinds if k not in _KIND_RES] + [
+            s for s in sites if s not in _SITE_PARENT
+        ]
+        _check(not unknown, where, f"not in the lint's vocabulary: {', '.join(unknown)}")
+        _check(bool(kinds), where, "at least one procedure kind needed")
+        _check(not row["size"] or bool(_sizes(row["size"])), where, f"size {row['size']!r} unread")
+        _check(bool(row["source"]), where, "source needed")
+        out[code] = MasterProcedure(
+            code,
+            frozenset(kinds),
+            frozenset(sites),
+            row["size"],
+            row["summary"],
+            f"{where}, {row['source']}",
+        )
+    return out
+
+
+def _read_ranges(path: Path) -> tuple[MasterRange, ...]:
+    out: list[MasterRange] = []
+    for where, _, row in _csv_rows(path, ("first_code", "last_code", "codes", "source")):
+        first, last, codes = row["first_code"], row["last_code"], _split(row["codes"])
+        _check(
+            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
+            and int(first) <= int(last),
+            where,
+            "not a range of numeric CPT codes",
+        )
+        _check(
+            all(_CPT_NUMERIC.fullmatch(c) and int(first) <= int(c) <= int(last) for c in codes),
+            where,
+            "a listed code is outside the range",
+        )
+        out.append(
+            MasterRange(int(first), int(last), frozenset(codes), f"{where}, {row['source']}")
+        )
+    return tuple(out)
+
+
+def read_master_lists(directory: Path = MASTER_DIR) -> MasterLists:
+    """Read and validate every master list in ``directory`` (the package's ``master/``)."""
+    modifiers = _read_modifiers(directory / "modifiers.csv")
+    return MasterLists(
+        modifiers=modifiers,
+        modifier_scopes=_read_scopes(directory / "modifier_scope.csv", modifiers),
+        taxonomies=_read_taxonomies(directory / "taxonomy.csv"),
+        diagnoses=_read_diagnoses(directory / "icd10cm.csv"),
+        procedures=_read_procedures(directory / "cpt_codes.csv"),
+        ranges=_read_ranges(directory / "cpt_ranges.csv"),
+        files=tuple(directory / name for name in MASTER_FILES),
+    )
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+@dataclass(frozen=True, slots=True)
+class LintReference:
+    """What the lint judges the seeds against: the master lists and the CMS records by code.
+
+    ``mpfs`` holds the global rows only (no modifier): the indicators live there, while the
+    26/TC/53 rows price components.
+    """
+
+    master: MasterLists
+    mpfs: Mapping[str, MpfsRow]
+    mue: Mapping[str, MueRow]
+
+    @classmethod
+    def from_rows(
+        cls, master: MasterLists, mpfs_rows: Iterable[MpfsRow], mue_rows: Iterable[MueRow]
+    ) -> LintReference:
+        """A reference from rows already read (the build reads the CMS files once for both)."""
+        return cls(
+            master=master,
+            mpfs={row.code: row for row in mpfs_rows if not row.modifier},
+            mue={row.code: row for row in mue_rows},
+        )
+
+
+def load_reference(
+    mpfs: Path | None = None, mue: Path | None = None, master_dir: Path = MASTER_DIR
+) -> LintReference:
+    """Read the master lists and the CMS files; ``None`` means the shipped CMS extract.
+
+    The same default as ``scrubber refdata build``: the lint judges the seeds against the data
+    the build would merge them with.
+    """
+    mpfs_file = read_mpfs(DEFAULT_MPFS if mpfs is None else mpfs)
+    mue_rows = read_mue(DEFAULT_MUE if mue is None else mue)
+    return LintReference.from_rows(read_master_lists(master_dir), mpfs_file.rows, mue_rows)
+
+
+def run_lint(seeds_dir: Path, mpfs: Path | None, mue: Path | None) -> list[LintFinding]:
+    """Parse the seeds in ``seeds_dir`` and lint them: all ``scrubber refdata lint`` needs."""
+    return lint(parse_seeds(seeds_dir), load_reference(mpfs, mue))
+
+
+def exit_status(findings: Sequence[LintFinding], *, strict: bool) -> int:
+    """The CLI's exit status: 1 under ``--strict`` when any finding is an error, else 0.
+
+    Warnings and info never fail a run: they are facts the master lists cannot settle.
+    """
+    return 1 if strict and any(f.severity == "error" for f in findings) else 0
+
+
+# -------------------------------------------------------------------------------- vocabulary
+# Words that name procedure kinds and body sites in descriptors. They are how a free-text
+# description is compared with a master entry; they are generic language, not facts about a
+# code (those are in the master lists).
+
+#: Procedure kinds and the words that say a description is of that kind.
+_KIND_RES: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern, re.IGNORECASE)
+    for name, pattern in (
+        ("tissue expander", r"\bexpanders?\b"),
+        ("graft", r"\bgraft(?:s|ing)?\b"),
+        ("flap", r"\bflaps?\b"),
+        ("adjacent tissue transfer", r"\badjacent tissue\b|\btissue transfer\b|\brearrangement\b"),
+        ("complex repair", r"\bcomplex\b"),
+        ("intermediate repair", r"\bintermediate\b|\blayer(?:ed)? closure\b"),
+        ("simple repair", r"\bsimple\b"),
+    )
+}
+
+#: Body sites: canonical name -> (pattern, the site it is part of). Multi-word sites first, so
+#: that "upper arm" is read as one site rather than as "arm".
+_SITES: tuple[tuple[str, str, str | None], ...] = (
+    ("abdominal wall", r"abdominal walls?", "trunk"),
+    ("lower leg", r"lower legs?", "leg"),
+    ("lower limb", r"lower (?:limbs?|extremit(?:y|ies))", "extremity"),
+    ("upper arm", r"upper arms?", "arm"),
+    ("upper limb", r"upper (?:limbs?|extremit(?:y|ies))", "extremity"),
+    ("midface", r"mid-?face", "face"),
+    ("arm", r"arms?", "upper limb"),
+    ("axilla", r"axill(?:a|ae|ary)", "trunk"),
+    ("breast", r"breasts?", "trunk"),
+    ("cheek", r"cheeks?", "face"),
+    ("chest", r"chest", "trunk"),
+    ("chin", r"chins?", "face"),
+    ("ear", r"ears?", "head"),
+    ("extremity", r"extremit(?:y|ies)", None),
+    ("eyelid", r"eyelids?", "face"),
+    ("face", r"face|facial", "head"),
+    ("finger", r"fingers?", "hand"),
+    ("foot", r"foot|feet", "lower limb"),
+    ("forearm", r"forearms?", "arm"),
+    ("forehead", r"foreheads?", "face"),
+    ("genitalia", r"genitalia|genitals?", None),
+    ("hand", r"hands?", "upper limb"),
+    ("head", r"head", None),
+    ("hip", r"hips?", "lower limb"),
+    ("knee", r"knees?", "leg"),
+    ("leg", r"legs?", "lower limb"),
+    ("lip", r"lips?", "face"),
+    ("mouth", r"mouth", "face"),
+    ("nail", r"nails?", None),
+    ("neck", r"neck", None),
+    ("nose", r"nose|nasal", "face"),
+    ("perineum", r"perine(?:um|al)", None),
+    ("scalp", r"scalp", "head"),
+    ("shoulder", r"shoulders?", "upper limb"),
+    ("thigh", r"thighs?", "leg"),
+    ("thumb", r"thumbs?", "hand"),
+    ("toe", r"toes?", "foot"),
+    ("trunk", r"trunk", None),
+    ("wrist", r"wrists?", "arm"),
+)
+_SITE_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _SITES}
+_SITE_RE = re.compile(
+    r"\b(?:"
+    + "|".join(f"(?P<s{i}>{pattern})" for i, (_, pattern, _) in enumerate(_SITES))
+    + r")\b",
+    re.IGNORECASE,
+)
+
+#: Kinds of lesion an ICD-10-CM description names, and the broader kind each is one of.
+_LESIONS: tuple[tuple[str, str, str | None], ...] = (
+    ("basal cell carcinoma", r"basal cell carcinomas?", "malignant neoplasm"),
+    ("squamous cell carcinoma", r"squamous cell carcinomas?", "malignant neoplasm"),
+    ("malignant neoplasm", r"malignant neoplasms?", None),
+    ("melanoma", r"melanomas?", "malignant neoplasm"),
+    ("open wound", r"open wounds?", None),
+    ("laceration", r"lacerations?", "open wound"),
+    ("puncture wound", r"puncture wounds?", "open wound"),
+    ("open bite", r"open bites?", "open wound"),
+    ("abrasion", r"abrasions?", None),
+    ("contusion", r"contusions?", None),
+    ("fracture", r"fractures?", None),
+)
+_LESION_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _LESIONS}
+_LESION_RE = re.compile(
+    r"\b(?:"
+    + "|".join(f"(?P<l{i}>{pattern})" for i, (_, pattern, _) in enumerate(_LESIONS))
+    + r")\b",
+    re.IGNORECASE,
+)
+_LATERALITY_RE = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
+
+#: A size: a number (or "a to b") and its unit; cm2, cm² and sq cm are areas, cm a length.
+_SIZE_RE = re.compile(
+    r"(?P<value>\d+(?:\.\d+)?)\s*(?:(?:to|–|-)\s*(?P<upper>\d+(?:\.\d+)?)\s*)?"
+    r"(?P<unit>sq\.?\s*cm|square\s+centimet(?:er|re)s?|cm2|cm²|cm)(?![a-z])",
+    re.IGNORECASE,
+)
+
+Size = tuple[float, str]
+
+
+def _sizes(text: str) -> frozenset[Size]:
+    """The size figures a text states, as ``(value, "cm" | "sq cm")``."""
+    out: set[Size] = set()
+    for match in _SIZE_RE.finditer(text):
+        dim = "cm" if match["unit"].lower() == "cm" else "sq cm"
+        for value in (match["value"], match["upper"]):
+            if value is not None:
+                out.add((round(float(value), 2), dim))
+    return frozenset(out)
+
+
+def _terms(pattern: re.Pattern[str], names: Sequence[str], text: str) -> frozenset[str]:
+    """The canonical names of the vocabulary terms a text mentions."""
+    found: set[str] = set()
+    for match in pattern.finditer(text):
+        group = match.lastgroup
+        if group is not None:
+            found.add(names[int(group[1:])])
+    return frozenset(found)
+
+
+_SITE_NAMES = tuple(name for name, _, _ in _SITES)
+_LESION_NAMES = tuple(name for name, _, _ in _LESIONS)
+
+
+def _ancestors(term: str, parents: Mapping[str, str | None]) -> set[str]:
+    out: set[str] = set()
+    parent = parents.get(term)
+    while parent is not None and parent not in out:
+        out.add(parent)
+        parent = parents.get(parent)
+    return out
+
+
+def _incompatible(
+    stated: Iterable[str], known: Iterable[str], parents: Mapping[str, str | None]
+) -> list[str]:
+    """The stated terms that are neither a known term, a part of one nor a whole one is part of.
+
+    "arm" fits "upper arm" (broader) and "forearm" fits "arm" (narrower); "knee" does not fit
+    "lower leg" although both are parts of the leg.
+    """
+    known = set(known)
+    if not known:
+        return []
+    bad: list[str] = []
+    for term in sorted(set(stated)):
+        mine = _ancestors(term, parents)
+        if not any(term == k or term in _ancestors(k, parents) or k in mine for k in known):
+            bad.append(term)
+    return bad
+
+
+def _fmt_sizes(sizes: Iterable[Size]) -> str:
+    return ", ".join(f"{value:g} {dim}" for value, dim in sorted(sizes))
+
+
+# ------------------------------------------------------------------------------------ lint
+
+
+def lint(documents: Sequence[SeedDocument], reference: LintReference) -> list[LintFinding]:
+    """Every finding about ``documents``, sorted by source (file, then line number)."""
+    findings = list(_Linter(documents, reference).run())
+    return sorted(findings, key=_finding_key)
+
+
+def _source_key(source: str) -> tuple[str, int]:
+    name, _, line = source.rpartition(":")
+    return (name, int(line)) if name and line.isdigit() else (source, 0)
+
+
+def _finding_key(finding: LintFinding) -> tuple[str, int, str, str, str]:
+    name, line = _source_key(finding.source)
+    return (name, line, finding.kind, finding.subject, finding.message)
+
+
+def render_text(findings: Sequence[LintFinding]) -> str:
+    """The findings as text, one per line, then a count by severity (what the CLI prints)."""
+    lines = [
+        f"{f.source}: {f.severity} {f.kind} {f.subject}: {f.message}"
+        for f in sorted(findings, key=_finding_key)
+    ]
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    lines.append(
+        f"{len(findings)} finding(s): {counts['error']} error(s), {counts['warning']} warning(s), "
+        f"{counts['info']} info"
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- modifier indicator rules
+
+
+@dataclass(frozen=True, slots=True)
+class _IndicatorRule:
+    """Which values of an MPFS indicator forbid (or need documentation for) some modifiers.
+
+    Values from the RVU25D layout; a value outside both sets (or no value at all) says nothing,
+    so a finding is never built on missing data.
+    """
+
+    modifiers: frozenset[str]
+    field: str
+    column: str
+    forbidden: Mapping[str, str]
+    documentation: Mapping[str, str]
+    cite: str
+
+
+_RVU = "RVU25D layout"
+_INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
+    _IndicatorRule(
+        frozenset({"50"}),
+        "bilateral",
+        "BILAT SURG",
+        {
+            "0": "150% bilateral adjustment does not apply",
+            "2": "the code is already bilateral",
+            "3": "each side is paid at 100% (diagnostic services)",
+            "9": "the bilateral concept does not apply",
+        },
+        {},
+        f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.7: modifier 50 only with indicator 1",
+    ),
+    _IndicatorRule(
+        frozenset({"80", "81", "82", "AS"}),
+        "assistant",
+        "ASST SURG",
+        {
+            "1": "statutory payment restriction: an assistant at surgery may not be paid",
+            "9": "the assistant at surgery concept does not apply",
+        },
+        {"0": "an assistant at surgery is paid only with documentation of medical necessity"},
+        _RVU,
+    ),
+    _IndicatorRule(
+        frozenset({"62"}),
+        "co_surgeons",
+        "CO-SURG",
+        {"0": "co-surgeons not permitted", "9": "the co-surgeons concept does not apply"},
+        {"1": "co-surgeons are paid only with documentation of medical necessity"},
+        _RVU,
+    ),
+    _IndicatorRule(
+        frozenset({"66"}),
+        "team_surgery",
+        "TEAM SURG",
+        {"0": "team surgeons not permitted", "9": "the team surgery concept does not apply"},
+        {"1": "a team is paid only with documentation of medical necessity"},
+        _RVU,
+    ),
+    _IndicatorRule(
+        frozenset({"26"}),
+        "pctc",
+        "PCTC IND",
+        {
+            v: "modifier 26 cannot be used with this PC/TC indicator"
+            for v in ("0", "2", "3", "4", "5", "7", "8", "9")
+        },
+        {},
+        f"{_RVU}, Attachment A",
+    ),
+    _IndicatorRule(
+        frozenset({"TC"}),
+        "pctc",
+        "PCTC IND",
+        {
+            v: "modifier TC cannot be used with this PC/TC indicator"
+            for v in ("0", "2", "3", "4", "5", "6", "7", "8", "9")
+        },
+        {},
+        f"{_RVU}, Attachment A",
+    ),
+    _IndicatorRule(
+        frozenset({"54", "55", "56"}),
+        "global_days",
+        "GLOB DAYS",
+        {
+            v: "split global care applies to 010 and 090 codes only"
+            for v in ("000", "MMM", "XXX", "YYY", "ZZZ")
+        },
+        {},
+        f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.2",
+    ),
+    _IndicatorRule(
+        frozenset({"51"}),
+        "global_days",
+        "GLOB DAYS",
+        {"ZZZ": "an add-on code is never reported with modifier 51"},
+        {},
+        f"{_RVU}; CPT Appendix A (modifier 51)",
+    ),
+)
+
+#: Seed indicator names that are MPFS columns (the build's mapping, the same CMS columns).
+_SEED_INDICATOR_FIELDS = {
+    "status": "status",
+    "global_days": "global_days",
+    "pctc": "pctc",
+    "mult_proc": "mult_proc",
+    "bilateral": "bilateral",
+    "assistant": "assistant",
+    "co_surgeons": "co_surgeons",
+    "team_surgery": "team_surgery",
+}
+
+# Words that carry no meaning of their own when a modifier's description is compared with
+# the master list ("physician or other qualified health care professional" is CPT's boilerplate).
+_STOPWORDS = frozenset(
+    {
+        "a", "an", "and", "or", "of", "the", "to", "by", "for", "in", "on", "at", "as", "with",
+        "without", "during", "same", "other", "qualified", "health", "care", "professional",
+        "individual", "this", "that", "is", "be", "when", "use", "used", "than", "more",
+    }
+)  # fmt: skip
+_WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> frozenset[str]:
+    out: set[str] = set()
+    for word in _WORD_RE.findall(text.lower()):
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.add(word)
+    return frozenset(out)
+
+
+def _coverage(stated: frozenset[str], known: frozenset[str]) -> tuple[float, int]:
+    shared = len(stated & known)
+    return (shared / len(stated) if stated else 0.0, shared)
+
+
+# ------------------------------------------------------------------------------- the checks
+
+
+@dataclass(frozen=True, slots=True)
+class _Description:
+    """One place the seeds describe a procedure code: a document's own code or a related row."""
+
+    code: str
+    text: str
+    source: str
+    related: bool
+
+
+class _Linter:
+    """One lint run: the documents, the reference and the indexes built from them."""
+
+    def __init__(self, documents: Sequence[SeedDocument], reference: LintReference) -> None:
+        self.documents = documents
+        self.ref = reference
+        self.master = reference.master
+        # The seeds' own indicator statements, first statement per (code, field) wins.
+        self.seed_indicators: dict[tuple[str, str], tuple[str, str]] = {}
+        for doc in documents:
+            for ind in doc.indicators:
+                name = _SEED_INDICATOR_FIELDS.get(ind.name)
+                if name is not None and ind.for_code is not None:
+                    self.seed_indicators.setdefault((ind.for_code, name), (ind.value, ind.source))
+        self.modifier_words = {
+            code: _words(m.description) for code, m in self.master.modifiers.items()
+        }
+
+    def run(self) -> Iterator[LintFinding]:
+        for doc in self.documents:
+            for mod in doc.modifiers:
+                yield from self._modifier(mod)
+            for tax in doc.taxonomies:
+                yield from self._taxonomy(tax)
+            for dx in doc.diagnoses:
+                yield from self._diagnosis(dx)
+            for code in doc.codes:
+                if code.is_family:
+                    yield self._family(code.code, code.source, "a candidate-table row")
+            for mention in doc.mentions:
+                if mention.is_family:
+                    yield self._family(mention.code, mention.source, "the page's text")
+        yield from self._codes_not_real()
+        yield from self._descriptions()
+        yield from self._indicators()
+
+    # -- modifiers ---------------------------------------------------------------------------
+
+    def _modifier(self, mod: SeedModifier) -> Iterator[LintFinding]:
+        known = self.master.modifiers.get(mod.code)
+        head = mod.description.split(": ", 1)[0]
+        stated = _words(head)
+        if known is None:
+            yield LintFinding(
+                "error",
+                "modifier.not_real",
+                mod.source,
+                mod.code,
+                f"{mod.code} is not a CPT (Appendix A) or HCPCS level II modifier: it is not on "
+                "the master list (modifiers.csv)",
+            )
+            other = self._best_other_modifier(stated, exclude=None)
+            if other is not None:
+                yield LintFinding(
+                    "error",
+                    "modifier.description_contradicts",
+                    mod.source,
+                    mod.code,
+                    f"the description {head!r} is modifier {other.code}'s meaning "
+                    f"({other.description!r}, {other.source})",
+                )
+            return
+        own, _ = _coverage(stated, self.modifier_words[mod.code])
+        if own < 0.5:
+            other = self._best_other_modifier(stated, exclude=mod.code)
+            if other is not None:
+                yield LintFinding(
+                    "error",
+                    "modifier.description_contradicts",
+                    mod.source,
+                    mod.code,
+                    f"{mod.code} is {known.description!r} ({known.source}); the description "
+                    f"{head!r} is modifier {other.code}'s meaning ({other.description!r})",
+                )
+        if mod.for_code is not None:
+            yield from self._modifier_scope(mod, mod.for_code)
+            yield from self._modifier_indicators(mod, mod.for_code)
+
+    def _best_other_modifier(
+        self, stated: frozenset[str], exclude: str | None
+    ) -> MasterModifier | None:
+        """The master modifier a description clearly is (3/4 of its words, 2 or more shared)."""
+        best: tuple[float, int, str] | None = None
+        for code, words in self.modifier_words.items():
+            if code == exclude:
+                continue
+            share, shared = _coverage(stated, words)
+            if share >= 0.75 and shared >= 2 and (best is None or (share, shared) > best[:2]):
+                best = (share, shared, code)
+        return None if best is None else self.master.modifiers[best[2]]
+
+    def _modifier_scope(self, mod: SeedModifier, code: str) -> Iterator[LintFinding]:
+        scopes = self.master.modifier_scopes.get(mod.code)
+        # Ranges are of numeric CPT codes; a level II HCPCS code is not judged by them.
+        if not scopes or not _CPT_NUMERIC.fullmatch(code):
+            return
+        if any(s.first <= int(code) <= s.last for s in scopes):
+            return
+        where = "; ".join(f"{s.first:05d}-{s.last:05d} ({s.applies_to})" for s in scopes)
+        yield LintFinding(
+            "error",
+            "modifier.not_applicable",
+            mod.source,
+            mod.code,
+            f"{mod.code} is offered for {code}, but it applies only to {where} "
+            f"({'; '.join(s.source for s in scopes)})",
+        )
+
+    def _indicator_value(self, code: str, field: str) -> tuple[str, str, str] | None:
+        """``(value, where, who)`` of an indicator: the CMS file's, else the seeds' own."""
+        row = self.ref.mpfs.get(code)
+        if row is not None:
+            value = getattr(row, field)
+            if isinstance(value, str) and value:
+                return value, row.source, "CMS"
+        seed = self.seed_indicators.get((code, field))
+        if seed is not None:
+            return seed[0], seed[1], "the seed's"
+        return None
+
+    def _modifier_indicators(self, mod: SeedModifier, code: str) -> Iterator[LintFinding]:
+        for rule in _INDICATOR_RULES:
+            if mod.code not in rule.modifiers:
+                continue
+            found = self._indicator_value(code, rule.field)
+            if found is None:
+                continue
+            value, where, who = found
+            also = ""
+            seed = self.seed_indicators.get((code, rule.field))
+            if (
+                who == "CMS"
+                and seed is not None
+                and _source_key(seed[1])[0] == _source_key(mod.source)[0]
+            ):
+                also = f"; the document itself says {seed[0]} at {seed[1]}"
+            if value in rule.forbidden:
+                yield LintFinding(
+                    "error",
+                    "modifier.forbidden_by_cms",
+                    mod.source,
+                    mod.code,
+                    f"{mod.code} is offered for {code}, but {who} {rule.column} indicator {value} "
+                    f"forbids it: {rule.forbidden[value]} ({where}; {rule.cite}){also}",
+                )
+            elif value in rule.documentation:
+                yield LintFinding(
+                    "warning",
+                    "modifier.needs_documentation",
+                    mod.source,
+                    mod.code,
+                    f"{mod.code} is offered for {code} without a condition, but {who} "
+                    f"{rule.column} indicator {value} means {rule.documentation[value]} "
+                    f"({where}; {rule.cite})",
+                )
+
+    # -- taxonomies --------------------------------------------------------------------------
+
+    def _taxonomy(self, tax: SeedTaxonomy) -> Iterator[LintFinding]:
+        if not _TAXONOMY_SHAPE.fullmatch(tax.code):
+            yield LintFinding(
+                "error",
+                "taxonomy.malformed",
+                tax.source,
+                tax.code,
+                f"{tax.code!r} is not a NUCC taxonomy code (10 characters: 3 digits, "
+                "6 letters or digits, then X)",
+            )
+            return
+        stated = _words(tax.specialty)
+        entries = self.master.taxonomies.values()
+        # The codes of exactly that specialty; failing that, of the classification it names.
+        named = [t for t in entries if _named(t.own_names, stated)] or [
+            t for t in entries if _named(t.names, stated)
+        ]
+        codes = ", ".join(sorted(t.code for t in named))
+        listed = f"the list's code(s) for {tax.specialty}: {codes}"
+        known = self.master.taxonomies.get(tax.code)
+        if known is not None:
+            if _named(known.names, stated):
+                return
+            yield LintFinding(
+                "error",
+                "taxonomy.specialty_contradicts",
+                tax.source,
+                tax.code,
+                f"{tax.code} is {known.display} ({known.grouping}), not {tax.specialty} "
+                f"({known.source})" + (f"; {listed}" if named else ""),
+            )
+        elif named:
+            yield LintFinding(
+                "warning",
+                "taxonomy.unverified",
+                tax.source,
+                tax.code,
+                f"{tax.code} is not on the master taxonomy list (taxonomy.csv, a subset of the "
+                f"NUCC code set), so it cannot be confirmed as {tax.specialty}; {listed}",
+            )
+
+    # -- diagnoses ---------------------------------------------------------------------------
+
+    def _diagnosis(self, dx: SeedDiagnosis) -> Iterator[LintFinding]:
+        if not _ICD_SHAPE.fullmatch(dx.code):
+            yield LintFinding(
+                "error",
+                "diagnosis.malformed",
+                dx.source,
+                dx.code,
+                f"{dx.code!r} is not an ICD-10-CM code (a letter, a digit, then 1-5 letters or "
+                "digits; an optional dot after the third character)",
+            )
+            return
+        known = self.master.diagnoses.get(_icd_key(dx.code))
+        if known is None:
+            return
+        if not known.billable:
+            yield LintFinding(
+                "warning",
+                "diagnosis.not_billable",
+                dx.source,
+                dx.code,
+                f"{dx.code} ({known.description}) cannot be reported on a claim: {known.note} "
+                f"({known.source})",
+            )
+            return
+        differences = _diagnosis_differences(dx.description, known.description)
+        if differences:
+            yield LintFinding(
+                "warning",
+                "diagnosis.description_contradicts",
+                dx.source,
+                dx.code,
+                f"{dx.code} is {known.description!r} ({known.source}); the seed's "
+                f"{dx.description!r} differs in {'; '.join(differences)}",
+            )
+
+    # -- code families and codes that do not exist -------------------------------------------
+
+    def _family(self, family: str, source: str, where: str) -> LintFinding:
+        stem = family.rstrip("X")
+        members = sorted(
+            c for c in self.ref.mpfs if len(c) == len(family) and c.startswith(stem) and c.isdigit()
+        )
+        listed = f" (the CMS file has {', '.join(members)})" if members else ""
+        return LintFinding(
+            "info",
+            "code.family_not_billable",
+            source,
+            family,
+            f"{family} in {where} names a code family{listed}, not a billable code",
+        )
+
+    def _codes_not_real(self) -> Iterator[LintFinding]:
+        """Codes inside a fully listed CPT range that the range does not list."""
+        for doc in self.documents:
+            named: list[tuple[str, str, bool]] = [
+                (c.code, c.code_source or c.source, False) for c in doc.codes if not c.is_family
+            ]
+            named += [(r.code, r.source, True) for r in doc.related_codes]
+            named += [(a.add_on, a.source, False) for a in doc.add_ons]
+            named += [(m.code, m.source, False) for m in doc.mentions if not m.is_family]
+            for code, source, related in named:
+                if not _CPT_NUMERIC.fullmatch(code):
+                    continue
+                for rng in self.master.ranges:
+                    if rng.first <= int(code) <= rng.last and code not in rng.codes:
+                        hint = self._closest_procedure(doc, code, source)
+                        yield LintFinding(
+                            "error",
+                            "related_code.not_real" if related else "code.not_real",
+                            source,
+                            code,
+                            f"{code} is not a CPT code: the range {rng.first:05d}-{rng.last:05d} "
+                            f"holds only {', '.join(sorted(rng.codes))} ({rng.source}){hint}",
+                        )
+
+    def _closest_procedure(self, doc: SeedDocument, code: str, source: str) -> str:
+        """A master entry whose kind and sites fit what the seed says the missing code is."""
+        text = next(
+            (r.description for r in doc.related_codes if r.code == code and r.source == source),
+            None,
+        )
+        if text is None:
+            return ""
+        kinds = _terms_kinds(text)
+        sites = _terms(_SITE_RE, _SITE_NAMES, text)
+        if not kinds or not sites:
+            return ""
+        fits = sorted(
+            p.code
+            for p in self.master.procedures.values()
+            if kinds <= p.kinds and p.sites and not _incompatible(sites, p.sites, _SITE_PARENT)
+        )
+        if not fits:
+            return ""
+        described = ", ".join([*sorted(kinds), *sorted(sites)])
+        return f"; what the seed describes ({described}) is {', '.join(fits)}"
+
+    # -- descriptions of procedure codes -----------------------------------------------------
+
+    def _descriptions(self) -> Iterator[LintFinding]:
+        by_code: dict[str, list[_Description]] = defaultdict(list)
+        for doc in self.documents:
+            for own in doc.codes:
+                if not own.is_family and own.description:
+                    by_code[own.code].append(
+                        _Description(own.code, own.description, own.source, False)
+                    )
+            for rel in doc.related_codes:
+                by_code[rel.code].append(_Description(rel.code, rel.description, rel.source, True))
+        for code, records in sorted(by_code.items()):
+            known = self.master.procedures.get(code)
+            if known is not None:
+                for record in records:
+                    yield from self._against_master(record, known, records)
+            else:
+                yield from self._against_each_other(records)
+
+    def _against_master(
+        self, record: _Description, known: MasterProcedure, records: Sequence[_Description]
+    ) -> Iterator[LintFinding]:
+        differences = _procedure_differences(record.text, known)
+        if not differences:
+            return
+        stated = _sizes(record.text)
+        others = [
+            f"{r.source} gives {_fmt_sizes(_sizes(r.text))}"
+            for r in records
+            if r is not record and _sizes(r.text) and _sizes(r.text) != stated
+        ]
+        also = f"; elsewhere in the seeds {', '.join(others)}" if others else ""
+        yield LintFinding(
+            "error",
+            "related_code.contradicts" if record.related else "code.description_contradicts",
+            record.source,
+            record.code,
+            f"{record.code} in the CPT code set: {known.summary}"
+            + (f", {known.size}" if known.size else "")
+            + f" ({known.source}); {record.text!r} differs in {'; '.join(differences)}{also}",
+        )
+
+    def _against_each_other(self, records: Sequence[_Description]) -> Iterator[LintFinding]:
+        """Without a master entry, two descriptions of one code that disagree are both suspect."""
+        for record in records:
+            clashes: list[str] = []
+            for other in records:
+                if other is record:
+                    continue
+                mine, theirs = _sizes(record.text), _sizes(other.text)
+                size_clash = mine and theirs and not (mine <= theirs or theirs <= mine)
+                sites_a = _terms(_SITE_RE, _SITE_NAMES, record.text)
+                sites_b = _terms(_SITE_RE, _SITE_NAMES, other.text)
+                site_clash = sites_a and sites_b and _incompatible(sites_a, sites_b, _SITE_PARENT)
+                if size_clash or site_clash:
+                    what = []
+                    if size_clash:
+                        what.append(f"size {_fmt_sizes(mine)} vs {_fmt_sizes(theirs)}")
+                    if site_clash:
+                        what.append(
+                            f"site {', '.join(sorted(sites_a))} vs {', '.join(sorted(sites_b))}"
+                        )
+                    clashes.append(f"{other.source} ({'; '.join(what)})")
+            if clashes:
+                yield LintFinding(
+                    "warning",
+                    "related_code.contradicts"
+                    if record.related
+                    else "code.description_contradicts",
+                    record.source,
+                    record.code,
+                    f"{record.code} is described as {record.text!r}, differently at "
+                    f"{', '.join(clashes)}; no master entry settles which is right",
+                )
+
+    # -- indicators the seeds state ----------------------------------------------------------
+
+    def _indicators(self) -> Iterator[LintFinding]:
+        for doc in self.documents:
+            for ind in doc.indicators:
+                if ind.for_code is None:
+                    continue
+                name = _SEED_INDICATOR_FIELDS.get(ind.name)
+                row = self.ref.mpfs.get(ind.for_code)
+                if name is not None and row is not None:
+                    cms_value = getattr(row, name)
+                    if isinstance(cms_value, str) and cms_value and cms_value != ind.value:
+                        yield LintFinding(
+                            "warning",
+                            "indicator.contradicts_cms",
+                            ind.source,
+                            ind.for_code,
+                            f"the seed says {ind.name} {ind.value!r} for {ind.for_code}; the CMS "
+                            f"file says {cms_value!r} ({row.source}), and the CMS file wins",
+                        )
+                mue = self.ref.mue.get(ind.for_code)
+                if ind.name == "mue" and mue is not None and ind.value != str(mue.value):
+                    yield LintFinding(
+                        "warning",
+                        "indicator.contradicts_cms",
+                        ind.source,
+                        ind.for_code,
+                        f"the seed says MUE {ind.value!r} for {ind.for_code}; the NCCI MUE table "
+                        f"says {mue.value} ({mue.source}), and the MUE table wins",
+                    )
+
+
+def _named(names: Iterable[str], stated: frozenset[str]) -> bool:
+    """Whether a specialty as a seed writes it is one of the names.
+
+    Word order, "&" against "and", and singular against plural do not matter.
+    """
+    return bool(stated) and any(_words(name) == stated for name in names)
+
+
+def _terms_kinds(text: str) -> frozenset[str]:
+    return frozenset(name for name, pattern in _KIND_RES.items() if pattern.search(text))
+
+
+def _procedure_differences(text: str, known: MasterProcedure) -> list[str]:
+    """How a description of a procedure code contradicts its master entry (empty: it does not).
+
+    A description may say less than the code set (no size, no site): only what it does say is
+    compared. Kinds it names that the code is not, size figures the code does not have and sites
+    that do not fit the code's sites are contradictions.
+    """
+    out: list[str] = []
+    kinds = _terms_kinds(text) - known.kinds
+    if kinds:
+        out.append(f"kind: {', '.join(sorted(kinds))}, not {', '.join(sorted(known.kinds))}")
+    sizes = _sizes(text)
+    expected = _sizes(known.size)
+    if sizes and expected and not sizes <= expected:
+        out.append(f"size: {_fmt_sizes(sizes)}, not {known.size}")
+    sites = _incompatible(_terms(_SITE_RE, _SITE_NAMES, text), known.sites, _SITE_PARENT)
+    if sites:
+        out.append(f"site: {', '.join(sites)}, not {', '.join(sorted(known.sites))}")
+    return out
+
+
+def _diagnosis_differences(text: str, known: str) -> list[str]:
+    """How an ICD-10-CM description contradicts the code's own: site, side or kind of lesion.
+
+    Only what both descriptions name is compared, and a broader word fits a narrower one ("open
+    wound" fits "laceration"), so a looser paraphrase is not a contradiction; a different site,
+    side or lesion is.
+    """
+    out: list[str] = []
+    facets: tuple[tuple[str, frozenset[str], frozenset[str], Mapping[str, str | None]], ...] = (
+        (
+            "site",
+            _terms(_SITE_RE, _SITE_NAMES, text),
+            _terms(_SITE_RE, _SITE_NAMES, known),
+            _SITE_PARENT,
+        ),
+        (
+            "kind",
+            _terms(_LESION_RE, _LESION_NAMES, text),
+            _terms(_LESION_RE, _LESION_NAMES, known),
+            _LESION_PARENT,
+        ),
+        (
+            "side",
+            frozenset(s.lower() for s in _LATERALITY_RE.findall(text)),
+            frozenset(s.lower() for s in _LATERALITY_RE.findall(known)),
+            {},
+        ),
+    )
+    for name, stated, expected, parents in facets:
+        bad = _incompatible(stated, expected, parents)
+        if bad:
+            out.append(f"{name}: {', '.join(bad)}, not {', '.join(sorted(expected))}")
+    return out
