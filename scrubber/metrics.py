@@ -83,6 +83,11 @@ class Metrics:
             "Results that revised an earlier line's verdict (revision > 1).",
             registry=r,
         )
+        self.skipped_recovered = Counter(
+            "scrubber_skipped_records_recovered",
+            "Input records the consumer skipped that the worker read back and handled.",
+            registry=r,
+        )
         self.history_patients = Gauge(
             "scrubber_history_patients",
             "Patients held in this worker's history table (its assigned partitions).",

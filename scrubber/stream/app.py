@@ -34,6 +34,7 @@ from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore
+from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.runtime import StreamRuntime
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class Worker:
             self.send,
             TableHistoryStore(self.table),
         )
+        self.guard = GapGuard(KafkaRangeReader(settings))
         self._wire()
 
     async def send(self, emission: Emission) -> None:
@@ -198,12 +200,26 @@ class Worker:
 
     def _wire(self) -> None:
         app, runtime, holder, metrics = self.app, self.runtime, self.holder, self.metrics
+        guard = self.guard
         worker = self
 
         @app.agent(self.input, concurrency=1, name="scrub")
         async def scrub(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 m = event.message
+                # Records the consumer skipped (see stream/gaps.py) are handled first, in order.
+                for r in await guard.missing(m.partition, m.offset):
+                    await runtime.handle(
+                        m.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        r.timestamp,
+                        attempt_of(r.headers),
+                    )
+                    guard.handled(r.partition, r.offset)
+                    metrics.skipped_recovered.inc()
                 await runtime.handle(
                     m.topic,
                     m.partition,
@@ -213,6 +229,12 @@ class Worker:
                     m.timestamp,
                     attempt_of(m.headers),
                 )
+                guard.handled(m.partition, m.offset)
+
+        async def forget_positions(sender: Any, *args: Any, **kwargs: Any) -> None:
+            guard.reset()
+
+        app.on_partitions_assigned.connect(forget_positions)  # type: ignore[arg-type]
 
         @app.task
         async def refdata_loop() -> None:

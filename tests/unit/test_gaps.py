@@ -1,0 +1,87 @@
+"""The gap guard: what the consumer skips is read back and handled, in order, once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scrubber.stream.gaps import GapGuard, RawRecord
+
+
+class FakeReader:
+    """A partition log in memory (the reader is the guard's collaborator, not under test)."""
+
+    def __init__(self, committed: dict[int, int | None], log: dict[int, list[int]]) -> None:
+        self._committed = committed
+        self.log = log
+        self.reads: list[tuple[int, int, int]] = []
+
+    async def committed(self, partition: int) -> int | None:
+        return self._committed.get(partition)
+
+    async def beginning(self, partition: int) -> int:
+        return self.log[partition][0]
+
+    async def read(self, partition: int, start: int, end: int) -> Sequence[RawRecord]:
+        self.reads.append((partition, start, end))
+        return [
+            RawRecord(partition, o, b"k", b"v", None, ())
+            for o in self.log[partition]
+            if start <= o < end
+        ]
+
+
+async def test_records_skipped_after_the_committed_offset_are_read_back() -> None:
+    reader = FakeReader({0: 100}, {0: list(range(90, 200))})
+    guard = GapGuard(reader)
+    missing = await guard.missing(0, 117)
+    assert [r.offset for r in missing] == list(range(100, 117))
+    for r in missing:
+        guard.handled(0, r.offset)
+    guard.handled(0, 117)
+    assert await guard.missing(0, 118) == ()
+    assert guard.recovered == 17
+
+
+async def test_no_gap_no_read() -> None:
+    reader = FakeReader({1: 50}, {1: list(range(0, 80))})
+    guard = GapGuard(reader)
+    assert await guard.missing(1, 50) == ()
+    guard.handled(1, 50)
+    assert await guard.missing(1, 51) == ()
+    assert reader.reads == []
+
+
+async def test_a_gap_in_the_middle_of_a_run_is_read_back() -> None:
+    reader = FakeReader({0: 0}, {0: list(range(0, 30))})
+    guard = GapGuard(reader)
+    for o in range(0, 10):
+        assert await guard.missing(0, o) == ()
+        guard.handled(0, o)
+    assert [r.offset for r in await guard.missing(0, 20)] == list(range(10, 20))
+
+
+async def test_a_real_gap_costs_one_read_and_is_not_retried() -> None:
+    # Offsets 5-9 do not exist (compaction or transaction markers).
+    reader = FakeReader({0: 5}, {0: [0, 1, 2, 3, 4, 10, 11]})
+    guard = GapGuard(reader)
+    assert await guard.missing(0, 10) == ()
+    guard.handled(0, 10)
+    assert await guard.missing(0, 11) == ()
+    assert reader.reads == [(0, 5, 10)]
+
+
+async def test_a_new_group_starts_at_the_log_start_and_reassignment_forgets() -> None:
+    reader = FakeReader({}, {2: list(range(40, 60))})
+    guard = GapGuard(reader)
+    assert [r.offset for r in await guard.missing(2, 42)] == [40, 41]
+    guard.handled(2, 42)
+    guard.reset()
+    reader._committed[2] = 43
+    assert await guard.missing(2, 43) == ()
+
+
+async def test_a_redelivered_older_record_is_not_a_gap() -> None:
+    reader = FakeReader({0: 10}, {0: list(range(0, 20))})
+    guard = GapGuard(reader)
+    guard.handled(0, 15)
+    assert await guard.missing(0, 12) == ()
