@@ -9,7 +9,8 @@ BUNDLE := build/refdata.json
 DEMO_INPUT := seeds/examples/claims.jsonl
 
 .PHONY: help venv stack-up stack-down stack-status stack-reset refdata topics \
-        worker-start worker-stop demo test test-unit test-integration lint format contracts
+        worker-start worker-stop demo test test-unit lint format contracts \
+        prometheus-install prometheus-up prometheus-down alerts-check
 
 help:
 	@echo "make demo        set up everything, run the worker, publish the demo claims, summarise"
@@ -27,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 stack-up:
 	deploy/local/stack.sh up
 
-stack-down: worker-stop
+stack-down: worker-stop prometheus-down
 	deploy/local/stack.sh down
 
 stack-status:
@@ -67,8 +68,20 @@ format: venv
 contracts: venv
 	$(BIN)/scrubber contracts generate
 
-test-unit: venv
+prometheus-install:
+	deploy/local/prometheus.sh install
+
+prometheus-up: prometheus-install
+	deploy/local/prometheus.sh up
+
+prometheus-down:
+	deploy/local/prometheus.sh down
+
+alerts-check: prometheus-install
+	deploy/local/prometheus.sh check
+
+test-unit: venv prometheus-install
 	$(BIN)/pytest tests/unit -q
 
-test: lint stack-up
+test: lint stack-up prometheus-install
 	$(BIN)/pytest -q

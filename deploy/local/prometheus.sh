@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Prometheus for the local stack, without Docker: Debian's `prometheus` package (the server and
+# promtool), scraping the local worker and evaluating deploy/prometheus/alerts.yml.
+#
+#   deploy/local/prometheus.sh install   apt-install Debian's prometheus package when promtool or
+#                                        prometheus is missing (make test calls this)
+#   deploy/local/prometheus.sh check     promtool: check the configs and rules, run the rule tests
+#   deploy/local/prometheus.sh up        start Prometheus on 127.0.0.1:$PROMETHEUS_PORT scraping
+#                                        the worker at SCRUBBER_WEB_HOST:SCRUBBER_WEB_PORT
+#   deploy/local/prometheus.sh down      stop it
+#   deploy/local/prometheus.sh status    say whether it runs, exit 0 only when it answers
+#
+# Settings (environment; defaults in brackets):
+#   SCRUBBER_STACK_DIR   state: data, log, pid file                    [<repo>/.stack]
+#   PROMETHEUS_PORT      Prometheus web UI and API on 127.0.0.1        [19090]
+#   SCRUBBER_WEB_HOST    the worker's metrics host                     [127.0.0.1]
+#   SCRUBBER_WEB_PORT    the worker's metrics port                     [6066]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+conf="$repo/deploy/prometheus"
+
+STACK_DIR="${SCRUBBER_STACK_DIR:-$repo/.stack}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-19090}"
+TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_WEB_PORT:-6066}"
+DIR="$STACK_DIR/prometheus"
+PIDFILE="$DIR/prometheus.pid"
+
+log() { printf '[prometheus] %s\n' "$*" >&2; }
+die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  # Debian packages; installed only when missing (root on these machines). Without the
+  # recommended node exporter: only the server and promtool are needed.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (Debian packages)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+install() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    return 0
+  fi
+  # Debian's package starts its own service on :9090 where an init system runs; ours is separate.
+  apt_install prometheus
+  command -v promtool >/dev/null || die "promtool is still missing after installing prometheus"
+}
+
+check() {
+  install
+  promtool check config "$conf/prometheus.yml"
+  promtool check rules "$conf/alerts.yml"
+  promtool test rules "$conf/alerts.test.yml"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+answers() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
+
+up() {
+  install
+  if alive && answers; then
+    log "already running on http://127.0.0.1:$PROMETHEUS_PORT (pid $(cat "$PIDFILE"))"
+    return 0
+  fi
+  port_open "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT is taken (set PROMETHEUS_PORT)"
+  mkdir -p "$DIR/data"
+  sed -e "s|@SCRAPE_INTERVAL@|5s|g" -e "s|@TARGET@|$TARGET|g" \
+      -e "s|@ALERTS_FILE@|$conf/alerts.yml|g" \
+      "$conf/prometheus.local.yml" > "$DIR/prometheus.yml"
+  promtool check config "$DIR/prometheus.yml" >/dev/null
+  log "starting on http://127.0.0.1:$PROMETHEUS_PORT, scraping $TARGET; log in $DIR/prometheus.log"
+  setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$PIDFILE" prometheus \
+    --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
+    --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    >>"$DIR/prometheus.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do
+    answers && { log "prometheus is up"; return 0; }
+    alive || { tail -n 20 "$DIR/prometheus.log" >&2; die "prometheus exited during start"; }
+    sleep 0.2
+  done
+  die "prometheus did not answer within 20 s (see $DIR/prometheus.log)"
+}
+
+down() {
+  [ -f "$PIDFILE" ] || return 0
+  local pid
+  pid="$(cat "$PIDFILE")"
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+}
+
+status() {
+  if alive && answers; then
+    echo "prometheus  up    http://127.0.0.1:$PROMETHEUS_PORT (pid $(cat "$PIDFILE"))"
+  else
+    echo "prometheus  down"; return 1
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  check) check ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 install|check|up|down|status" >&2; exit 2 ;;
+esac
