@@ -10,7 +10,7 @@ DEMO_INPUT := seeds/examples/claims.jsonl
 
 .PHONY: help venv stack-up stack-down stack-status stack-reset refdata topics \
         worker-start worker-stop demo test test-unit lint format contracts \
-        prometheus-install prometheus-up prometheus-down alerts-check
+        prometheus-install prometheus-up prometheus-down alerts-check soak
 
 help:
 	@echo "make demo        set up everything, run the worker, publish the demo claims, summarise"
@@ -85,3 +85,7 @@ test-unit: venv prometheus-install
 
 test: lint stack-up prometheus-install
 	$(BIN)/pytest -q
+
+# The chaos suite with long runs (100,000 lines per scenario); `make test` runs it bounded.
+soak: venv stack-up
+	CHAOS_LINES=100000 $(BIN)/pytest tests/chaos -q

@@ -1,0 +1,219 @@
+"""Faults during a running stream. Every scenario checks conservation:
+
+- each input ends with its own result or its dead letter;
+- after keeping the highest revision per line id, the final verdicts equal the offline scrub's;
+- raw duplicates stay within what was in flight, and none remain after dedupe (by line id and
+  revision, which is what a consumer keeps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from scrubber.accounting import Ledger, collect, end_offsets, key_of, publish
+from scrubber.contracts import HEADER_ERROR_CODE, MAX_MESSAGE_BYTES, ScrubResult
+from scrubber.examples import generate
+from scrubber.offline import scrub_lines
+from scrubber.refdata.model import ReferenceSnapshot
+from tests.integration.conftest import REPO, WorkerProcess, load_bundle
+
+from .conftest import CHAOS_LINES
+
+pytestmark = pytest.mark.integration
+
+
+def _outputs(settings):
+    return [settings.accepted_topic, settings.flagged_topic, settings.dlq_topic]
+
+
+def _offline_final(records, bundle):
+    results = io.BytesIO()
+    scrub_lines(
+        [raw for _key, raw in records],
+        ReferenceSnapshot(bundle),
+        results,
+        io.BytesIO(),
+        "in",
+        clock=lambda: datetime.now(UTC),
+    )
+    final: dict[str, ScrubResult] = {}
+    for raw in results.getvalue().splitlines():
+        r = ScrubResult.model_validate_json(raw)
+        if r.line_id not in final or r.revision > final[r.line_id].revision:
+            final[r.line_id] = r
+    return {k: (v.outcome.value, tuple(f.rule_id for f in v.findings)) for k, v in final.items()}
+
+
+def _conserved(ledger: Ledger, records, bundle) -> None:
+    assert ledger.complete(), f"{len(ledger.missing())} inputs without their own output"
+    final = {
+        k: (d["outcome"], tuple(f["rule_id"] for f in d["findings"]))
+        for k, d in ledger.final().items()
+    }
+    assert final == _offline_final(records, bundle)
+
+
+def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tuple[int, int]]]:
+    asyncio.run(load_bundle(settings, bundle))
+    worker.start()
+    worker.wait_ready()
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    positions = asyncio.run(publish(settings, records))
+    fault(positions, start)
+    return asyncio.run(collect(settings, positions, start, wait_seconds=240)), positions
+
+
+def _progress(settings, positions, start) -> int:
+    return len(asyncio.run(collect(settings, positions, start, wait_seconds=0.3)).outputs)
+
+
+def _wait_progress(settings, positions, start, share: float, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _progress(settings, positions, start) >= share * len(positions):
+            return
+    raise AssertionError(f"no progress to {share:.0%} within {seconds} s")
+
+
+def _records(bundle, n, seed):
+    return [(key_of(r), r) for r in generate(bundle, n, seed=seed, patients=max(50, n // 8))]
+
+
+def test_sigkill_three_times(settings, worker, bundle) -> None:
+    records = _records(bundle, CHAOS_LINES, seed=41)
+
+    def kill_three_times(positions, start):
+        for share in (0.2, 0.45, 0.7):
+            _wait_progress(settings, positions, start, share)
+            assert worker.proc is not None
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait()
+            worker.start()
+            worker.wait_ready(120)
+
+    ledger, _positions = _run_with(settings, worker, bundle, records, kill_three_times)
+    _conserved(ledger, records, bundle)
+
+
+def test_broker_restart_mid_run(settings, worker, bundle) -> None:
+    records = _records(bundle, CHAOS_LINES // 2, seed=43)
+    stack = str(REPO / "deploy/local/stack.sh")
+
+    def restart_broker(positions, start):
+        _wait_progress(settings, positions, start, 0.3)
+        subprocess.run([stack, "kafka-down"], check=True, timeout=120)
+        time.sleep(3)
+        subprocess.run([stack, "kafka-up"], check=True, timeout=300)
+
+    ledger, _positions = _run_with(settings, worker, bundle, records, restart_broker)
+    _conserved(ledger, records, bundle)
+    assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive it"
+
+
+def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None:
+    records = _records(bundle, CHAOS_LINES, seed=47)
+    second = WorkerProcess(
+        settings.model_copy(
+            update={"web_port": settings.web_port + 1, "data_dir": str(tmp_path / "w2")}
+        ),
+        tmp_path / "worker2.log",
+    )
+
+    def scale_out_and_in(positions, start):
+        _wait_progress(settings, positions, start, 0.25)
+        second.start()
+        _wait_progress(settings, positions, start, 0.55)
+        assert second.stop() == 0
+
+    try:
+        ledger, _positions = _run_with(settings, worker, bundle, records, scale_out_and_in)
+    finally:
+        if second.proc is not None and second.proc.poll() is None:
+            second.stop()
+    _conserved(ledger, records, bundle)
+
+
+def _poison(rng: random.Random, good: bytes, kind: str) -> tuple[bytes | None, bytes]:
+    key = key_of(good)
+    if kind == "not_json":
+        return key, b"\x00\x01 not json at all"
+    if kind == "truncated":
+        return key, good[: len(good) // 3]
+    if kind == "oversize":
+        return key, good[:-1] + b', "pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    if kind == "wrong_types":
+        doc = orjson.loads(good)
+        doc["line_number"], doc["units"] = "one", [1]
+        return key, orjson.dumps(doc)
+    if kind == "deep_nesting":
+        return key, b"[" * 10_000 + b"]" * 10_000  # 20 KB: under the size bound
+    if kind == "huge_array":
+        doc = orjson.loads(good)
+        doc["diagnosis_codes"] = ["A00"] * 5000
+        return key, orjson.dumps(doc)
+    if kind == "invalid_utf8":
+        return key, good.replace(b'"claim_id":"', b'"claim_id":"\xff\xfe', 1)
+    if kind == "empty":
+        return key, b""
+    if kind == "missing_key":
+        return None, good
+    raise ValueError(kind)
+
+
+POISON_KINDS = (
+    "not_json",
+    "truncated",
+    "oversize",
+    "wrong_types",
+    "deep_nesting",
+    "huge_array",
+    "invalid_utf8",
+    "empty",
+    "missing_key",
+)
+EXPECTED_CODE = {
+    "not_json": b"not_json",
+    "truncated": b"not_json",
+    "oversize": b"oversize",
+    "wrong_types": b"contract_violation",
+    "deep_nesting": b"not_json",
+    "huge_array": b"contract_violation",
+    "invalid_utf8": b"not_json",
+    "empty": b"empty_value",
+    "missing_key": b"missing_key",
+}
+
+
+def test_poison_pills_at_one_percent(settings, worker, bundle) -> None:
+    rng = random.Random(53)
+    clean = generate(bundle, CHAOS_LINES, seed=53, mix=None)
+    records: list[tuple[bytes | None, bytes]] = []
+    kinds: dict[int, str] = {}
+    for raw in clean:
+        if key_of(raw) is None:
+            continue  # the generator's own malformed lines are not part of this scenario
+        if rng.random() < 0.01 or len(kinds) < len(POISON_KINDS):
+            kind = POISON_KINDS[len(kinds) % len(POISON_KINDS)]
+            kinds[len(records)] = kind
+            records.append(_poison(rng, raw, kind))
+        records.append((key_of(raw), raw))
+
+    ledger, positions = _run_with(settings, worker, bundle, records, lambda positions, start: None)
+    assert ledger.complete(), f"{len(ledger.missing())} inputs without output: a partition stalled"
+    for index, kind in kinds.items():
+        outs = [o for o in ledger.outputs[positions[index]] if o.kind == "dlq"]
+        assert len(outs) == 1, (kind, len(outs))  # in the dead-letter topic exactly once
+        assert outs[0].headers[HEADER_ERROR_CODE] == EXPECTED_CODE[kind], kind
+        assert outs[0].value == records[index][1]
+    assert len(positions) == len(records)
+    assert ledger.duplicates() == 0
