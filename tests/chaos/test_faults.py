@@ -54,13 +54,30 @@ def _offline_final(records, bundle):
     return {k: (v.outcome.value, tuple(f.rule_id for f in v.findings)) for k, v in final.items()}
 
 
-def _conserved(ledger: Ledger, records, bundle) -> None:
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without their own output"
+def _conserved(ledger: Ledger, records, bundle, scenario: str, seconds: float) -> None:
     final = {
         k: (d["outcome"], tuple(f["rule_id"] for f in d["findings"]))
         for k, d in ledger.final().items()
     }
-    assert final == _offline_final(records, bundle)
+    offline = _offline_final(records, bundle)
+    differences = sum(1 for k in offline.keys() | final.keys() if offline.get(k) != final.get(k))
+    raw = sum(len(v) for v in ledger.outputs.values())
+    report = {
+        "scenario": scenario,
+        "lines": len(records),
+        "lost": len(ledger.missing()),
+        "raw_outputs": raw,
+        "raw_duplicates": ledger.duplicates(),
+        "duplicates_after_dedupe": 0 if final.keys() == offline.keys() else -1,
+        "verdict_differences": differences,
+        "seconds_to_complete": round(seconds, 1),
+    }
+    out = REPO / "build" / "chaos"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{scenario}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(report)
+    assert ledger.complete(), f"{len(ledger.missing())} inputs without their own output"
+    assert differences == 0 and final == offline
 
 
 def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tuple[int, int]]]:
@@ -69,8 +86,11 @@ def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tu
     worker.wait_ready()
     start = asyncio.run(end_offsets(settings, _outputs(settings)))
     positions = asyncio.run(publish(settings, records))
+    began = time.monotonic()
     fault(positions, start)
-    return asyncio.run(collect(settings, positions, start, wait_seconds=240)), positions
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
+    ledger.seconds = time.monotonic() - began  # type: ignore[attr-defined]
+    return ledger, positions
 
 
 def _progress(settings, positions, start) -> int:
@@ -102,7 +122,7 @@ def test_sigkill_three_times(settings, worker, bundle) -> None:
             worker.wait_ready(120)
 
     ledger, _positions = _run_with(settings, worker, bundle, records, kill_three_times)
-    _conserved(ledger, records, bundle)
+    _conserved(ledger, records, bundle, "sigkill_x3", ledger.seconds)
 
 
 def test_broker_restart_mid_run(settings, worker, bundle) -> None:
@@ -116,7 +136,7 @@ def test_broker_restart_mid_run(settings, worker, bundle) -> None:
         subprocess.run([stack, "kafka-up"], check=True, timeout=300)
 
     ledger, _positions = _run_with(settings, worker, bundle, records, restart_broker)
-    _conserved(ledger, records, bundle)
+    _conserved(ledger, records, bundle, "broker_restart", ledger.seconds)
     assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive it"
 
 
@@ -140,7 +160,7 @@ def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None
     finally:
         if second.proc is not None and second.proc.poll() is None:
             second.stop()
-    _conserved(ledger, records, bundle)
+    _conserved(ledger, records, bundle, "rebalance_1_2_1", ledger.seconds)
 
 
 def _poison(rng: random.Random, good: bytes, kind: str) -> tuple[bytes | None, bytes]:

@@ -12,6 +12,7 @@ import io
 import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,29 @@ def test_a_history_changelog_deleted_by_time_is_refused(settings) -> None:
     asyncio.run(create_deleting_changelog())
     with pytest.raises(TopicMismatchError, match="compacted"):
         asyncio.run(ensure_topics(settings))
+
+
+def test_rocksdb_table_store_survives_sigkill(settings, worker, bundle, tmp_path):
+    """SCRUBBER_TABLE_STORE=rocksdb:// (rocksdict): the large-state store, same guarantees."""
+    worker.settings = settings.model_copy(update={"table_store": "rocksdb://"})
+    asyncio.run(load_bundle(settings, bundle))
+    lines = _lines(bundle, 1200)
+    records = [(key_of(raw), raw) for raw in lines]
+    worker.start()
+    worker.wait_ready()
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    positions = asyncio.run(publish(settings, records))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = asyncio.run(collect(settings, positions, start, wait_seconds=0.5))
+        if len(seen.outputs) >= len(positions) // 3:
+            break
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait()
+    worker.start()
+    worker.wait_ready(90)
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
+    assert ledger.complete()
+    assert _stream_final(ledger) == _offline_final(lines, bundle)
+    assert any(Path(settings.data_dir).rglob("*")), "the rocksdb store writes to the data dir"
