@@ -10,7 +10,7 @@ DEMO_INPUT := seeds/examples/claims.jsonl
 
 .PHONY: help venv stack-up stack-down stack-status stack-reset refdata topics \
         worker-start worker-stop demo test test-unit lint format contracts \
-        prometheus-install prometheus-up prometheus-down alerts-check soak
+        prometheus-install prometheus-up prometheus-down alerts-check soak bench
 
 help:
 	@echo "make demo        set up everything, run the worker, publish the demo claims, summarise"
@@ -85,6 +85,11 @@ test-unit: venv prometheus-install
 
 test: lint stack-up prometheus-install
 	$(BIN)/pytest -q
+
+# The benchmark: raw aiokafka and bare Faust passthroughs, the worker, the offline scrub and the
+# engine on the same synthetic stream; prints numbers and writes build/bench/.
+bench: venv stack-up refdata
+	$(BIN)/python -m scrubber.bench
 
 # The chaos suite with long runs (100,000 lines per scenario); `make test` runs it bounded.
 soak: venv stack-up

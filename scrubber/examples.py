@@ -62,7 +62,8 @@ def _codes(bundle: Bundle) -> tuple[list[str], list[str]]:
     return procedures or payable, em or payable
 
 
-def _malformed(rng: random.Random, good: bytes) -> bytes:
+def malformed_variant(rng: random.Random, good: bytes) -> bytes:
+    """A broken copy of a good message: the kinds of damage a real producer or network does."""
     kind = rng.randrange(6)
     if kind == 0:
         return b"this is not json"
@@ -145,6 +146,6 @@ def generate(
                     doc["modifiers"] = [rng.choice(("lt", "5", "RTT", "2 "))]
             raw = orjson.dumps(doc)
             if mix.flag_worthy <= roll < mix.flag_worthy + mix.malformed:
-                raw = _malformed(rng, raw)
+                raw = malformed_variant(rng, raw)
             out.append(raw)
     return out

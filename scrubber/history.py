@@ -15,9 +15,10 @@ yields the same history.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from operator import attrgetter
 
 import orjson
 
@@ -32,11 +33,33 @@ INFLUENCE_DAYS = 91
 DEFAULT_LATENESS_DAYS = 365
 
 _FORMAT = 1
+_HEAD = b'{"f":%d,"m":' % _FORMAT
+
+_ENTRY_KEYS = ("l", "c", "r", "v")
+
+#: How many decoded histories ``from_bytes`` keeps, by their bytes (see ``_DECODED``).
+DECODED_CACHE_SIZE = 1024
 
 
 def content_digest(line: ClaimLine) -> str:
     """A digest of what a line says (known fields only: unknown extra fields do not count)."""
     return hashlib.blake2b(line.model_dump_json().encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What a verdict was computed against, apart from the patient's other lines.
+
+    Kept in memory only (never in ``to_bytes``): it lets the processor tell that evaluating a
+    line again could not give another verdict (see ``LineProcessor._scrub``). ``snapshot`` is
+    the reference data object itself, ``catalogue`` the rule registry's version, ``prunes``
+    how many times the history had dropped lines.
+    """
+
+    snapshot: object
+    as_of: date
+    catalogue: int
+    prunes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +70,49 @@ class HistoryEntry:
     content: str
     revision: int
     verdict: str
+    line_id: str = field(init=False, repr=False, compare=False)
+    """The line's stable identity (kept: every lookup and sort in the history reads it)."""
+    service_date: date = field(init=False, repr=False, compare=False)
+    """The date of service the entry is pruned and windowed by."""
+    order: tuple[date, str] = field(init=False, repr=False, compare=False)
+    """The entry's place in the history: (date of service, line id)."""
+    encoded: bytes | None = field(init=False, repr=False, compare=False, default=None)
+    """The entry as ``to_bytes`` writes it, once written: an entry never changes, and
+    encoding a line (a pydantic dump) cost more than the rest of a history write."""
+    judged: Judged | None = field(default=None, repr=False, compare=False, kw_only=True)
+    """What ``verdict`` was last computed against, when this process computed it."""
 
-    @property
-    def line_id(self) -> str:
-        """The line's stable identity."""
-        return self.line.line_id
+    def __post_init__(self) -> None:
+        line_id = self.line.line_id
+        object.__setattr__(self, "line_id", line_id)
+        object.__setattr__(self, "service_date", self.line.service_date)
+        object.__setattr__(self, "order", (self.line.service_date, line_id))
 
-    @property
-    def service_date(self) -> date:
-        """The date of service the entry is pruned and windowed by."""
-        return self.line.service_date
+    def to_json(self) -> bytes:
+        """The entry's JSON object in the history document (computed once per entry)."""
+        data = self.encoded
+        if data is None:
+            data = orjson.dumps(
+                {
+                    "l": self.line.model_dump(mode="json"),
+                    "c": self.content,
+                    "r": self.revision,
+                    "v": self.verdict,
+                }
+            )
+            object.__setattr__(self, "encoded", data)
+        return data
+
+
+_ORDER = attrgetter("order")
+
+
+def _clamped(day: date, days: int) -> date:
+    """``day + days``, held inside the calendar instead of overflowing."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +121,8 @@ class PatientHistory:
 
     member_id: str = ""
     entries: tuple[HistoryEntry, ...] = ()
+    prunes: int = field(default=0, compare=False, repr=False)
+    """How many times ``prune`` dropped lines from this history (in memory only)."""
 
     @classmethod
     def empty(cls, member_id: str) -> PatientHistory:
@@ -84,55 +142,96 @@ class PatientHistory:
 
     def near(self, day: date, days: int = INFLUENCE_DAYS) -> tuple[HistoryEntry, ...]:
         """Entries whose date of service is within ``days`` of ``day``."""
-        span = timedelta(days=days)
-        return tuple(e for e in self.entries if abs(e.service_date - day) <= span)
+        first, last = _clamped(day, -days), _clamped(day, days)
+        return tuple(e for e in self.entries if first <= e.service_date <= last)
+
+    def refreshed(self, entries: dict[str, HistoryEntry]) -> PatientHistory:
+        """The history with entries replaced by line id (same lines, so the order holds)."""
+        if not entries:
+            return self
+        return replace(self, entries=tuple(entries.get(e.line_id, e) for e in self.entries))
 
     def upsert(self, entry: HistoryEntry) -> PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""
-        kept = [e for e in self.entries if e.line_id != entry.line_id]
+        line_id = entry.line_id
+        kept = [e for e in self.entries if e.line_id != line_id]
         kept.append(entry)
-        kept.sort(key=lambda e: (e.service_date, e.line_id))
+        kept.sort(key=_ORDER)
         return replace(self, entries=tuple(kept))
 
     def prune(self, lateness_days: int = DEFAULT_LATENESS_DAYS) -> PatientHistory:
         """Drop lines too old to influence or be influenced by any line still accepted."""
         if not self.entries:
             return self
-        newest = max(e.service_date for e in self.entries)
-        horizon = newest - timedelta(days=lateness_days + INFLUENCE_DAYS)
+        dates = [e.service_date for e in self.entries]
+        horizon = max(dates) - timedelta(days=lateness_days + INFLUENCE_DAYS)
+        if min(dates) >= horizon:
+            return self
         kept = tuple(e for e in self.entries if e.service_date >= horizon)
-        return self if len(kept) == len(self.entries) else replace(self, entries=kept)
+        if len(kept) == len(self.entries):
+            return self
+        return replace(self, entries=kept, prunes=self.prunes + 1)
 
     def to_bytes(self) -> bytes:
-        """Compact JSON for the table store and its changelog."""
-        doc: dict[str, Any] = {
-            "f": _FORMAT,
-            "m": self.member_id,
-            "e": [
-                {
-                    "l": e.line.model_dump(mode="json"),
-                    "c": e.content,
-                    "r": e.revision,
-                    "v": e.verdict,
-                }
-                for e in self.entries
-            ],
-        }
-        return orjson.dumps(doc)
+        """Compact JSON for the table store and its changelog.
+
+        The document is ``{"f": format, "m": member id, "e": [entry, ...]}`` as ``orjson`` writes
+        it; each entry's JSON is kept on the entry, so a write encodes only the new lines.
+        """
+        data = b"".join(
+            (
+                _HEAD,
+                orjson.dumps(self.member_id),
+                b',"e":[',
+                b",".join([e.to_json() for e in self.entries]),
+                b"]}",
+            )
+        )
+        _remember(data, self)
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PatientHistory:
-        """Read what ``to_bytes`` wrote (lines were validated before they were stored)."""
+        """Read what ``to_bytes`` wrote (lines were validated before they were stored).
+
+        The worker reads a patient's history for every line and writes it back: the lines of a
+        claim arrive one after the other, so the bytes read are most often the bytes just
+        written. Those are answered from ``_DECODED`` instead of validating every line again.
+        """
+        cached = _DECODED.get(data)
+        if cached is not None:
+            _DECODED.move_to_end(data)
+            return cached
         doc = orjson.loads(data)
         if doc.get("f") != _FORMAT:
             raise ValueError(f"unknown patient history format {doc.get('f')!r}")
-        entries = tuple(
-            HistoryEntry(
+        entries = []
+        for e in doc["e"]:
+            entry = HistoryEntry(
                 line=ClaimLine.model_validate(e["l"], strict=False),
                 content=e["c"],
                 revision=int(e["r"]),
                 verdict=e["v"],
             )
-            for e in doc["e"]
-        )
-        return cls(member_id=doc["m"], entries=entries)
+            # What ``to_bytes`` wrote for this entry is what orjson writes for what it read back
+            # (orjson reads and writes its own output unchanged): keeping it spares a pydantic
+            # dump of every line at the next write. Only for entries in the shape ``to_json``
+            # writes, so anything else is still written from the validated line.
+            if tuple(e) == _ENTRY_KEYS and type(e["r"]) is int:
+                object.__setattr__(entry, "encoded", orjson.dumps(e))
+            entries.append(entry)
+        history = cls(member_id=doc["m"], entries=tuple(entries))
+        _remember(data, history)
+        return history
+
+
+#: Recently written or read histories by their bytes. A history is immutable and its bytes are
+#: a function of it, so answering ``from_bytes`` from here gives what decoding would.
+_DECODED: OrderedDict[bytes, PatientHistory] = OrderedDict()
+
+
+def _remember(data: bytes, history: PatientHistory) -> None:
+    _DECODED[data] = history
+    _DECODED.move_to_end(data)
+    while len(_DECODED) > DECODED_CACHE_SIZE:
+        _DECODED.popitem(last=False)

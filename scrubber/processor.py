@@ -51,7 +51,7 @@ from scrubber.history import (
     content_digest,
 )
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import Evaluation, evaluate, influences
+from scrubber.rules.engine import Evaluation, Reach, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,18 @@ def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimL
 
 def verdict_digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
     """A digest of a verdict: a line gets a new revision exactly when this changes."""
+    if not findings:
+        return _CLEAN_DIGESTS[outcome]
+    return _digest(outcome, findings)
+
+
+def _digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
     body = orjson.dumps([outcome.value, [f.model_dump(mode="json") for f in findings]])
     return hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
+#: Most lines have no finding: their digest is one of two constants.
+_CLEAN_DIGESTS = {outcome: _digest(outcome, ()) for outcome in Outcome}
 
 
 class LineProcessor:
@@ -278,14 +288,15 @@ class LineProcessor:
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
         # surgery's window now covers a visit, a second line made a duplicate.
         causes = [line] if previous is None else [line, previous.line]
+        reaches = [Reach(cause, snapshot) for cause in causes]  # ``influences``, per cause
+        line_id = line.line_id
         neighbours = {
             e.line_id: e
             for day in sorted(touched_dates)
             for e in history.near(day)
-            if e.line_id != line.line_id
-            and any(influences(cause, e.line, snapshot) for cause in causes)
+            if e.line_id != line_id and any(reach(e.line) for reach in reaches)
         }
-        for entry in sorted(neighbours.values(), key=lambda e: (e.service_date, e.line_id)):
+        for entry in sorted(neighbours.values(), key=lambda e: e.order):
             again = evaluate(entry.line, snapshot, as_of, others=history.others(entry.line_id))
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
@@ -329,7 +340,10 @@ class LineProcessor:
         repeat: bool = False,
         trigger: Literal["input", "revision"] = "input",
     ) -> Emission:
-        result = ScrubResult(
+        # Every value is already valid (the line passed the contract, the findings are the
+        # engine's own models, the reference is a dump of a validated record): validating the
+        # result again cost as much as serialising it, so it is constructed directly.
+        result = ScrubResult.model_construct(
             line_id=line.line_id,
             revision=revision,
             outcome=verdict.outcome,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, ClaimLine, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 from scrubber.rules.codes import is_add_on, is_em, primaries_of
 
 
@@ -35,6 +35,7 @@ def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:
     source="CPT add-on code convention; CMS Claims Processing Manual ch. 12 §40.6; "
     "RVU25D layout, GLOB DAYS ZZZ (col. 104)",
     carc="107",
+    requires=Gate.ADD_ON,
 )
 def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
     """An add-on without its primary is not paid (CARC 107, qualifying service not identified).
@@ -48,7 +49,7 @@ def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
         return
     line = ctx.line
     primaries = primaries_of(ctx.snapshot, line.procedure_code)
-    same_day = [o for o in ctx.others if o.service_date == line.service_date]
+    same_day = ctx.same_day()
     if primaries:
         if any(o.procedure_code in primaries for o in same_day):
             return

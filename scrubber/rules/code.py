@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 
 
 @rule(
@@ -64,6 +64,16 @@ EXCLUDED_STATUSES = frozenset("EX")
 #: Services whose payment is always included in another service's payment.
 BUNDLED_STATUSES = frozenset("BP")
 
+#: Every status some code rule speaks about: the engine calls the status rules only for these
+#: (``Gate.STATUS_NOTE``); A, R, T and J are payable and give no finding.
+NOTED_STATUSES = (
+    NOT_VALID_STATUSES
+    | NON_COVERED_STATUSES
+    | EXCLUDED_STATUSES
+    | BUNDLED_STATUSES
+    | frozenset("MC")
+)
+
 _STATUS_SOURCE = "MPFS relative value file, STATUS CODE (col. 58; RVU25D layout, Attachment A)"
 
 
@@ -85,6 +95,7 @@ def _status_hit(ctx: LineContext, statuses: frozenset[str], consequence: str) ->
     description="The procedure code is deleted or not valid for Medicare (status D, F, G, H, I).",
     source=_STATUS_SOURCE,
     carc="181",
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def not_valid_code(ctx: LineContext) -> Iterator[Hit]:
     """Statuses D, F, G, H and I mean the code cannot be billed to Medicare at all.
@@ -103,6 +114,7 @@ def not_valid_code(ctx: LineContext) -> Iterator[Hit]:
     description="The procedure code is a service Medicare does not cover (status N).",
     source=_STATUS_SOURCE,
     carc="96",
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def non_covered_code(ctx: LineContext) -> Iterator[Hit]:
     """Status N: "these services are not covered by Medicare"; denied with CARC 96 (non-covered)."""
@@ -116,6 +128,7 @@ def non_covered_code(ctx: LineContext) -> Iterator[Hit]:
     description="The procedure code is excluded from the physician fee schedule (status E, X).",
     source=_STATUS_SOURCE,
     carc="204",
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def excluded_code(ctx: LineContext) -> Iterator[Hit]:
     """Status X (statutory exclusion) and E (excluded by regulation): no fee schedule payment.
@@ -139,6 +152,7 @@ def excluded_code(ctx: LineContext) -> Iterator[Hit]:
     description="The procedure code is always bundled into other services (status B, P).",
     source=_STATUS_SOURCE,
     carc="97",
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def bundled_code(ctx: LineContext) -> Iterator[Hit]:
     """Status B and P: never paid separately; CARC 97 (included in another service's payment).
@@ -158,6 +172,7 @@ def bundled_code(ctx: LineContext) -> Iterator[Hit]:
     description="The procedure code is a measurement code for reporting only (status M).",
     source=_STATUS_SOURCE,
     carc="246",
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def reporting_only_code(ctx: LineContext) -> Iterator[Hit]:
     """Status M codes are billed on purpose (quality reporting) but never paid: a note, not a flag.
@@ -174,6 +189,7 @@ def reporting_only_code(ctx: LineContext) -> Iterator[Hit]:
     severity=Severity.INFO,
     description="The procedure code is priced by the contractor (status C).",
     source=_STATUS_SOURCE,
+    requires=Gate.KNOWN | Gate.STATUS_NOTE,
 )
 def carrier_priced_code(ctx: LineContext) -> Iterator[Hit]:
     """Status C is payable, but the MAC prices it case by case, usually from the operative report.

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, ClaimLine, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 
 
 def _signature(line: ClaimLine) -> tuple[object, ...]:
@@ -37,11 +37,25 @@ def _order(line: ClaimLine) -> tuple[str, int]:
     description="Same patient, code, date of service, modifiers and rendering NPI as another line.",
     source="CMS Claims Processing Manual ch. 1 §120 (duplicate claims); X12 CARC 18",
     carc="18",
+    requires=Gate.OTHERS,
 )
 def duplicate_line(ctx: LineContext) -> Iterator[Hit]:
-    """Flag every line of a duplicate group except the one that sorts first."""
-    signature = _signature(ctx.line)
-    earlier = [o for o in ctx.others if _signature(o) == signature and _order(o) < _order(ctx.line)]
+    """Flag every line of a duplicate group except the one that sorts first.
+
+    Candidates are the other lines of the same date with the same code and rendering NPI (cheap
+    comparisons); only those are compared by full signature (which sorts the modifiers).
+    """
+    line = ctx.line
+    code, npi, order = line.procedure_code, line.rendering_provider.npi, _order(line)
+    signature = None
+    earlier = []
+    for o in ctx.same_day():
+        if o.procedure_code != code or o.rendering_provider.npi != npi:
+            continue
+        if signature is None:
+            signature = _signature(line)
+        if _signature(o) == signature and _order(o) < order:
+            earlier.append(o)
     if earlier:
         original = min(earlier, key=_order)
         yield Hit(

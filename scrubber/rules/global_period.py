@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 from scrubber.contracts import Category, ClaimLine, Severity
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 from scrubber.rules.codes import is_em
 
 SOURCE = "CMS Claims Processing Manual ch. 12 §40.1-40.4; MPFS relative value file, GLOB DAYS"
@@ -32,6 +32,15 @@ POSTOP_DAYS = {"000": 0, "010": 10, "090": 90}
 POSTOP_PROCEDURE_MODIFIERS = frozenset({"58", "78", "79"})
 #: Modifiers that let an E/M in the post-operative days be paid: unrelated E/M (24, FT).
 POSTOP_EM_MODIFIERS = frozenset({"24", "FT"})
+
+#: Modifiers with which a line with a global period opens none (78: return to the OR; 55, 56:
+#: post- or pre-operative care only).
+NO_PERIOD_MODIFIERS = frozenset({"78", "55", "56"})
+
+#: The surgeries any rule here can see from a line on day d lie between d-90 (the post-operative
+#: days of a 090 surgery) and d+1 (the decision visit the day before a 090 surgery).
+_EARLIEST_SURGERY = timedelta(days=max(POSTOP_DAYS.values()))
+_LATEST_SURGERY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +75,7 @@ def opens_period(line: ClaimLine, snapshot: ReferenceSnapshot) -> Surgery | None
     ref = snapshot.code(line.procedure_code)
     if ref is None or ref.global_days not in POSTOP_DAYS:
         return None
-    if {"78", "55", "56"} & set(line.modifiers):
+    if line.modifiers and not NO_PERIOD_MODIFIERS.isdisjoint(line.modifiers):
         return None
     return Surgery(line, ref.global_days)
 
@@ -80,12 +89,44 @@ def same_package(a: ClaimLine, b: ClaimLine) -> bool:
     return bool(tax_a and tax_a == tax_b and spec_a and spec_a == spec_b)
 
 
-def surgeries_for(ctx: LineContext) -> Iterator[Surgery]:
-    """The surgeries among the patient's other lines whose package binds this line."""
-    for other in ctx.others:
-        surgery = opens_period(other, ctx.snapshot)
-        if surgery is not None and same_package(ctx.line, other):
-            yield surgery
+def _window(day: date) -> tuple[date, date]:
+    """The days a surgery must lie in to matter to a line of ``day``, inside the calendar."""
+    try:
+        earliest = day - _EARLIEST_SURGERY
+    except OverflowError:
+        earliest = date.min
+    try:
+        latest = day + _LATEST_SURGERY
+    except OverflowError:
+        latest = date.max
+    return earliest, latest
+
+
+def surgeries_for(ctx: LineContext) -> tuple[Surgery, ...]:
+    """The surgeries among the patient's other lines whose package binds this line.
+
+    Only surgeries from the day after the line to 90 days before it: no rule here looks
+    further (a decision visit is the day before or the day of a 090 surgery; post-operative days
+    run to D+90). Computed once per evaluation and shared by the rules (``ctx.memo``): five
+    rules ask, and asking meant a pass over every other line of the patient each time.
+    """
+    found: tuple[Surgery, ...] | None = ctx.memo.get("surgeries")
+    if found is None:
+        line, snapshot = ctx.line, ctx.snapshot
+        earliest, latest = _window(line.service_date)
+        surgeries = []
+        for other in ctx.others:
+            when = other.service_date
+            # A surgery on the first day of the calendar stays in: the decision-visit rule
+            # computes the day before it, which overflows, and that failure is part of the
+            # verdict (the line is dead-lettered) whatever the window.
+            if earliest <= when <= latest or when == date.min:
+                surgery = opens_period(other, snapshot)
+                if surgery is not None and same_package(line, other):
+                    surgeries.append(surgery)
+        found = tuple(surgeries)
+        ctx.memo["surgeries"] = found
+    return found
 
 
 def _is_procedure(ctx: LineContext) -> bool:
@@ -106,6 +147,7 @@ def _first(hits: list[tuple[date, str, Hit]]) -> Iterator[Hit]:
     description="E/M on the day before or the day of a 090 surgery without modifier 57.",
     source=SOURCE + " (§40.2 A.4: decision for surgery)",
     carc="97",
+    requires=Gate.EM | Gate.OTHERS,
 )
 def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     """The visit that decides on a major surgery is paid only with 57; otherwise it is bundled."""
@@ -138,6 +180,7 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     description="E/M on the day of a 000 or 010 procedure without modifier 25.",
     source=SOURCE + " (§40.2 A.4, §30.6.6: significant, separately identifiable E/M)",
     carc="97",
+    requires=Gate.EM | Gate.OTHERS,
 )
 def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     """The E/M of a minor procedure's day is part of it unless separately identifiable (25)."""
@@ -168,6 +211,7 @@ def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     description="E/M in a surgery's post-operative days without modifier 24 or FT.",
     source=SOURCE + " (§40.1 B: post-operative visits are included; §40.2 A.3 and modifier FT)",
     carc="97",
+    requires=Gate.EM | Gate.OTHERS,
 )
 def em_postop(ctx: LineContext) -> Iterator[Hit]:
     """Post-operative visits are in the package; an unrelated one is billed with 24 or FT."""
@@ -200,6 +244,7 @@ def em_postop(ctx: LineContext) -> Iterator[Hit]:
     description="A procedure in another surgery's post-operative days without 58, 78 or 79.",
     source=SOURCE + " (§40.4: staged, return to the OR, unrelated procedure)",
     carc="97",
+    requires=Gate.SURGICAL | Gate.OTHERS,
 )
 def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     """A second procedure in the post-operative days is paid only as staged, return or unrelated."""
@@ -231,6 +276,7 @@ def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     severity=Severity.INFO,
     description="Modifier 78 or 79 on a line with no surgery on record whose period covers it.",
     source=SOURCE + " (§40.4 B, C)",
+    requires=Gate.MODIFIERS,
 )
 def return_without_surgery(ctx: LineContext) -> Iterator[Hit]:
     """78/79 claim a global period the scrubber has not seen.

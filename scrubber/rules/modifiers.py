@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 from scrubber.rules.codes import is_add_on, is_em
 
 #: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
@@ -29,6 +29,7 @@ MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
     description="A modifier is not two upper-case letters or digits.",
     source="X12 837P SV101-3..6; CPT Appendix A",
     carc="182",
+    requires=Gate.MODIFIERS,
 )
 def malformed_modifier(ctx: LineContext) -> Iterator[Hit]:
     """A modifier of the wrong shape cannot be read by a payer's adjudication system."""
@@ -165,6 +166,7 @@ def _first_positions(modifiers: list[str], wanted: Iterable[str]) -> list[tuple[
     description="A well-formed modifier is not a real CPT or HCPCS level II modifier.",
     source="CPT Appendix A; CMS HCPCS level II modifiers (scrubber/refdata/master/modifiers.csv)",
     carc="182",
+    requires=Gate.MODIFIERS,
 )
 def unknown_modifier(ctx: LineContext) -> Iterator[Hit]:
     """A modifier that does not exist cannot mean anything to a payer: CARC 182 (invalid modifier).
@@ -187,6 +189,7 @@ def unknown_modifier(ctx: LineContext) -> Iterator[Hit]:
     description="The line carries more than the four modifiers an 837P service line can hold.",
     source="X12 837P SV101-3..6 (four procedure modifier slots)",
     carc="16",
+    requires=Gate.MODIFIERS,
 )
 def too_many_modifiers(ctx: LineContext) -> Iterator[Hit]:
     """An 837P line has four modifier slots: a fifth cannot reach the payer (CARC 16).
@@ -209,6 +212,7 @@ def too_many_modifiers(ctx: LineContext) -> Iterator[Hit]:
     description="A pricing modifier comes after an informational one.",
     source="CMS Claims Processing Manual ch. 12 §§20.4.3, 40.2, 40.7, 40.8, 50 (pricing "
     "modifiers); MAC guidance on pricing modifiers in the first position (CGS Part B)",
+    requires=Gate.MODIFIERS,
 )
 def pricing_not_first(ctx: LineContext) -> Iterator[Hit]:
     """Payers price from the leading modifiers; a pricing modifier behind another may be missed.
@@ -244,6 +248,7 @@ def pricing_not_first(ctx: LineContext) -> Iterator[Hit]:
     source="CMS Claims Processing Manual ch. 12 §40.2 (58, 78, 79), §40.7 (50); "
     "RVU25D layout, PCTC IND (26, TC)",
     carc="4",
+    requires=Gate.MODIFIERS,
 )
 def conflicting_modifiers(ctx: LineContext) -> Iterator[Hit]:
     """A line that says two contradictory things cannot be priced (CARC 4)."""
@@ -260,6 +265,7 @@ def conflicting_modifiers(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 24, 25, 57 or FT on a code that is not an E/M code (99202-99499).",
     source="CPT Appendix A (24, 25, 57); HCPCS FT; CMS Claims Processing Manual ch. 12 §30.6.6",
     carc="4",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
     """24, 25, 57 and FT describe an E/M visit; on a procedure they are a coding error.
@@ -283,6 +289,7 @@ def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 54, 55 or 56 on a code without a 010 or 090 global period.",
     source="CMS Claims Processing Manual ch. 12 §40.2; RVU25D layout, GLOB DAYS (col. 104)",
     carc="4",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
     """Surgical, post-operative and pre-operative care only split a 010 or 090 global package.
@@ -310,6 +317,7 @@ def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
     source="CMS Claims Processing Manual ch. 12 §40.6; RVU25D layout, GLOB DAYS ZZZ (col. 104) "
     "and MULT PROC (col. 116)",
     carc="4",
+    requires=Gate.ADD_ON | Gate.MODIFIERS,
 )
 def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
     """Add-on codes are exempt from the multiple procedure reduction, so 51 on one is an error.
@@ -334,6 +342,7 @@ def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 50 on a code whose bilateral surgery indicator is not 1.",
     source="CMS Claims Processing Manual ch. 12 §40.7; RVU25D layout, BILAT SURG (col. 117)",
     carc="4",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     """Only indicator 1 takes modifier 50 (the 150% bilateral adjustment).
@@ -363,6 +372,7 @@ def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 26 or TC on a code whose PC/TC indicator does not allow it.",
     source="RVU25D layout, PCTC IND (col. 103) and Attachment A",
     carc="4",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     """26 and TC split a diagnostic test into its components; the PC/TC indicator says if it can.
@@ -413,6 +423,7 @@ def _indicator_hits(
     "(indicator 1) or where the concept does not apply (9).",
     source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
     carc="54",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def assistant_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54)."""
@@ -434,6 +445,7 @@ def assistant_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     "(indicator 0).",
     source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
     carc="252",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def assistant_documentation(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
@@ -458,6 +470,7 @@ def assistant_documentation(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
     source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
     carc="54",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def co_surgeons(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54)."""
@@ -479,6 +492,7 @@ def co_surgeons(ctx: LineContext) -> Iterator[Hit]:
     "(indicator 1).",
     source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
     carc="252",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def co_surgeons_documentation(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed."""
@@ -499,6 +513,7 @@ def co_surgeons_documentation(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
     source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
     carc="54",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def team_surgery(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54)."""
@@ -520,6 +535,7 @@ def team_surgery(ctx: LineContext) -> Iterator[Hit]:
     "(indicator 1).",
     source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
     carc="252",
+    requires=Gate.KNOWN | Gate.MODIFIERS,
 )
 def team_surgery_documentation(ctx: LineContext) -> Iterator[Hit]:
     """Indicator 1: a team is paid by report once documentation shows it was needed."""

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, rule
 
 SOURCE = "CMS NCCI medically unlikely edits, practitioner services table (MUE value, MAI columns)"
 
@@ -44,6 +44,7 @@ def _limit(value: int) -> str:
     description="Units on the line exceed the code's MUE value (adjudication indicator 1).",
     source=SOURCE,
     carc="151",
+    requires=Gate.KNOWN,
 )
 def mue_line(ctx: LineContext) -> Iterator[Hit]:
     """MAI 1 is a claim line edit: the units of this line alone are compared (CARC 151)."""
@@ -66,6 +67,7 @@ def mue_line(ctx: LineContext) -> Iterator[Hit]:
     "exceed the MUE value (adjudication indicator 2 or 3).",
     source=SOURCE,
     carc="151",
+    requires=Gate.KNOWN,
 )
 def mue_date_of_service(ctx: LineContext) -> Iterator[Hit]:
     """MAI 2 and 3 count every line of the patient with this code on this date (CARC 151).
@@ -80,11 +82,8 @@ def mue_date_of_service(ctx: LineContext) -> Iterator[Hit]:
     if ref is None or ref.mue_value is None or ref.mue_indicator not in DATE_INDICATORS:
         return
     line = ctx.line
-    same = [
-        o.units
-        for o in ctx.others
-        if o.procedure_code == line.procedure_code and o.service_date == line.service_date
-    ]
+    code = line.procedure_code
+    same = [o.units for o in ctx.same_day() if o.procedure_code == code]
     total = math.fsum([line.units, *same])
     if total > ref.mue_value:
         lines = f"over {len(same) + 1} lines" if same else "on this line"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, HistoryStore, LineProcessor, SourcePosition
@@ -39,6 +40,11 @@ class StreamRuntime:
         self.in_flight = 0
         #: The last offset handled per input partition, for the consumer lag metric.
         self.last_offsets: dict[int, int] = {}
+        # Labelled metric children by label values: ``labels()`` takes a lock and builds a key
+        # on every call, and every result counts its outcome and each of its findings. The
+        # label sets are closed (outcomes, rule ids and severities, error codes), so this stays
+        # small; the children are the registry's own, so /metrics shows the same counts.
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     async def handle(
         self,
@@ -84,12 +90,21 @@ class StreamRuntime:
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
         return processed.emissions
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _count(self, emission: Emission) -> None:
+        metrics = self.metrics
         if emission.dead_letter is not None:
-            self.metrics.dead_letters.labels(emission.dead_letter.error_code.value).inc()
-        if emission.result is not None:
-            self.metrics.results.labels(emission.result.outcome.value).inc()
-            if emission.result.revision > 1 and not emission.repeat:
-                self.metrics.revisions.inc()
-            for finding in emission.result.findings:
-                self.metrics.findings.labels(finding.rule_id, finding.severity.value).inc()
+            self._child(metrics.dead_letters, emission.dead_letter.error_code.value).inc()
+        result = emission.result
+        if result is not None:
+            self._child(metrics.results, result.outcome.value).inc()
+            if result.revision > 1 and not emission.repeat:
+                metrics.revisions.inc()
+            for finding in result.findings:
+                self._child(metrics.findings, finding.rule_id, finding.severity.value).inc()

@@ -1,0 +1,129 @@
+"""The benchmark's parts that need no Kafka run, on a few hundred lines (structure, not timings).
+
+The stream generator is deterministic and realistic enough to be worth its name; the engine-only
+and offline measurements, the statistics of a phase, the report, the table and the chart are
+exercised end to end through ``python -m scrubber.bench --only engine,offline``, so the
+benchmark cannot rot between the runs someone makes by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pytest
+
+from scrubber.bench import report as reporting
+from scrubber.bench.__main__ import describe, main
+from scrubber.bench.generator import StreamGenerator, StreamMix
+from scrubber.bench.local import engine_cases, time_engine, time_offline
+from scrubber.bench.stream import Out, Sent, percentile, phase_stats
+from scrubber.contracts import ClaimLine
+from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.model import Bundle, ReferenceSnapshot
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+
+
+def test_generator_is_deterministic_and_realistic(bundle: Bundle) -> None:
+    raws = StreamGenerator(bundle, seed=3, patients=40).generate(600)
+    assert raws == StreamGenerator(bundle, seed=3, patients=40).generate(600)
+    assert len(raws) == 600
+    stats = describe(raws, bundle)
+    assert stats["lines"] == 600 and 0 < stats["patients"] <= 40
+    assert stats["em_share"] > stats["surgical_share"] > stats["add_on_share"] > 0
+    assert 0 < stats["out_of_order_share"] < 0.5
+    assert stats["unreadable_share"] < 0.1
+    readable = []
+    for raw in raws:
+        try:
+            readable.append(ClaimLine.model_validate_json(raw))
+        except ValueError:
+            continue
+    assert len(readable) >= 0.9 * len(raws)
+    # Claims have one to four lines, numbered from 1.
+    assert {line.line_number for line in readable} <= {1, 2, 3, 4}
+
+
+def test_a_clean_stream_is_mostly_accepted(bundle: Bundle) -> None:
+    clean = StreamMix(flag_worthy=0.0, malformed=0.0, redelivered=0.0)
+    raws = StreamGenerator(bundle, seed=5, patients=30, mix=clean).generate(300)
+    result = time_offline(raws, ReferenceSnapshot(bundle), repeats=1)
+    assert result["rejected"] == 0
+    assert result["flagged_share"] < 0.05
+
+
+def test_engine_and_offline_measurements(bundle: Bundle) -> None:
+    snapshot = ReferenceSnapshot(bundle)
+    raws = StreamGenerator(bundle, seed=4, patients=30).generate(300)
+    cases = engine_cases(raws)
+    assert 0 < len(cases) <= 300
+    engine = time_engine(cases, snapshot, date(2026, 9, 1), repeats=2)
+    assert set(engine) >= {"lines", "us_per_line", "us_per_line_runs", "lines_per_s"}
+    assert len(engine["us_per_line_runs"]) == 2 and engine["us_per_line"] > 0
+    offline = time_offline(raws, snapshot, repeats=1)
+    assert offline["lines"] == 300
+    assert offline["accepted"] + offline["flagged"] + offline["rejected"] <= 300
+    assert offline["lines_per_s"] > 0
+
+
+def test_phase_statistics_from_positions_and_timestamps() -> None:
+    sent = [Sent(i % 4, i // 4, 1000 + i) for i in range(100)]
+    outs = [
+        Out(s.partition, s.offset, s.timestamp_ms + 5 + (i % 10), True) for i, s in enumerate(sent)
+    ]
+    outs.append(Out(0, 0, 2000, False))  # a revision of an earlier line
+    stats = phase_stats("peak", sent, outs, [], include_cpu=False)
+    assert stats["answered"] == 100 and stats["revisions"] == 1
+    assert stats["latency_ms"]["p50"] >= 5
+    assert sum(stats["timeline_per_s"]) == 100
+    assert percentile([1, 2, 3, 4], 100) == 4 and percentile([], 50) == 0
+
+
+def test_the_bench_command_writes_a_report_without_kafka(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    code = main(
+        [
+            "--lines", "400", "--patients", "40", "--repeats", "1",
+            "--only", "engine,offline", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = orjson.loads((out / "report.json").read_bytes())
+    assert set(report) >= {
+        "machine", "config", "stream", "engine", "offline", "summary", "command",
+    }  # fmt: skip
+    assert report["config"]["lines"] == 400
+    assert report["machine"]["cores"] >= 1
+    assert "goals" in report["summary"] and "ratios" in report["summary"]
+    assert "engine alone" in reporting.table(report)
+    if (out / "report.png").exists():
+        assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_reads_medians_and_ratios() -> None:
+    def run(rate: float) -> dict[str, object]:
+        return {
+            "phases": {"peak": {"lines_per_s": rate}, "half": {"latency_ms": {"p99": 50.0}}},
+            "peak_rss_bytes": 100 * 2**20,
+        }
+
+    report = {
+        "kafka": {
+            "raw": [run(10_000.0)],
+            "faust": [run(2_000.0), run(1_000.0), run(3_000.0)],
+            "scrubber": [run(1_000.0)],
+            "scrubber_x2": [run(1_500.0)],
+        }
+    }
+    summary = reporting.summarise(report)
+    assert summary["faust"]["peak_lines_per_s"] == 2_000.0
+    assert summary["ratios"]["scrubber_vs_faust"] == 0.5
+    assert summary["ratios"]["scale_out_2_workers"] == 1.5
+    assert summary["goals"]["p99_ms_at_half_peak"] == [50.0, 100.0]

@@ -1,0 +1,103 @@
+"""The engine's shortcuts give the verdicts of the plain engine, and history bytes are unchanged.
+
+``evaluate`` skips the rules whose required line facts are false and shares per-line facts
+between rules; ``evaluate_every_rule`` calls every check. For any lines the contract accepts
+they must agree exactly. The history writes each entry's JSON once and reuses it; the bytes must
+be what encoding the whole document at once gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scrubber import history as history_module
+from scrubber.contracts import ClaimLine
+from scrubber.history import HistoryEntry, PatientHistory, content_digest
+from scrubber.rules.base import CATALOGUE, Gate
+from scrubber.rules.catalogue import engine_rules
+from scrubber.rules.engine import evaluate, evaluate_every_rule
+
+from .test_rules_properties import AS_OF, SNAP, line_sets
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(lines=line_sets)
+def test_planned_engine_equals_calling_every_rule(lines: list[ClaimLine]) -> None:
+    for index, line in enumerate(lines):
+        others = tuple(o for i, o in enumerate(lines) if i != index)
+        assert evaluate(line, SNAP, AS_OF, others=others) == evaluate_every_rule(
+            line, SNAP, AS_OF, others=others
+        )
+
+
+def test_engine_rules_declare_only_known_facts() -> None:
+    every = Gate(0)
+    for gate in Gate:
+        every |= gate
+    for rule in engine_rules():
+        assert isinstance(rule.requires, Gate)
+        assert rule.requires & ~every == 0, rule.rule_id
+
+
+def test_a_rule_added_at_run_time_is_called(line, snapshot, monkeypatch) -> None:
+    """The plan follows the catalogue: a rule registered later (as tests do) is not skipped."""
+    from scrubber.contracts import Category, Severity
+    from scrubber.rules.base import Hit, Rule
+
+    def always(ctx: Any) -> Any:
+        yield Hit("seen", None)
+
+    before = evaluate(line(), snapshot, AS_OF)
+    monkeypatch.setitem(
+        CATALOGUE,
+        "code.test_always",
+        Rule("code.test_always", Category.CODE, Severity.INFO, "t", "t", None, always),
+    )
+    assert [f.rule_id for f in evaluate(line(), snapshot, AS_OF).findings] == [
+        *[f.rule_id for f in before.findings],
+        "code.test_always",
+    ]
+    monkeypatch.undo()
+    assert evaluate(line(), snapshot, AS_OF) == before
+
+
+def _plain_bytes(history: PatientHistory) -> bytes:
+    """The history document encoded in one go, as the first version of ``to_bytes`` did."""
+    return orjson.dumps(
+        {
+            "f": 1,
+            "m": history.member_id,
+            "e": [
+                {
+                    "l": e.line.model_dump(mode="json"),
+                    "c": e.content,
+                    "r": e.revision,
+                    "v": e.verdict,
+                }
+                for e in history.entries
+            ],
+        }
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines=line_sets, revisions=st.lists(st.integers(1, 9), min_size=5, max_size=5))
+def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions) -> None:
+    history = PatientHistory.empty("M1")
+    for line, revision in zip(lines, revisions, strict=False):
+        history = history.upsert(HistoryEntry(line, content_digest(line), revision, "v"))
+    data = history.to_bytes()
+    assert data == _plain_bytes(history)
+    assert PatientHistory.from_bytes(data) is history  # what was just written, not decoded
+    history_module._DECODED.clear()
+    decoded = PatientHistory.from_bytes(data)
+    assert decoded == history and decoded is not history
+    assert decoded.to_bytes() == data
