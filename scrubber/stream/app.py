@@ -242,6 +242,8 @@ class Worker:
         async def scrub(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 m = event.message
+                if guard.already_handled(m.partition, m.offset):
+                    continue  # delivered again after the guard read it back: one verdict only
                 # Records the consumer skipped (see stream/gaps.py) are handled first, in order.
                 for r in await guard.missing(m.partition, m.offset):
                     await runtime.handle(

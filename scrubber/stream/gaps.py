@@ -93,6 +93,15 @@ class GapGuard:
             )
         return records
 
+    def already_handled(self, partition: int, offset: int) -> bool:
+        """Whether this process has handled the record already (read back, then re-delivered).
+
+        Every offset below the expected one was handled here, read back by the guard or was never
+        in the log, so a record below it is a second delivery and needs no second verdict.
+        """
+        expected = self.expected.get(partition)
+        return expected is not None and offset < expected
+
     def handled(self, partition: int, offset: int) -> None:
         """Record that ``offset`` was handled."""
         if offset + 1 > self.expected.get(partition, -1):

@@ -85,3 +85,14 @@ async def test_a_redelivered_older_record_is_not_a_gap() -> None:
     guard = GapGuard(reader)
     guard.handled(0, 15)
     assert await guard.missing(0, 12) == ()
+
+
+async def test_a_record_read_back_and_delivered_again_is_handled_once() -> None:
+    reader = FakeReader({0: 10}, {0: list(range(0, 20))})
+    guard = GapGuard(reader)
+    for r in await guard.missing(0, 15):
+        guard.handled(0, r.offset)
+    guard.handled(0, 15)
+    assert guard.already_handled(0, 12)
+    assert not guard.already_handled(0, 16)
+    assert not guard.already_handled(1, 0)
