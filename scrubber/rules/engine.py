@@ -258,9 +258,7 @@ def own_catalogue() -> bool:
     """
     if _OWN[0] != CATALOGUE.version:
         modules = {module.__name__ for module in RULE_MODULES}
-        _OWN[1] = all(
-            getattr(r.check, "__module__", None) in modules for r in CATALOGUE.values()
-        )
+        _OWN[1] = all(getattr(r.check, "__module__", None) in modules for r in CATALOGUE.values())
         _OWN[0] = CATALOGUE.version
     return bool(_OWN[1])
 
