@@ -16,14 +16,13 @@ from typing import Annotated, TypeVar
 
 import orjson
 import typer
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from scrubber.config import Settings
 from scrubber.dlq import Selection
 from scrubber.logs import logging_config
-from scrubber.refdata.store import RefdataStore, VersionInfo
+from scrubber.refdata.store import RefdataStore, VersionInfo, connect
 
 # Tracebacks never show local variables: they would print claim lines (PHI) to a terminal or log.
 app = typer.Typer(
@@ -59,8 +58,7 @@ def _settings() -> Settings:
 
 
 def _redis_store(settings: Settings) -> RefdataStore:
-    redis = Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5.0)
-    return RefdataStore(redis, settings.redis_prefix)
+    return RefdataStore(connect(settings), settings.redis_prefix)
 
 
 # ------------------------------------------------------------------------------- worker, topics

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default=SecretStr("redis://127.0.0.1:16379/0"),
         description="Redis URL; may carry a user and password, so it is a secret",
     )
+    redis_tls_cafile: str | None = Field(
+        default=None, description="CA bundle for Redis TLS (a rediss:// URL)"
+    )
     redis_prefix: str = Field(default="scrubber", description="prefix of every Redis key")
     refdata_poll_seconds: float = Field(
         default=5.0,

@@ -6,6 +6,15 @@
 #   deploy/local/stack.sh down     stop both; returns once no process is left
 #   deploy/local/stack.sh status   say what runs, exit 0 only when both answer
 #   deploy/local/stack.sh reset    down, then delete all local state (topics, offsets, Redis data)
+#   deploy/local/stack.sh secure-env worker|admin
+#                                  print the SCRUBBER_* settings for the secured endpoints
+#
+# Besides the plain loopback ports, the stack serves the same broker and Redis secured, as a
+# production deployment would: Kafka SASL_SSL with SCRAM-SHA-512 on KAFKA_SECURE_PORT, and Redis
+# over TLS on REDIS_TLS_PORT with two ACL users: scrubber-worker (read-only on reference data,
+# read-write only on its own heartbeat keys) and scrubber-admin (loads and switches versions).
+# A local CA and server certificate (openssl) and random passwords are made on first start and
+# kept in $SCRUBBER_STACK_DIR/tls and $SCRUBBER_STACK_DIR/secrets.env (mode 0600).
 #
 # Settings (environment; defaults in brackets):
 #   SCRUBBER_STACK_DIR   all state: data, logs, pid files           [<repo>/.stack]
@@ -14,7 +23,9 @@
 #   KAFKA_PORT           PLAINTEXT listener on 127.0.0.1             [19092]
 #   KAFKA_CONTROLLER_PORT KRaft controller listener on 127.0.0.1     [19093]
 #   KAFKA_HEAP_OPTS      JVM heap                                    [-Xms256m -Xmx512m]
+#   KAFKA_SECURE_PORT    SASL_SSL (SCRAM-SHA-512) listener            [19094]
 #   REDIS_PORT           redis-server on 127.0.0.1                   [16379]
+#   REDIS_TLS_PORT       the same redis-server over TLS              [16380]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,10 +38,14 @@ KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 REDIS_PORT="${REDIS_PORT:-16379}"
+KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-19094}"
+REDIS_TLS_PORT="${REDIS_TLS_PORT:-16380}"
 
 KAFKA_LIBS="$KAFKA_CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 KAFKA_DIR="$STACK_DIR/kafka"
 REDIS_DIR="$STACK_DIR/redis"
+TLS_DIR="$STACK_DIR/tls"
+SECRETS="$STACK_DIR/secrets.env"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -51,6 +66,56 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# ---------------------------------------------------------------- TLS and secrets
+secrets_setup() {
+  # Random passwords, made once; `reset` keeps them (and the CA) so clients stay configured.
+  [ -f "$SECRETS" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$STACK_DIR"
+  local old_umask
+  old_umask="$(umask)"
+  umask 077
+  {
+    echo "KAFKA_SCRAM_USER=scrubber"
+    echo "KAFKA_SCRAM_PASSWORD=$(openssl rand -hex 16)"
+    echo "REDIS_WORKER_USER=scrubber-worker"
+    echo "REDIS_WORKER_PASSWORD=$(openssl rand -hex 16)"
+    echo "REDIS_ADMIN_USER=scrubber-admin"
+    echo "REDIS_ADMIN_PASSWORD=$(openssl rand -hex 16)"
+    echo "TLS_STORE_PASSWORD=$(openssl rand -hex 16)"
+  } > "$SECRETS.tmp"
+  mv "$SECRETS.tmp" "$SECRETS"
+  umask "$old_umask"
+}
+
+load_secrets() { secrets_setup; set -a; . "$SECRETS"; set +a; }
+
+tls_setup() {
+  # A local CA and one server certificate for 127.0.0.1/localhost, used by Kafka and Redis.
+  [ -f "$TLS_DIR/.complete" ] && return 0
+  load_secrets
+  command -v openssl >/dev/null || apt_install openssl
+  log "making a local CA and server certificate in $TLS_DIR"
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=claim-scrubber local CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name broker \
+      -passout "pass:$TLS_STORE_PASSWORD" -out server.p12
+    chmod 600 ./*.key server.p12
+    rm -f server.csr server.ext
+  )
+  touch "$TLS_DIR/.complete"
+}
+
 # ---------------------------------------------------------------- Kafka
 kafka_fetch() {
   if [ -f "$KAFKA_LIBS/.complete" ]; then return 0; fi
@@ -67,10 +132,28 @@ kafka_fetch() {
 
 kafka_render_config() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  local old_umask
+  old_umask="$(umask)"
+  umask 077  # the rendered file holds the keystore password
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@KAFKA_SECURE_PORT@|$KAFKA_SECURE_PORT|g" \
       -e "s|@KAFKA_DATA_DIR@|$KAFKA_DIR/data|g" \
+      -e "s|@TLS_DIR@|$TLS_DIR|g" \
+      -e "s|@TLS_STORE_PASSWORD@|$TLS_STORE_PASSWORD|g" \
       "$here/kafka/server.properties" > "$KAFKA_DIR/server.properties"
+  umask "$old_umask"
+}
+
+kafka_scram_user() {
+  # SCRAM credentials live in the KRaft metadata log; set once per formatted storage.
+  local marker="$KAFKA_DIR/data/.scram-$KAFKA_SCRAM_USER"
+  [ -f "$marker" ] && return 0
+  log "creating the SCRAM-SHA-512 user $KAFKA_SCRAM_USER"
+  kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+    --add-config "SCRAM-SHA-512=[iterations=8192,password=$KAFKA_SCRAM_PASSWORD]" \
+    --entity-type users --entity-name "$KAFKA_SCRAM_USER" >/dev/null
+  touch "$marker"
 }
 
 kafka_java() {
@@ -85,6 +168,8 @@ kafka_up() {
     return 0
   fi
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set KAFKA_PORT)"
+  load_secrets
+  tls_setup
   kafka_fetch
   kafka_render_config
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
@@ -109,6 +194,7 @@ kafka_up() {
   # two busy cores with room to spare (it takes 3-6 s here).
   for _ in $(seq 1 180); do
     if grep -q "Kafka Server started" "$KAFKA_DIR/logs/server.log" 2>/dev/null && port_open "$KAFKA_PORT"; then
+      kafka_scram_user
       log "kafka is up"
       return 0
     fi
@@ -119,6 +205,24 @@ kafka_up() {
 }
 
 # ---------------------------------------------------------------- Redis
+sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+redis_acl() {
+  # Least privilege. The worker reads reference data (GET on <prefix>:refdata:*) and writes
+  # only its heartbeat (SET on <prefix>:workers:*); the admin loads versions and moves the
+  # pointer (Lua). Key patterns cover the default prefix and the tests' scrubber-test-* ones.
+  # Passwords are stored hashed. The default user stays open on loopback for development.
+  local old_umask
+  old_umask="$(umask)"
+  umask 077
+  cat > "$REDIS_DIR/users.acl" <<ACL
+user default on nopass ~* &* +@all
+user $REDIS_WORKER_USER on #$(sha256 "$REDIS_WORKER_PASSWORD") resetkeys resetchannels %R~scrubber*:refdata:* ~scrubber*:workers:* -@all +get +set +ping +hello
+user $REDIS_ADMIN_USER on #$(sha256 "$REDIS_ADMIN_PASSWORD") resetkeys resetchannels ~scrubber*:refdata:* ~scrubber*:workers:* -@all +@read +@write +@keyspace +@scripting +@transaction +@connection -@dangerous
+ACL
+  umask "$old_umask"
+}
+
 redis_up() {
   command -v redis-server >/dev/null || apt_install redis-server
   # Debian's package starts its own service on 6379 where an init system runs; ours is separate.
@@ -127,12 +231,19 @@ redis_up() {
     return 0
   fi
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (set REDIS_PORT)"
+  load_secrets
+  tls_setup
   mkdir -p "$REDIS_DIR"
-  log "starting redis on 127.0.0.1:$REDIS_PORT"
+  redis_acl
+  log "starting redis on 127.0.0.1:$REDIS_PORT (TLS on $REDIS_TLS_PORT)"
   # Append-only persistence: loaded reference data versions survive a restart of the stack.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
     --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
-    --appendonly yes --save "" --protected-mode yes >/dev/null
+    --appendonly yes --save "" --protected-mode yes \
+    --aclfile "$REDIS_DIR/users.acl" \
+    --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.crt" \
+    --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt" \
+    --tls-auth-clients no >/dev/null
   for _ in $(seq 1 100); do
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && { log "redis is up"; return 0; }
     sleep 0.1
@@ -180,15 +291,37 @@ status() {
   return $ok
 }
 
+secure_env() {
+  # The settings a worker (or an admin tool) needs for the secured endpoints, as shell exports.
+  load_secrets
+  local user="$REDIS_WORKER_USER" pass="$REDIS_WORKER_PASSWORD"
+  case "$1" in
+    worker) ;;
+    admin) user="$REDIS_ADMIN_USER"; pass="$REDIS_ADMIN_PASSWORD" ;;
+    *) die "secure-env takes worker or admin" ;;
+  esac
+  cat <<ENV
+export SCRUBBER_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_SECURE_PORT
+export SCRUBBER_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+export SCRUBBER_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export SCRUBBER_KAFKA_SASL_USERNAME=$KAFKA_SCRAM_USER
+export SCRUBBER_KAFKA_SASL_PASSWORD=$KAFKA_SCRAM_PASSWORD
+export SCRUBBER_KAFKA_SSL_CAFILE=$TLS_DIR/ca.crt
+export SCRUBBER_REDIS_URL=rediss://$user:$pass@127.0.0.1:$REDIS_TLS_PORT/0
+export SCRUBBER_REDIS_TLS_CAFILE=$TLS_DIR/ca.crt
+ENV
+}
+
 case "${1:-}" in
   up) redis_up; kafka_up ;;
   down) down ;;
   status) status ;;
   reset) down; rm -rf "$STACK_DIR/kafka" "$STACK_DIR/redis"; log "local state removed" ;;
+  secure-env) secure_env "${2:-worker}" ;;
   kafka-up) kafka_up ;;
   kafka-down) stop_pid kafka "$KAFKA_DIR/kafka.pid" ;;
   redis-up) redis_up ;;
   redis-down) stop_pid redis "$REDIS_DIR/redis.pid" ;;
   fetch) kafka_fetch ;;
-  *) echo "usage: $0 up|down|status|reset|fetch|kafka-up|kafka-down|redis-up|redis-down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|reset|secure-env worker|admin|fetch|kafka-up|kafka-down|redis-up|redis-down" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
+from scrubber.config import Settings
 from scrubber.refdata.model import Bundle
 
 # Make ``version`` current, remembering the old current as previous, in one atomic step.
@@ -44,6 +45,24 @@ redis.call('SET', KEYS[1], prev)
 if cur then redis.call('SET', KEYS[2], cur) end
 return prev
 """
+
+
+def connect(
+    settings: Settings, *, connect_timeout: float = 5.0, socket_timeout: float | None = None
+) -> Redis:
+    """The one way to open Redis from settings: URL (user, password, ``rediss://``) and CA.
+
+    The URL is a secret and is never logged; a TLS URL is verified against
+    ``redis_tls_cafile`` when set, else against the system's CAs.
+    """
+    url = settings.redis_url.get_secret_value()
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": socket_timeout,
+    }
+    if url.startswith("rediss://") and settings.redis_tls_cafile:
+        kwargs["ssl_ca_certs"] = settings.redis_tls_cafile
+    return Redis.from_url(url, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

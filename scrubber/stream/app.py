@@ -25,7 +25,6 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 
 from scrubber.config import Settings
 from scrubber.contracts import HEADER_ATTEMPT
@@ -35,7 +34,7 @@ from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
-from scrubber.refdata.store import RefdataStore
+from scrubber.refdata.store import RefdataStore, connect
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader, RawRecord
 from scrubber.stream.runtime import StreamRuntime
 
@@ -97,11 +96,8 @@ class Worker:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(),
-            socket_connect_timeout=2.0,  # a poll must fail fast, not hang the refresh loop
-            socket_timeout=5.0,
-        )
+        # A poll must fail fast, not hang the refresh loop.
+        redis = connect(settings, connect_timeout=2.0, socket_timeout=5.0)
         self.store = RefdataStore(redis, settings.redis_prefix)
         self.holder = ReferenceHolder(self.store, self.metrics, settings.refdata_poll_seconds)
         brokers = [f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")]
