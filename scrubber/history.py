@@ -6,10 +6,11 @@ worker, a dict in the offline scrub), so the engine never does I/O and both path
 history logic.
 
 Each entry keeps the validated line, the digest of its content (to tell a redelivery from a
-corrected resubmission), and the revision and verdict digest last emitted for it (to emit a new
-revision exactly when a line's verdict changes). Entries are pruned by service date, relative to
-the newest date of service seen for the patient, never by the clock: replaying the same input
-yields the same history.
+corrected resubmission), the revision and verdict digest last emitted for it (to emit a new
+revision exactly when a line's verdict changes), and the line id of the input that caused that
+revision (so a redelivered input re-sends only the revisions it caused). Entries are pruned by
+service date, relative to the newest date of service seen for the patient, never by the clock:
+replaying the same input yields the same history.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ DEFAULT_LATENESS_DAYS = 365
 _FORMAT = 1
 _HEAD = b'{"f":%d,"m":' % _FORMAT
 
-_ENTRY_KEYS = ("l", "c", "r", "v")
+_ENTRY_KEYS = ("l", "c", "r", "v", "b")
 
 #: How many decoded histories ``from_bytes`` keeps, by their bytes (see ``_DECODED``).
 DECODED_CACHE_SIZE = 1024
@@ -70,6 +71,10 @@ class HistoryEntry:
     content: str
     revision: int
     verdict: str
+    cause: str | None = field(default=None, kw_only=True)
+    """The line id of the input whose processing emitted ``revision``: the line itself, or the
+    line whose arrival changed this one's verdict. None in histories written before it was
+    kept (a redelivery then re-sends the verdict, as it cannot tell)."""
     line_id: str = field(init=False, repr=False, compare=False)
     """The line's stable identity (kept: every lookup and sort in the history reads it)."""
     service_date: date = field(init=False, repr=False, compare=False)
@@ -98,6 +103,7 @@ class HistoryEntry:
                     "c": self.content,
                     "r": self.revision,
                     "v": self.verdict,
+                    "b": self.cause,
                 }
             )
             object.__setattr__(self, "encoded", data)
@@ -212,6 +218,7 @@ class PatientHistory:
                 content=e["c"],
                 revision=int(e["r"]),
                 verdict=e["v"],
+                cause=e.get("b"),
             )
             # What ``to_bytes`` wrote for this entry is what orjson writes for what it read back
             # (orjson reads and writes its own output unchanged): keeping it spares a pydantic

@@ -281,15 +281,17 @@ class LineProcessor:
             revision = previous.revision
         else:
             revision = previous.revision + 1
-        history = history.upsert(HistoryEntry(line, content, revision, digest))
+        line_id = line.line_id
         repeat = previous is not None and revision == previous.revision
+        # An unchanged revision keeps its cause: the line that emitted it re-sends it.
+        cause = previous.cause if previous is not None and repeat else line_id
+        history = history.upsert(HistoryEntry(line, content, revision, digest, cause=cause))
         emissions = [self._result(line, revision, verdict, snapshot, source, now, repeat)]
 
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
         # surgery's window now covers a visit, a second line made a duplicate.
         causes = [line] if previous is None else [line, previous.line]
-        reaches = [Reach(cause, snapshot) for cause in causes]  # ``influences``, per cause
-        line_id = line.line_id
+        reaches = [Reach(c, snapshot) for c in causes]  # ``influences``, per cause
         neighbours = {
             e.line_id: e
             for day in sorted(touched_dates)
@@ -300,7 +302,9 @@ class LineProcessor:
             again = evaluate(entry.line, snapshot, as_of, others=history.others(entry.line_id))
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
-                revised = HistoryEntry(entry.line, entry.content, entry.revision + 1, again_digest)
+                revised = HistoryEntry(
+                    entry.line, entry.content, entry.revision + 1, again_digest, cause=line_id
+                )
                 history = history.upsert(revised)
                 emissions.append(
                     self._result(
@@ -313,8 +317,10 @@ class LineProcessor:
                         trigger="revision",
                     )
                 )
-            elif redelivery:
-                # Re-send the current verdict unchanged: if a crash lost it, this heals it.
+            elif redelivery and entry.cause in (line_id, None):
+                # Re-send a revision this line caused: if a crash lost it, this heals it. A
+                # revision another line caused is re-sent when that line is redelivered (it
+                # comes later in the same partition, so it is uncommitted too).
                 emissions.append(
                     self._result(
                         entry.line,

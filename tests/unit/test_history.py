@@ -124,9 +124,46 @@ def test_redelivery_repeats_without_a_new_revision(pair_rule, line_bytes, snapsh
         line_bytes(claim_id="A"), None, SourcePosition("f", 0, 9), snapshot, store, NOW
     )
     assert again.redelivery is True
+    # A's own verdict is re-sent; B's verdict was caused by B, so A's redelivery leaves it.
     assert [(e.result.line_id, e.result.revision, e.repeat) for e in again.emissions] == [
         ("A:1", 2, True),
+    ]
+    # B caused A's revision 2: B's redelivery re-sends both, in case a crash lost them.
+    b_again = p.process(
+        line_bytes(claim_id="B"), None, SourcePosition("f", 0, 10), snapshot, store, NOW
+    )
+    assert b_again.redelivery is True
+    assert [(e.result.line_id, e.result.revision, e.repeat) for e in b_again.emissions] == [
         ("B:1", 1, True),
+        ("A:1", 2, True),
+    ]
+    assert {e.line_id: e.cause for e in store.get("M1").entries} == {"A:1": "B:1", "B:1": "B:1"}
+
+
+def test_the_cause_of_a_revision_survives_the_changelog(pair_rule, line_bytes, snapshot) -> None:
+    store = MemoryHistoryStore()
+    p = LineProcessor(require_key=False)
+    _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
+    history = store.get("M1")
+    assert {e.line_id: e.cause for e in history.entries} == {"A:1": "B:1", "B:1": "B:1"}
+    # Other bytes for the same document, so that it is decoded, not answered from memory.
+    restored = PatientHistory.from_bytes(history.to_bytes().replace(b'"e":[', b'"e": ['))
+    assert {e.line_id: e.cause for e in restored.entries} == {"A:1": "B:1", "B:1": "B:1"}
+    # A history written before causes were kept reads with no cause, and a redelivery then
+    # re-sends every neighbour's verdict, as it cannot tell which it caused.
+    old = orjson.loads(history.to_bytes())
+    for e in old["e"]:
+        del e["b"]
+    legacy = PatientHistory.from_bytes(orjson.dumps(old))
+    assert [e.cause for e in legacy.entries] == [None, None]
+    legacy_store = MemoryHistoryStore()
+    legacy_store.put("M1", legacy)
+    again = p.process(
+        line_bytes(claim_id="A"), None, SourcePosition("f", 0, 9), snapshot, legacy_store, NOW
+    )
+    assert [(e.result.line_id, e.repeat) for e in again.emissions] == [
+        ("A:1", True),
+        ("B:1", True),
     ]
 
 
