@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import random
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from scrubber.accounting import Ledger, collect, end_offsets, key_of, publish
 from scrubber.contracts import HEADER_ERROR_CODE, MAX_MESSAGE_BYTES, ScrubResult
 from scrubber.examples import generate
 from scrubber.offline import scrub_lines
+from scrubber.processor import Rejection, decode
 from scrubber.refdata.model import ReferenceSnapshot
 from tests.integration.conftest import REPO, WorkerProcess, load_bundle
 
@@ -138,6 +140,75 @@ def test_broker_restart_mid_run(settings, worker, bundle) -> None:
     ledger, _positions = _run_with(settings, worker, bundle, records, restart_broker)
     _conserved(ledger, records, bundle, "broker_restart", ledger.seconds)
     assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive it"
+
+
+REDIS_OUTAGE_SECONDS = float(os.environ.get("CHAOS_REDIS_OUTAGE_SECONDS", "60"))
+
+
+def test_redis_outage_mid_run(settings, worker, bundle) -> None:
+    """Redis stopped for a minute under load, and the worker restarted while it is gone.
+
+    The running worker keeps the snapshot it holds and goes on; the restarted one has no
+    reference data, so it must hold the lines that arrive meanwhile without a verdict and
+    without a dead letter (an outage is not the message's fault) until Redis returns; then
+    everything completes, every result naming the one loaded version.
+    """
+    records = _records(bundle, CHAOS_LINES // 2, seed=59)
+    half = len(records) // 2
+    stack = str(REPO / "deploy/local/stack.sh")
+    asyncio.run(load_bundle(settings, bundle))
+    worker.start()
+    worker.wait_ready()
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    positions = asyncio.run(publish(settings, records[:half]))
+    _wait_progress(settings, positions, start, 0.3)
+    began = time.monotonic()
+    subprocess.run([stack, "redis-down"], check=True, timeout=60)
+    try:
+        # The worker that holds a snapshot carries on; /readyz says Redis is gone.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+            status = worker.readyz()
+            if status is not None and status[1].get("redis_ok") is False:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("/readyz never reported the Redis outage")
+        # A restart during the outage: no reference data, so it must not judge anything.
+        assert worker.stop() == 0
+        worker.start()
+        positions += asyncio.run(publish(settings, records[half:]))
+        time.sleep(min(15.0, REDIS_OUTAGE_SECONDS / 4))
+        status = worker.readyz()
+        assert status is not None and status[0] == 503, status
+        held = len(positions) - _progress(settings, positions, start)
+        assert held >= len(records) - half, "the lines sent during the outage were judged"
+        time.sleep(max(0.0, REDIS_OUTAGE_SECONDS - (time.monotonic() - began)))
+        assert len(positions) - _progress(settings, positions, start) == held
+    finally:
+        subprocess.run([stack, "redis-up"], check=True, timeout=60)
+    back = time.monotonic()
+    worker.wait_ready(120)
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
+    recovered = time.monotonic() - back
+
+    # Dead letters only for the inputs that are malformed in themselves, not for the outage.
+    dead = {pos for pos, outs in ledger.outputs.items() if any(o.kind == "dlq" for o in outs)}
+    malformed = {
+        pos
+        for pos, (key, raw) in zip(positions, records, strict=True)
+        if isinstance(decode(raw, key, require_key=True), Rejection)
+    }
+    assert dead == malformed
+    versions = {
+        orjson.loads(o.value)["refdata_version"]
+        for outs in ledger.outputs.values()
+        for o in outs
+        if o.kind != "dlq"
+    }
+    assert versions == {bundle.version}
+    _conserved(ledger, records, bundle, "redis_outage", recovered)
 
 
 def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None:
