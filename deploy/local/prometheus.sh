@@ -27,10 +27,11 @@ TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_WEB_PORT:-6066}"
 DIR="$STACK_DIR/prometheus"
 PIDFILE="$DIR/prometheus.pid"
 
-log() { printf '[prometheus] %s\n' "$*" >&2; }
-die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=prometheus
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 
-apt_install() {
+install() {
   # Debian packages; installed only when missing (root on these machines). Without the
   # recommended node exporter: only the server and promtool are needed.
   local missing=()
@@ -60,9 +61,7 @@ check() {
   promtool test rules "$conf/alerts.test.yml"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+alive() { pid_alive "$PIDFILE"; }
 
 answers() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
 
@@ -91,18 +90,7 @@ up() {
   die "prometheus did not answer within 20 s (see $DIR/prometheus.log)"
 }
 
-down() {
-  [ -f "$PIDFILE" ] || return 0
-  local pid
-  pid="$(cat "$PIDFILE")"
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDFILE"
-}
+down() { stop_pid prometheus "$PIDFILE" 10; }
 
 status() {
   if alive && answers; then

@@ -47,24 +47,9 @@ REDIS_DIR="$STACK_DIR/redis"
 TLS_DIR="$STACK_DIR/tls"
 SECRETS="$STACK_DIR/secrets.env"
 
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
-
-apt_install() {
-  # Debian packages the stack needs; installed only when missing (root on these machines).
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]} (Debian packages)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+LOG_TAG=stack
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 
 # ---------------------------------------------------------------- TLS and secrets
 secrets_setup() {
@@ -252,25 +237,6 @@ redis_up() {
 }
 
 # ---------------------------------------------------------------- stop
-stop_pid() {
-  local name="$1" pidfile="$2"
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    # Kafka's controlled shutdown takes a few seconds; past 30 s it is killed.
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop in 30 s; killing"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-    fi
-  fi
-  rm -f "$pidfile"
-}
-
 down() {
   stop_pid kafka "$KAFKA_DIR/kafka.pid"
   stop_pid redis "$REDIS_DIR/redis.pid"

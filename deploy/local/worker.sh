@@ -17,9 +17,11 @@ HOST="${SCRUBBER_WEB_HOST:-127.0.0.1}"
 PORT="${SCRUBBER_WEB_PORT:-6066}"
 BIN="${SCRUBBER_BIN:-$repo/.venv/bin/scrubber}"
 
-log() { printf '[worker] %s\n' "$*" >&2; }
+LOG_TAG=worker
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 
-alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+alive() { pid_alive "$PIDFILE"; }
 
 ready() { curl -fsS "http://$HOST:$PORT/readyz" >/dev/null 2>&1; }
 
@@ -50,17 +52,8 @@ start() {
 }
 
 stop() {
-  alive || { rm -f "$PIDFILE"; return 0; }
-  local pid
-  pid="$(cat "$PIDFILE")"
-  log "stopping (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "did not stop within 30 s; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDFILE"
+  # SIGTERM: Faust finishes the record in hand, flushes and commits; SIGKILL after 30 s.
+  stop_pid worker "$PIDFILE" 30
 }
 
 case "${1:-}" in
