@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 BUNDLE := build/refdata.json
 DEMO_INPUT := seeds/examples/claims.jsonl
 
-.PHONY: help venv stack-up stack-down stack-status stack-reset refdata topics \
+.PHONY: help venv lock stack-up stack-down stack-status stack-reset refdata topics \
         worker-start worker-stop demo test test-unit lint format contracts \
         prometheus-install prometheus-up prometheus-down alerts-check soak bench
 
@@ -19,11 +19,22 @@ help:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+LOCK := deploy/requirements.lock
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c $(LOCK) -e '.[dev]'
 	touch $@
+
+# Re-resolve the dependencies from pyproject.toml in a scratch environment and pin them.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	{ sed -n '1,2p' $(LOCK); build/lock-venv/bin/pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf build/lock-venv
 
 stack-up:
 	deploy/local/stack.sh up

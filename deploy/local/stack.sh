@@ -149,8 +149,12 @@ kafka_java() {
 
 kafka_up() {
   if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
-    log "kafka already running on 127.0.0.1:$KAFKA_PORT"
-    return 0
+    if port_open "$KAFKA_SECURE_PORT"; then
+      log "kafka already running on 127.0.0.1:$KAFKA_PORT"
+      return 0
+    fi
+    log "kafka runs without its secured listener (an older configuration); restarting it"
+    stop_pid kafka "$KAFKA_DIR/kafka.pid"
   fi
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set KAFKA_PORT)"
   load_secrets
@@ -212,8 +216,12 @@ redis_up() {
   command -v redis-server >/dev/null || apt_install redis-server
   # Debian's package starts its own service on 6379 where an init system runs; ours is separate.
   if pid_alive "$REDIS_DIR/redis.pid" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-    log "redis already running on 127.0.0.1:$REDIS_PORT"
-    return 0
+    if port_open "$REDIS_TLS_PORT"; then
+      log "redis already running on 127.0.0.1:$REDIS_PORT"
+      return 0
+    fi
+    log "redis runs without TLS and ACL users (an older configuration); restarting it"
+    stop_pid redis "$REDIS_DIR/redis.pid"
   fi
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (set REDIS_PORT)"
   load_secrets
@@ -244,13 +252,14 @@ down() {
 
 status() {
   local ok=0
-  if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
-    echo "kafka  up    127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_DIR/kafka.pid"))"
+  if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SECURE_PORT"; then
+    echo "kafka  up    127.0.0.1:$KAFKA_PORT, SASL_SSL 127.0.0.1:$KAFKA_SECURE_PORT (pid $(cat "$KAFKA_DIR/kafka.pid"))"
   else
     echo "kafka  down"; ok=1
   fi
-  if pid_alive "$REDIS_DIR/redis.pid" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-    echo "redis  up    127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_DIR/redis.pid"))"
+  if pid_alive "$REDIS_DIR/redis.pid" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 \
+      && port_open "$REDIS_TLS_PORT"; then
+    echo "redis  up    127.0.0.1:$REDIS_PORT, TLS 127.0.0.1:$REDIS_TLS_PORT (pid $(cat "$REDIS_DIR/redis.pid"))"
   else
     echo "redis  down"; ok=1
   fi

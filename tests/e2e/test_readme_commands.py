@@ -72,7 +72,9 @@ def test_stack_script_starts_and_stops_a_separate_stack(tmp_path: Path) -> None:
         SCRUBBER_STACK_DIR=str(tmp_path / "stack"),
         KAFKA_PORT="29092",
         KAFKA_CONTROLLER_PORT="29093",
+        KAFKA_SECURE_PORT="29094",
         REDIS_PORT="26379",
+        REDIS_TLS_PORT="26380",
     )
     script = str(REPO / "deploy/local/stack.sh")
     try:
@@ -80,7 +82,8 @@ def test_stack_script_starts_and_stops_a_separate_stack(tmp_path: Path) -> None:
         subprocess.run([script, "up"], env=env, check=True, timeout=60)  # idempotent
         status = subprocess.run([script, "status"], env=env, capture_output=True, text=True)
         assert status.returncode == 0, status.stdout
-        assert "127.0.0.1:29092" in status.stdout and "127.0.0.1:26379" in status.stdout
+        for port in ("29092", "29094", "26379", "26380"):
+            assert f"127.0.0.1:{port}" in status.stdout, status.stdout
         pids = [
             (tmp_path / "stack/kafka/kafka.pid").read_text().strip(),
             (tmp_path / "stack/redis/redis.pid").read_text().strip(),

@@ -70,7 +70,7 @@ def test_a_rule_added_at_run_time_is_called(line, snapshot, monkeypatch) -> None
 
 
 def _plain_bytes(history: PatientHistory) -> bytes:
-    """The history document encoded in one go, as the first version of ``to_bytes`` did."""
+    """The history document encoded in one go, field by field as the format defines it."""
     return orjson.dumps(
         {
             "f": 1,
@@ -81,6 +81,7 @@ def _plain_bytes(history: PatientHistory) -> bytes:
                     "c": e.content,
                     "r": e.revision,
                     "v": e.verdict,
+                    "b": e.cause,
                 }
                 for e in history.entries
             ],
@@ -93,7 +94,9 @@ def _plain_bytes(history: PatientHistory) -> bytes:
 def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions) -> None:
     history = PatientHistory.empty("M1")
     for line, revision in zip(lines, revisions, strict=False):
-        history = history.upsert(HistoryEntry(line, content_digest(line), revision, "v"))
+        cause = line.line_id if revision % 2 else None  # a known cause, or an older entry's none
+        entry = HistoryEntry(line, content_digest(line), revision, "v", cause=cause)
+        history = history.upsert(entry)
     data = history.to_bytes()
     assert data == _plain_bytes(history)
     assert PatientHistory.from_bytes(data) is history  # what was just written, not decoded
