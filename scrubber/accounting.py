@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from scrubber.config import Settings
 from scrubber.contracts import (
@@ -191,8 +192,14 @@ async def collect(
     expected: list[Position],
     start: dict[TopicPartition, int],
     wait_seconds: float,
+    *,
+    to_end: bool = False,
 ) -> Ledger:
-    """Read the output topics from ``start`` until every expected input has an output."""
+    """Read the output topics from ``start`` until every expected input has an output.
+
+    With ``to_end``, read instead exactly what the topics hold now (up to their end offsets at
+    the call), complete or not: a picture of the outputs at one moment.
+    """
     kinds = {
         settings.accepted_topic: "accepted",
         settings.flagged_topic: "flagged",
@@ -208,8 +215,15 @@ async def collect(
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, start.get(tp, 0))
+        ends = await consumer.end_offsets(tps) if to_end else {}
+
+        async def more() -> bool:
+            if to_end:
+                return any([await consumer.position(tp) < end for tp, end in ends.items()])
+            return not ledger.complete()
+
         deadline = time.monotonic() + wait_seconds
-        while not ledger.complete() and time.monotonic() < deadline:
+        while await more() and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for tp, records in batch.items():
                 for rec in records:
@@ -227,6 +241,21 @@ async def collect(
     finally:
         await consumer.stop()
     return ledger
+
+
+async def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The worker group's committed offset per input partition (0 where none is committed)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    committed = {p: 0 for p in range(settings.partitions)}
+    for tp, meta in offsets.items():
+        if tp.topic == settings.input_topic and meta.offset >= 0:
+            committed[tp.partition] = meta.offset
+    return committed
 
 
 async def run_file(settings: Settings, path: Path, wait_seconds: float) -> tuple[Ledger, float]:
