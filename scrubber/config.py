@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for Kafka TLS")
 
+    kafka_session_timeout_seconds: float = Field(
+        default=15.0,
+        ge=6.0,
+        le=300.0,
+        description="how long the group waits for a silent worker before giving its partitions "
+        "to the others: the pause after a crash (heartbeats go every fifth of it)",
+    )
+
     input_topic: str = "claims.lines.v1"
     accepted_topic: str = "claims.accepted.v1"
     flagged_topic: str = "claims.flagged.v1"

@@ -109,6 +109,11 @@ class Worker:
             datadir=settings.data_dir,
             topic_partitions=settings.partitions,
             consumer_auto_offset_reset="earliest",
+            # A crashed worker's partitions wait this long before another takes them (Faust's
+            # default is 60 s). Heartbeats are a task of their own on the event loop, and a
+            # batch of records takes milliseconds, so a live worker is never taken for dead.
+            broker_session_timeout=settings.kafka_session_timeout_seconds,
+            broker_heartbeat_interval=settings.kafka_session_timeout_seconds / 5,
             producer_acks=-1,
             web_enabled=True,
             web_bind=settings.web_host,
