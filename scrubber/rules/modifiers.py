@@ -10,11 +10,13 @@ the warning is a rule of its own, with ``_documentation`` in its id.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import CheckFn, Gate, Hit, LineContext, rule
 from scrubber.rules.codes import is_add_on, is_em
 
 #: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
@@ -395,155 +397,153 @@ def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
             )
 
 
-def _indicator_hits(
-    ctx: LineContext,
-    indicator: str | None,
-    modifiers: tuple[str, ...],
-    values: frozenset[str],
-    what: str,
-    meanings: dict[str, str],
-) -> Iterator[Hit]:
-    """One hit per listed modifier present when the code's indicator is one of ``values``."""
-    ref = ctx.ref
-    if ref is None or indicator is None or indicator not in values:
-        return
-    for index, modifier in _first_positions(ctx.line.modifiers, modifiers):
-        yield Hit(
-            f"Modifier {modifier} on {ref.code}: {what} indicator {indicator} "
-            f"({meanings[indicator]}).",
-            f"modifiers[{index}]",
-        )
+@dataclass(frozen=True, slots=True)
+class _Indicator:
+    """An MPFS surgeons indicator of the code and the modifiers whose use it governs."""
+
+    field: str
+    """The ``CodeReference`` attribute that holds the indicator."""
+    modifiers: tuple[str, ...]
+    what: str
+    """The indicator's name in messages."""
+    meanings: dict[str, str]
+    source: str
 
 
-@rule(
-    "modifier.assistant_not_allowed",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="An assistant-at-surgery modifier (80, 81, 82, AS) on a code that never pays one "
-    "(indicator 1) or where the concept does not apply (9).",
-    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
+_ASSISTANT = _Indicator(
+    "assistant",
+    ASSISTANT_MODIFIERS,
+    "assistant at surgery",
+    ASSISTANT_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
 )
-def assistant_not_allowed(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.assistant if ctx.ref else None,
-        ASSISTANT_MODIFIERS,
-        _NOT_PERMITTED,
-        "assistant at surgery",
-        ASSISTANT_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.assistant_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="An assistant-at-surgery modifier on a code that pays one only with documentation "
-    "(indicator 0).",
-    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
+_CO_SURGEONS = _Indicator(
+    "co_surgeons",
+    ("62",),
+    "co-surgeons",
+    SURGEONS_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
 )
-def assistant_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
+_TEAM_SURGERY = _Indicator(
+    "team_surgery",
+    ("66",),
+    "team surgery",
+    SURGEONS_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
+)
 
-    A warning, not an error: the claim can be paid once the documentation is attached. The
-    severity differs from ``modifier.assistant_not_allowed``, hence a rule of its own.
+
+@dataclass(frozen=True, slots=True)
+class _IndicatorRule:
+    """A rule over an indicator: a hit per listed modifier present when it is one of ``values``.
+
+    The error and the documentation warning on one scale are two of these (one severity a rule).
     """
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.assistant if ctx.ref else None,
-        ASSISTANT_MODIFIERS,
+
+    rule_id: str
+    indicator: _Indicator
+    values: frozenset[str]
+    severity: Severity
+    carc: str
+    description: str
+    why: str
+    """The check's docstring: why the rule has its severity and CARC."""
+
+
+_INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
+    _IndicatorRule(
+        "modifier.assistant_not_allowed",
+        _ASSISTANT,
+        _NOT_PERMITTED,
+        Severity.ERROR,
+        "54",
+        "An assistant-at-surgery modifier (80, 81, 82, AS) on a code that never pays one "
+        "(indicator 1) or where the concept does not apply (9).",
+        "Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.assistant_documentation",
+        _ASSISTANT,
         frozenset({_DOCUMENTATION}),
-        "assistant at surgery",
-        ASSISTANT_MEANINGS,
-    )
+        Severity.WARNING,
+        "252",
+        "An assistant-at-surgery modifier on a code that pays one only with documentation "
+        "(indicator 0).",
+        """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
 
-
-@rule(
-    "modifier.co_surgeons",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def co_surgeons(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.co_surgeons if ctx.ref else None,
-        ("62",),
+        A warning, not an error: the claim can be paid once the documentation is attached. The
+        severity differs from ``modifier.assistant_not_allowed``, hence a rule of its own.
+        """,
+    ),
+    _IndicatorRule(
+        "modifier.co_surgeons",
+        _CO_SURGEONS,
         _SURGEONS_NOT_PERMITTED,
-        "co-surgeons",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.co_surgeons_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="Modifier 62 on a code that pays co-surgeons only with documentation "
-    "(indicator 1).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def co_surgeons_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.co_surgeons if ctx.ref else None,
-        ("62",),
+        Severity.ERROR,
+        "54",
+        "Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
+        "Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.co_surgeons_documentation",
+        _CO_SURGEONS,
         frozenset({_SURGEONS_DOCUMENTATION}),
-        "co-surgeons",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.team_surgery",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def team_surgery(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.team_surgery if ctx.ref else None,
-        ("66",),
+        Severity.WARNING,
+        "252",
+        "Modifier 62 on a code that pays co-surgeons only with documentation (indicator 1).",
+        "Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed.",
+    ),
+    _IndicatorRule(
+        "modifier.team_surgery",
+        _TEAM_SURGERY,
         _SURGEONS_NOT_PERMITTED,
-        "team surgery",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.team_surgery_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="Modifier 66 on a code that pays a surgical team only with documentation "
-    "(indicator 1).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def team_surgery_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1: a team is paid by report once documentation shows it was needed."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.team_surgery if ctx.ref else None,
-        ("66",),
+        Severity.ERROR,
+        "54",
+        "Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
+        "Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.team_surgery_documentation",
+        _TEAM_SURGERY,
         frozenset({_SURGEONS_DOCUMENTATION}),
-        "team surgery",
-        SURGEONS_MEANINGS,
-    )
+        Severity.WARNING,
+        "252",
+        "Modifier 66 on a code that pays a surgical team only with documentation (indicator 1).",
+        "Indicator 1: a team is paid by report once documentation shows it was needed.",
+    ),
+)
+
+
+def _register_indicator_rule(spec: _IndicatorRule) -> CheckFn:
+    """Register the check of one indicator rule (in table order: the catalogue's order)."""
+    indicator = spec.indicator
+
+    def check(ctx: LineContext) -> Iterator[Hit]:
+        ref = ctx.ref
+        if ref is None:
+            return
+        value: str | None = getattr(ref, indicator.field)
+        if value is None or value not in spec.values:
+            return
+        for index, modifier in _first_positions(ctx.line.modifiers, indicator.modifiers):
+            yield Hit(
+                f"Modifier {modifier} on {ref.code}: {indicator.what} indicator {value} "
+                f"({indicator.meanings[value]}).",
+                f"modifiers[{index}]",
+            )
+
+    check.__name__ = check.__qualname__ = spec.rule_id.removeprefix("modifier.")
+    check.__doc__ = inspect.cleandoc(spec.why)
+    return rule(
+        spec.rule_id,
+        category=Category.MODIFIER,
+        severity=spec.severity,
+        description=spec.description,
+        source=indicator.source,
+        carc=spec.carc,
+        requires=Gate.KNOWN | Gate.MODIFIERS,
+    )(check)
+
+
+for _spec in _INDICATOR_RULES:
+    _register_indicator_rule(_spec)
