@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
@@ -151,14 +151,20 @@ _DOCUMENTATION = "0"  # assistant: needs documentation
 _SURGEONS_DOCUMENTATION = "1"
 
 
-def _first_positions(modifiers: list[str], wanted: Iterable[str]) -> list[tuple[int, str]]:
-    """Each wanted modifier present on the line, once, at its first position, in line order."""
+def _first_position_hits(
+    ctx: LineContext, wanted: Iterable[str], message: Callable[[str], str]
+) -> Iterator[Hit]:
+    """A hit for each wanted modifier present on the line, once, at its first position.
+
+    In line order; ``message`` says what is wrong with the modifier.
+    """
     targets = set(wanted)
     seen: dict[str, int] = {}
-    for index, modifier in enumerate(modifiers):
+    for index, modifier in enumerate(ctx.line.modifiers):
         if modifier in targets and modifier not in seen:
             seen[modifier] = index
-    return sorted((index, modifier) for modifier, index in seen.items())
+    for index, modifier in sorted((index, modifier) for modifier, index in seen.items()):
+        yield Hit(message(modifier), f"modifiers[{index}]")
 
 
 @rule(
@@ -276,12 +282,14 @@ def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
     """
     if ctx.ref is None or is_em(ctx.line.procedure_code):
         return
-    for index, modifier in _first_positions(ctx.line.modifiers, EM_ONLY_MODIFIERS):
-        yield Hit(
+    yield from _first_position_hits(
+        ctx,
+        EM_ONLY_MODIFIERS,
+        lambda modifier: (
             f"Modifier {modifier} applies to E/M codes (99202-99499) only; "
-            f"{ctx.line.procedure_code} is not one.",
-            f"modifiers[{index}]",
-        )
+            f"{ctx.line.procedure_code} is not one."
+        ),
+    )
 
 
 @rule(
@@ -303,12 +311,14 @@ def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
     if ref is None or ref.global_days is None or ref.global_days in SPLIT_GLOBAL_DAYS:
         return
     meaning = GLOBAL_DAYS_MEANINGS.get(ref.global_days, "not a split global period")
-    for index, modifier in _first_positions(ctx.line.modifiers, GLOBAL_SPLIT_MODIFIERS):
-        yield Hit(
-            f"Modifier {modifier} splits a 010 or 090 global package; {ref.code} has global "
-            f"days {ref.global_days} ({meaning}).",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        GLOBAL_SPLIT_MODIFIERS,
+        lambda modifier: (
+            f"Modifier {modifier} splits a 010 or 090 global package; {ref.code} "
+            f"has global days {ref.global_days} ({meaning})."
+        ),
+    )
 
 
 @rule(
@@ -329,12 +339,14 @@ def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
     """
     if not is_add_on(ctx.ref):
         return
-    for index, _modifier in _first_positions(ctx.line.modifiers, ("51",)):
-        yield Hit(
-            f"Modifier 51 on add-on code {ctx.line.procedure_code} (global days ZZZ): add-on "
-            "codes are exempt from the multiple procedure reduction.",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        ("51",),
+        lambda _modifier: (
+            f"Modifier 51 on add-on code {ctx.line.procedure_code} (global days "
+            "ZZZ): add-on codes are exempt from the multiple procedure reduction."
+        ),
+    )
 
 
 @rule(
@@ -359,12 +371,14 @@ def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     meaning = BILATERAL_MEANINGS.get(ref.bilateral)
     if meaning is None:
         return
-    for index, _modifier in _first_positions(ctx.line.modifiers, ("50",)):
-        yield Hit(
-            f"Modifier 50 is not allowed on {ref.code}: bilateral surgery indicator "
-            f"{ref.bilateral} ({meaning}).",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        ("50",),
+        lambda _modifier: (
+            f"Modifier 50 is not allowed on {ref.code}: bilateral surgery "
+            f"indicator {ref.bilateral} ({meaning})."
+        ),
+    )
 
 
 @rule(
@@ -387,14 +401,16 @@ def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     ref = ctx.ref
     if ref is None or ref.pctc is None or ref.pctc not in PCTC_ALLOWED:
         return
-    allowed = PCTC_ALLOWED[ref.pctc]
-    for index, modifier in _first_positions(ctx.line.modifiers, ("26", "TC")):
-        if modifier not in allowed:
-            yield Hit(
-                f"Modifier {modifier} is not allowed on {ref.code}: PC/TC indicator "
-                f"{ref.pctc} ({PCTC_MEANINGS[ref.pctc]}).",
-                f"modifiers[{index}]",
-            )
+    code, pctc = ref.code, ref.pctc
+    allowed = PCTC_ALLOWED[pctc]
+    yield from _first_position_hits(
+        ctx,
+        [modifier for modifier in ("26", "TC") if modifier not in allowed],
+        lambda modifier: (
+            f"Modifier {modifier} is not allowed on {code}: PC/TC indicator "
+            f"{pctc} ({PCTC_MEANINGS[pctc]})."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,12 +541,14 @@ def _register_indicator_rule(spec: _IndicatorRule) -> CheckFn:
         value: str | None = getattr(ref, indicator.field)
         if value is None or value not in spec.values:
             return
-        for index, modifier in _first_positions(ctx.line.modifiers, indicator.modifiers):
-            yield Hit(
-                f"Modifier {modifier} on {ref.code}: {indicator.what} indicator {value} "
-                f"({indicator.meanings[value]}).",
-                f"modifiers[{index}]",
-            )
+        yield from _first_position_hits(
+            ctx,
+            indicator.modifiers,
+            lambda modifier: (
+                f"Modifier {modifier} on {ref.code}: {indicator.what} indicator "
+                f"{value} ({indicator.meanings[value]})."
+            ),
+        )
 
     check.__name__ = check.__qualname__ = spec.rule_id.removeprefix("modifier.")
     check.__doc__ = inspect.cleandoc(spec.why)
