@@ -36,6 +36,7 @@ from scrubber.refdata.lint import (
     DEFAULT_MPFS,
     DEFAULT_MUE,
     MASTER_DIR,
+    SEED_INDICATOR_FIELDS,
     LintFinding,
     LintReference,
     lint,
@@ -63,30 +64,9 @@ __all__ = [
 PACKAGE_DIR = Path(__file__).parent
 MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
 
-#: Seed indicator names that map one to one onto bundle fields.
-_INDICATOR_FIELDS = {
-    "status": "status",
-    "global_days": "global_days",
-    "pctc": "pctc",
-    "mult_proc": "mult_proc",
-    "bilateral": "bilateral",
-    "assistant": "assistant",
-    "co_surgeons": "co_surgeons",
-    "team_surgery": "team_surgery",
-}
-
-#: PPRRVU columns copied onto the bundle (bundle field -> MpfsRow attribute).
-_MPFS_FIELDS = (
-    "status",
-    "global_days",
-    "pctc",
-    "mult_proc",
-    "bilateral",
-    "assistant",
-    "co_surgeons",
-    "team_surgery",
-    "endo_base",
-)
+#: PPRRVU columns copied onto the bundle (bundle field = MpfsRow attribute): the indicators the
+#: seeds can state too, and ENDO BASE.
+_MPFS_FIELDS = (*SEED_INDICATOR_FIELDS.values(), "endo_base")
 
 #: What the build does with the seed fact a lint finding is about: (what it is, the action).
 #: Kinds not listed refuse nothing: a documentation warning keeps the fact, and a seed indicator
@@ -133,6 +113,29 @@ class _Draft:
             sources=sources,
             **self.values,
         )
+
+
+def _cms_wins(
+    d: _Draft,
+    name: str,
+    value: Any,
+    source: str,
+    corrections: list[Correction],
+    table: str,
+    shown: Callable[[Any], str],
+) -> None:
+    """Put a CMS value on the draft; a seed value it contradicts is recorded as overridden."""
+    seed_value, seed_source = d.values.get(name), d.sources.get(name)
+    if seed_value is not None and seed_value != value and seed_source:
+        corrections.append(
+            Correction(
+                source=seed_source,
+                subject=f"{d.code} {name}",
+                action=f"overridden by CMS ({shown(value)} instead of {shown(seed_value)})",
+                reason=f"{table} wins over seed text ({source})",
+            )
+        )
+    d.put(name, value, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,17 +265,9 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
                 value = getattr(row, name)
                 if not value:  # a blank cell (ENDO BASE outside endoscopy families) says nothing
                     continue
-                seed_value, seed_source = d.values.get(name), d.sources.get(name)
-                if seed_value is not None and seed_value != value and seed_source:
-                    corrections.append(
-                        Correction(
-                            source=seed_source,
-                            subject=f"{row.code} {name}",
-                            action=f"overridden by CMS ({value!r} instead of {seed_value!r})",
-                            reason=f"the CMS fee schedule file wins over seed text ({row.source})",
-                        )
-                    )
-                d.put(name, value, row.source)
+                _cms_wins(
+                    d, name, value, row.source, corrections, "the CMS fee schedule file", repr
+                )
             if row.description and "description" not in d.values:
                 d.put("description", row.description, row.source)
 
@@ -280,17 +275,9 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
         sources.append(SourceFile(name=mue.name, kind="cms:mue", sha256=_sha256(mue)))
         for mrow in mue_rows:
             d = draft(mrow.code)
-            seed_value, seed_source = d.values.get("mue_value"), d.sources.get("mue_value")
-            if seed_value is not None and seed_value != mrow.value and seed_source:
-                corrections.append(
-                    Correction(
-                        source=seed_source,
-                        subject=f"{mrow.code} mue_value",
-                        action=f"overridden by CMS ({mrow.value} instead of {seed_value})",
-                        reason=f"the NCCI MUE table wins over seed text ({mrow.source})",
-                    )
-                )
-            d.put("mue_value", mrow.value, mrow.source)
+            _cms_wins(
+                d, "mue_value", mrow.value, mrow.source, corrections, "the NCCI MUE table", str
+            )
             d.put("mue_indicator", mrow.indicator, mrow.source)
 
     corrections.sort(key=lambda c: (*_source_key(c.source), c.subject, c.action, c.reason))
@@ -321,7 +308,7 @@ def _merge_seed(
         ):
             d.put("description", code.description, code.source)
     for ind in doc.indicators:
-        name = _INDICATOR_FIELDS.get(ind.name)
+        name = SEED_INDICATOR_FIELDS.get(ind.name)
         if ind.for_code is None:
             continue
         if name is not None:

@@ -180,6 +180,20 @@ def _blank(cells: Sequence[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
 
+def _data_records(
+    path: Path, records: Iterator[tuple[int, list[str]]]
+) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank records after the header; blank lines may follow the data, not split it."""
+    blank_line: int | None = None
+    for line, cells in records:
+        if _blank(cells):
+            blank_line = blank_line or line
+            continue
+        if blank_line is not None:
+            raise CmsFileError(path, blank_line, "blank line between data rows")
+        yield line, cells
+
+
 def _first_cell(cells: Sequence[str]) -> str:
     return cells[0].replace("\ufeff", "").strip().upper() if cells else ""
 
@@ -387,14 +401,8 @@ def read_mpfs(path: Path) -> MpfsFile:
 
     rows: list[MpfsRow] = []
     seen: dict[tuple[str, str], int] = {}
-    blank_line: int | None = None
     name = path.name
-    for line, cells in records:
-        if not (cells and cells[0].strip()) and _blank(cells):
-            blank_line = blank_line or line
-            continue
-        if blank_line is not None:
-            raise CmsFileError(path, blank_line, "blank line between data rows")
+    for line, cells in _data_records(path, records):
         if len(cells) < needed:
             missing = next(n for n in wanted if where[n] >= len(cells))
             raise CmsFileError(
@@ -467,13 +475,7 @@ def read_mue(path: Path) -> tuple[MueRow, ...]:
 
     rows: list[MueRow] = []
     seen: dict[str, int] = {}
-    blank_line: int | None = None
-    for line, cells in records:
-        if _blank(cells):
-            blank_line = blank_line or line
-            continue
-        if blank_line is not None:
-            raise CmsFileError(path, blank_line, "blank line between data rows")
+    for line, cells in _data_records(path, records):
         if len(cells) < needed:
             missing = next(n for n in wanted if where[n] >= len(cells))
             raise CmsFileError(

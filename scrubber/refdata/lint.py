@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MPFS",
     "DEFAULT_MUE",
     "MASTER_DIR",
+    "SEED_INDICATOR_FIELDS",
     "LintFinding",
     "LintReference",
     "MasterDiagnosis",
@@ -748,8 +749,9 @@ _INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
     ),
 )
 
-#: Seed indicator names that are MPFS columns (the build's mapping, the same CMS columns).
-_SEED_INDICATOR_FIELDS = {
+#: Seed indicator names that are MPFS columns, and the bundle fields (``MpfsRow`` attributes)
+#: they map onto; the build merges the same ones.
+SEED_INDICATOR_FIELDS = {
     "status": "status",
     "global_days": "global_days",
     "pctc": "pctc",
@@ -812,7 +814,7 @@ class _Linter:
         self.seed_indicators: dict[tuple[str, str], tuple[str, str]] = {}
         for doc in documents:
             for ind in doc.indicators:
-                name = _SEED_INDICATOR_FIELDS.get(ind.name)
+                name = SEED_INDICATOR_FIELDS.get(ind.name)
                 if name is not None and ind.for_code is not None:
                     self.seed_indicators.setdefault((ind.for_code, name), (ind.value, ind.source))
         self.modifier_words = {
@@ -1182,7 +1184,7 @@ class _Linter:
             for ind in doc.indicators:
                 if ind.for_code is None:
                     continue
-                name = _SEED_INDICATOR_FIELDS.get(ind.name)
+                name = SEED_INDICATOR_FIELDS.get(ind.name)
                 row = self.ref.mpfs.get(ind.for_code)
                 if name is not None and row is not None:
                     cms_value = getattr(row, name)

@@ -10,10 +10,12 @@ so a dashboard can count every non-payable code with one prefix.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import CheckFn, Gate, Hit, LineContext, rule
 
 
 @rule(
@@ -64,137 +66,146 @@ EXCLUDED_STATUSES = frozenset("EX")
 #: Services whose payment is always included in another service's payment.
 BUNDLED_STATUSES = frozenset("BP")
 
-#: Every status some code rule speaks about: the engine calls the status rules only for these
-#: (``Gate.STATUS_NOTE``); A, R, T and J are payable and give no finding.
-NOTED_STATUSES = (
-    NOT_VALID_STATUSES
-    | NON_COVERED_STATUSES
-    | EXCLUDED_STATUSES
-    | BUNDLED_STATUSES
-    | frozenset("MC")
-)
-
 _STATUS_SOURCE = "MPFS relative value file, STATUS CODE (col. 58; RVU25D layout, Attachment A)"
 
 
-def _status_hit(ctx: LineContext, statuses: frozenset[str], consequence: str) -> Iterator[Hit]:
-    ref = ctx.ref
-    if ref is None or ref.status is None or ref.status not in statuses:
-        return
-    yield Hit(
-        f"Procedure code {ref.code} has MPFS status {ref.status} "
-        f"({STATUS_MEANINGS[ref.status]}): {consequence}.",
-        "procedure_code",
-    )
+@dataclass(frozen=True, slots=True)
+class _StatusRule:
+    """A rule of the status family: one finding when the code's MPFS status is in ``statuses``."""
+
+    rule_id: str
+    name: str
+    """The check function's name."""
+    statuses: frozenset[str]
+    severity: Severity
+    carc: str | None
+    description: str
+    consequence: str
+    """What the status means for the line, at the end of the message."""
+    why: str
+    """The check's docstring: why the statuses give this severity and CARC."""
 
 
-@rule(
-    "code.not_payable.invalid",
-    category=Category.CODE,
-    severity=Severity.ERROR,
-    description="The procedure code is deleted or not valid for Medicare (status D, F, G, H, I).",
-    source=_STATUS_SOURCE,
-    carc="181",
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
-)
-def not_valid_code(ctx: LineContext) -> Iterator[Hit]:
-    """Statuses D, F, G, H and I mean the code cannot be billed to Medicare at all.
+_STATUS_RULES: tuple[_StatusRule, ...] = (
+    _StatusRule(
+        "code.not_payable.invalid",
+        "not_valid_code",
+        NOT_VALID_STATUSES,
+        Severity.ERROR,
+        "181",
+        "The procedure code is deleted or not valid for Medicare (status D, F, G, H, I).",
+        "bill the code Medicare uses instead",
+        """Statuses D, F, G, H and I mean the code cannot be billed to Medicare at all.
 
-    The layout says Medicare "uses another code for reporting of, and payment for, these
-    services" (G, I) or that the code or component was deleted (D, F, H). Payers deny such lines
-    with CARC 181, "procedure code was invalid on the date of service".
-    """
-    yield from _status_hit(ctx, NOT_VALID_STATUSES, "bill the code Medicare uses instead")
-
-
-@rule(
-    "code.not_payable.non_covered",
-    category=Category.CODE,
-    severity=Severity.ERROR,
-    description="The procedure code is a service Medicare does not cover (status N).",
-    source=_STATUS_SOURCE,
-    carc="96",
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
-)
-def non_covered_code(ctx: LineContext) -> Iterator[Hit]:
-    """Status N: "these services are not covered by Medicare"; denied with CARC 96 (non-covered)."""
-    yield from _status_hit(ctx, NON_COVERED_STATUSES, "Medicare does not pay for it")
-
-
-@rule(
-    "code.not_payable.excluded",
-    category=Category.CODE,
-    severity=Severity.ERROR,
-    description="The procedure code is excluded from the physician fee schedule (status E, X).",
-    source=_STATUS_SOURCE,
-    carc="204",
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
-)
-def excluded_code(ctx: LineContext) -> Iterator[Hit]:
-    """Status X (statutory exclusion) and E (excluded by regulation): no fee schedule payment.
-
-    The layout: "no payment may be made under the fee schedule for these codes" (E, X). Such a
-    line on a physician claim is denied with CARC 204 (service not covered under the patient's
-    current benefit plan); where the item is covered at all it is paid under another provision
-    (reasonable charge, a lab or ambulance fee schedule), which the message says.
-    """
-    yield from _status_hit(
-        ctx,
+        The layout says Medicare "uses another code for reporting of, and payment for, these
+        services" (G, I) or that the code or component was deleted (D, F, H). Payers deny such
+        lines with CARC 181, "procedure code was invalid on the date of service".
+        """,
+    ),
+    _StatusRule(
+        "code.not_payable.non_covered",
+        "non_covered_code",
+        NON_COVERED_STATUSES,
+        Severity.ERROR,
+        "96",
+        "The procedure code is a service Medicare does not cover (status N).",
+        "Medicare does not pay for it",
+        'Status N: "these services are not covered by Medicare"; denied with CARC 96 '
+        "(non-covered).",
+    ),
+    _StatusRule(
+        "code.not_payable.excluded",
+        "excluded_code",
         EXCLUDED_STATUSES,
+        Severity.ERROR,
+        "204",
+        "The procedure code is excluded from the physician fee schedule (status E, X).",
         "no payment under the physician fee schedule (any payment comes from another schedule)",
-    )
+        """Status X (statutory exclusion) and E (excluded by regulation): no fee schedule payment.
 
+        The layout: "no payment may be made under the fee schedule for these codes" (E, X). Such
+        a line on a physician claim is denied with CARC 204 (service not covered under the
+        patient's current benefit plan); where the item is covered at all it is paid under
+        another provision (reasonable charge, a lab or ambulance fee schedule), which the
+        message says.
+        """,
+    ),
+    _StatusRule(
+        "code.not_payable.bundled",
+        "bundled_code",
+        BUNDLED_STATUSES,
+        Severity.ERROR,
+        "97",
+        "The procedure code is always bundled into other services (status B, P).",
+        "it is never paid separately (included in another service)",
+        """Status B and P: never paid separately; CARC 97 (included in another service's payment).
 
-@rule(
-    "code.not_payable.bundled",
-    category=Category.CODE,
-    severity=Severity.ERROR,
-    description="The procedure code is always bundled into other services (status B, P).",
-    source=_STATUS_SOURCE,
-    carc="97",
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
+        B: "payment for covered services are always bundled into payment for other services"; P:
+        "no separate payment should be made for them under the fee schedule".
+        """,
+    ),
+    _StatusRule(
+        "code.reporting_only",
+        "reporting_only_code",
+        frozenset("M"),
+        Severity.INFO,
+        "246",
+        "The procedure code is a measurement code for reporting only (status M).",
+        "expect no payment for this line",
+        """Status M codes are billed on purpose (quality reporting) but never paid: a note, not a
+        flag.
+
+        Flagging them would hold back claims that carry required quality data; payers process
+        them at zero with CARC 246 ("this non-payable code is for required reporting only").
+        """,
+    ),
+    _StatusRule(
+        "code.carrier_priced",
+        "carrier_priced_code",
+        frozenset("C"),
+        Severity.INFO,
+        None,
+        "The procedure code is priced by the contractor (status C).",
+        "expect a documentation request before payment",
+        """Status C is payable, but the MAC prices it case by case, usually from the operative
+        report.
+
+        A note only: the line is not held back, the billing office learns to expect a
+        documentation request and a price that is not on the fee schedule.
+        """,
+    ),
 )
-def bundled_code(ctx: LineContext) -> Iterator[Hit]:
-    """Status B and P: never paid separately; CARC 97 (included in another service's payment).
 
-    B: "payment for covered services are always bundled into payment for other services"; P:
-    "no separate payment should be made for them under the fee schedule".
-    """
-    yield from _status_hit(
-        ctx, BUNDLED_STATUSES, "it is never paid separately (included in another service)"
-    )
+#: Every status some code rule speaks about: the engine calls the status rules only for these
+#: (``Gate.STATUS_NOTE``); A, R, T and J are payable and give no finding.
+NOTED_STATUSES: frozenset[str] = frozenset().union(*(r.statuses for r in _STATUS_RULES))
 
 
-@rule(
-    "code.reporting_only",
-    category=Category.CODE,
-    severity=Severity.INFO,
-    description="The procedure code is a measurement code for reporting only (status M).",
-    source=_STATUS_SOURCE,
-    carc="246",
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
-)
-def reporting_only_code(ctx: LineContext) -> Iterator[Hit]:
-    """Status M codes are billed on purpose (quality reporting) but never paid: a note, not a flag.
+def _register_status_rule(spec: _StatusRule) -> CheckFn:
+    """Register the check of one status rule (in table order: the catalogue's order)."""
 
-    Flagging them would hold back claims that carry required quality data; payers process them
-    at zero with CARC 246 ("this non-payable code is for required reporting only").
-    """
-    yield from _status_hit(ctx, frozenset("M"), "expect no payment for this line")
+    def check(ctx: LineContext) -> Iterator[Hit]:
+        ref = ctx.ref
+        if ref is None or ref.status is None or ref.status not in spec.statuses:
+            return
+        yield Hit(
+            f"Procedure code {ref.code} has MPFS status {ref.status} "
+            f"({STATUS_MEANINGS[ref.status]}): {spec.consequence}.",
+            "procedure_code",
+        )
+
+    check.__name__ = check.__qualname__ = spec.name
+    check.__doc__ = inspect.cleandoc(spec.why)
+    return rule(
+        spec.rule_id,
+        category=Category.CODE,
+        severity=spec.severity,
+        description=spec.description,
+        source=_STATUS_SOURCE,
+        carc=spec.carc,
+        requires=Gate.KNOWN | Gate.STATUS_NOTE,
+    )(check)
 
 
-@rule(
-    "code.carrier_priced",
-    category=Category.CODE,
-    severity=Severity.INFO,
-    description="The procedure code is priced by the contractor (status C).",
-    source=_STATUS_SOURCE,
-    requires=Gate.KNOWN | Gate.STATUS_NOTE,
-)
-def carrier_priced_code(ctx: LineContext) -> Iterator[Hit]:
-    """Status C is payable, but the MAC prices it case by case, usually from the operative report.
-
-    A note only: the line is not held back, the billing office learns to expect a documentation
-    request and a price that is not on the fee schedule.
-    """
-    yield from _status_hit(ctx, frozenset("C"), "expect a documentation request before payment")
+for _spec in _STATUS_RULES:
+    _register_status_rule(_spec)

@@ -14,7 +14,7 @@ which is what lets the processor revise exactly the lines a late surgery affects
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -134,10 +134,33 @@ def _is_procedure(ctx: LineContext) -> bool:
     return ctx.ref is not None and ctx.ref.global_days in POSTOP_DAYS
 
 
-def _first(hits: list[tuple[date, str, Hit]]) -> Iterator[Hit]:
-    """One finding per rule and line: the earliest surgery, so the verdict is order-free."""
-    if hits:
-        yield min(hits, key=lambda h: (h[0], h[1]))[2]
+def _earliest_surgery(
+    ctx: LineContext, binds: Callable[[Surgery], bool], message: Callable[[Surgery], str]
+) -> Iterator[Hit]:
+    """One finding per rule and line: the earliest surgery, so the verdict is order-free.
+
+    The earliest (by day, then line id) of the surgeries ``binds`` accepts. ``binds`` is asked
+    of every surgery: an overflow it raises is part of the verdict (see ``surgeries_for``).
+    """
+    found = [(s.day, s.line.line_id, s) for s in surgeries_for(ctx) if binds(s)]
+    if found:
+        surgery = min(found, key=lambda f: (f[0], f[1]))[2]
+        yield Hit(message(surgery), "modifiers")
+
+
+def _postop_hits(ctx: LineContext, what: str, needs: str) -> Iterator[Hit]:
+    """The line lies in the post-operative days of a surgery whose package binds it."""
+    line = ctx.line
+
+    def message(s: Surgery) -> str:
+        day = (line.service_date - s.day).days
+        return (
+            f"{what} {line.procedure_code} on post-operative day {day} of "
+            f"{s.global_days}-day surgery {s.line.procedure_code} ({s.line.line_id}) "
+            f"needs {needs}."
+        )
+
+    yield from _earliest_surgery(ctx, lambda s: s.in_postop(line.service_date), message)
 
 
 @rule(
@@ -154,23 +177,18 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     line = ctx.line
     if not is_em(line.procedure_code) or "57" in line.modifiers:
         return
-    hits = []
-    for s in surgeries_for(ctx):
-        if s.global_days == "090" and s.day - timedelta(days=1) <= line.service_date <= s.day:
-            when = "the day before" if line.service_date < s.day else "the day of"
-            hits.append(
-                (
-                    s.day,
-                    s.line.line_id,
-                    Hit(
-                        f"E/M {line.procedure_code} on {when} 090-day surgery "
-                        f"{s.line.procedure_code} ({s.line.line_id}) needs modifier 57 "
-                        "(decision for surgery).",
-                        "modifiers",
-                    ),
-                )
-            )
-    yield from _first(hits)
+    day = line.service_date
+
+    def message(s: Surgery) -> str:
+        when = "the day before" if day < s.day else "the day of"
+        return (
+            f"E/M {line.procedure_code} on {when} 090-day surgery {s.line.procedure_code} "
+            f"({s.line.line_id}) needs modifier 57 (decision for surgery)."
+        )
+
+    yield from _earliest_surgery(
+        ctx, lambda s: s.global_days == "090" and s.day - timedelta(days=1) <= day <= s.day, message
+    )
 
 
 @rule(
@@ -187,21 +205,14 @@ def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     line = ctx.line
     if not is_em(line.procedure_code) or "25" in line.modifiers:
         return
-    hits = []
-    for s in surgeries_for(ctx):
-        if s.global_days in ("000", "010") and line.service_date == s.day:
-            hits.append(
-                (
-                    s.day,
-                    s.line.line_id,
-                    Hit(
-                        f"E/M {line.procedure_code} on the day of {s.global_days}-day procedure "
-                        f"{s.line.procedure_code} ({s.line.line_id}) needs modifier 25.",
-                        "modifiers",
-                    ),
-                )
-            )
-    yield from _first(hits)
+    yield from _earliest_surgery(
+        ctx,
+        lambda s: s.global_days in ("000", "010") and line.service_date == s.day,
+        lambda s: (
+            f"E/M {line.procedure_code} on the day of {s.global_days}-day procedure "
+            f"{s.line.procedure_code} ({s.line.line_id}) needs modifier 25."
+        ),
+    )
 
 
 @rule(
@@ -218,23 +229,7 @@ def em_postop(ctx: LineContext) -> Iterator[Hit]:
     line = ctx.line
     if not is_em(line.procedure_code) or POSTOP_EM_MODIFIERS & set(line.modifiers):
         return
-    hits = []
-    for s in surgeries_for(ctx):
-        if s.in_postop(line.service_date):
-            day = (line.service_date - s.day).days
-            hits.append(
-                (
-                    s.day,
-                    s.line.line_id,
-                    Hit(
-                        f"E/M {line.procedure_code} on post-operative day {day} of "
-                        f"{s.global_days}-day surgery {s.line.procedure_code} ({s.line.line_id}) "
-                        "needs modifier 24 (unrelated) or FT.",
-                        "modifiers",
-                    ),
-                )
-            )
-    yield from _first(hits)
+    yield from _postop_hits(ctx, "E/M", "modifier 24 (unrelated) or FT")
 
 
 @rule(
@@ -251,23 +246,9 @@ def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     line = ctx.line
     if not _is_procedure(ctx) or POSTOP_PROCEDURE_MODIFIERS & set(line.modifiers):
         return
-    hits = []
-    for s in surgeries_for(ctx):
-        if s.in_postop(line.service_date):
-            day = (line.service_date - s.day).days
-            hits.append(
-                (
-                    s.day,
-                    s.line.line_id,
-                    Hit(
-                        f"Procedure {line.procedure_code} on post-operative day {day} of "
-                        f"{s.global_days}-day surgery {s.line.procedure_code} ({s.line.line_id}) "
-                        "needs 58 (staged), 78 (related return to the OR) or 79 (unrelated).",
-                        "modifiers",
-                    ),
-                )
-            )
-    yield from _first(hits)
+    yield from _postop_hits(
+        ctx, "Procedure", "58 (staged), 78 (related return to the OR) or 79 (unrelated)"
+    )
 
 
 @rule(

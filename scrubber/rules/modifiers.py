@@ -10,11 +10,13 @@ the warning is a rule of its own, with ``_documentation`` in its id.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import CheckFn, Gate, Hit, LineContext, rule
 from scrubber.rules.codes import is_add_on, is_em
 
 #: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
@@ -149,14 +151,20 @@ _DOCUMENTATION = "0"  # assistant: needs documentation
 _SURGEONS_DOCUMENTATION = "1"
 
 
-def _first_positions(modifiers: list[str], wanted: Iterable[str]) -> list[tuple[int, str]]:
-    """Each wanted modifier present on the line, once, at its first position, in line order."""
+def _first_position_hits(
+    ctx: LineContext, wanted: Iterable[str], message: Callable[[str], str]
+) -> Iterator[Hit]:
+    """A hit for each wanted modifier present on the line, once, at its first position.
+
+    In line order; ``message`` says what is wrong with the modifier.
+    """
     targets = set(wanted)
     seen: dict[str, int] = {}
-    for index, modifier in enumerate(modifiers):
+    for index, modifier in enumerate(ctx.line.modifiers):
         if modifier in targets and modifier not in seen:
             seen[modifier] = index
-    return sorted((index, modifier) for modifier, index in seen.items())
+    for index, modifier in sorted((index, modifier) for modifier, index in seen.items()):
+        yield Hit(message(modifier), f"modifiers[{index}]")
 
 
 @rule(
@@ -274,12 +282,14 @@ def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
     """
     if ctx.ref is None or is_em(ctx.line.procedure_code):
         return
-    for index, modifier in _first_positions(ctx.line.modifiers, EM_ONLY_MODIFIERS):
-        yield Hit(
+    yield from _first_position_hits(
+        ctx,
+        EM_ONLY_MODIFIERS,
+        lambda modifier: (
             f"Modifier {modifier} applies to E/M codes (99202-99499) only; "
-            f"{ctx.line.procedure_code} is not one.",
-            f"modifiers[{index}]",
-        )
+            f"{ctx.line.procedure_code} is not one."
+        ),
+    )
 
 
 @rule(
@@ -301,12 +311,14 @@ def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
     if ref is None or ref.global_days is None or ref.global_days in SPLIT_GLOBAL_DAYS:
         return
     meaning = GLOBAL_DAYS_MEANINGS.get(ref.global_days, "not a split global period")
-    for index, modifier in _first_positions(ctx.line.modifiers, GLOBAL_SPLIT_MODIFIERS):
-        yield Hit(
-            f"Modifier {modifier} splits a 010 or 090 global package; {ref.code} has global "
-            f"days {ref.global_days} ({meaning}).",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        GLOBAL_SPLIT_MODIFIERS,
+        lambda modifier: (
+            f"Modifier {modifier} splits a 010 or 090 global package; {ref.code} "
+            f"has global days {ref.global_days} ({meaning})."
+        ),
+    )
 
 
 @rule(
@@ -327,12 +339,14 @@ def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
     """
     if not is_add_on(ctx.ref):
         return
-    for index, _modifier in _first_positions(ctx.line.modifiers, ("51",)):
-        yield Hit(
-            f"Modifier 51 on add-on code {ctx.line.procedure_code} (global days ZZZ): add-on "
-            "codes are exempt from the multiple procedure reduction.",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        ("51",),
+        lambda _modifier: (
+            f"Modifier 51 on add-on code {ctx.line.procedure_code} (global days "
+            "ZZZ): add-on codes are exempt from the multiple procedure reduction."
+        ),
+    )
 
 
 @rule(
@@ -357,12 +371,14 @@ def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     meaning = BILATERAL_MEANINGS.get(ref.bilateral)
     if meaning is None:
         return
-    for index, _modifier in _first_positions(ctx.line.modifiers, ("50",)):
-        yield Hit(
-            f"Modifier 50 is not allowed on {ref.code}: bilateral surgery indicator "
-            f"{ref.bilateral} ({meaning}).",
-            f"modifiers[{index}]",
-        )
+    yield from _first_position_hits(
+        ctx,
+        ("50",),
+        lambda _modifier: (
+            f"Modifier 50 is not allowed on {ref.code}: bilateral surgery "
+            f"indicator {ref.bilateral} ({meaning})."
+        ),
+    )
 
 
 @rule(
@@ -385,165 +401,167 @@ def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     ref = ctx.ref
     if ref is None or ref.pctc is None or ref.pctc not in PCTC_ALLOWED:
         return
-    allowed = PCTC_ALLOWED[ref.pctc]
-    for index, modifier in _first_positions(ctx.line.modifiers, ("26", "TC")):
-        if modifier not in allowed:
-            yield Hit(
-                f"Modifier {modifier} is not allowed on {ref.code}: PC/TC indicator "
-                f"{ref.pctc} ({PCTC_MEANINGS[ref.pctc]}).",
-                f"modifiers[{index}]",
-            )
+    code, pctc = ref.code, ref.pctc
+    allowed = PCTC_ALLOWED[pctc]
+    yield from _first_position_hits(
+        ctx,
+        [modifier for modifier in ("26", "TC") if modifier not in allowed],
+        lambda modifier: (
+            f"Modifier {modifier} is not allowed on {code}: PC/TC indicator "
+            f"{pctc} ({PCTC_MEANINGS[pctc]})."
+        ),
+    )
 
 
-def _indicator_hits(
-    ctx: LineContext,
-    indicator: str | None,
-    modifiers: tuple[str, ...],
-    values: frozenset[str],
-    what: str,
-    meanings: dict[str, str],
-) -> Iterator[Hit]:
-    """One hit per listed modifier present when the code's indicator is one of ``values``."""
-    ref = ctx.ref
-    if ref is None or indicator is None or indicator not in values:
-        return
-    for index, modifier in _first_positions(ctx.line.modifiers, modifiers):
-        yield Hit(
-            f"Modifier {modifier} on {ref.code}: {what} indicator {indicator} "
-            f"({meanings[indicator]}).",
-            f"modifiers[{index}]",
+@dataclass(frozen=True, slots=True)
+class _Indicator:
+    """An MPFS surgeons indicator of the code and the modifiers whose use it governs."""
+
+    field: str
+    """The ``CodeReference`` attribute that holds the indicator."""
+    modifiers: tuple[str, ...]
+    what: str
+    """The indicator's name in messages."""
+    meanings: dict[str, str]
+    source: str
+
+
+_ASSISTANT = _Indicator(
+    "assistant",
+    ASSISTANT_MODIFIERS,
+    "assistant at surgery",
+    ASSISTANT_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
+)
+_CO_SURGEONS = _Indicator(
+    "co_surgeons",
+    ("62",),
+    "co-surgeons",
+    SURGEONS_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
+)
+_TEAM_SURGERY = _Indicator(
+    "team_surgery",
+    ("66",),
+    "team surgery",
+    SURGEONS_MEANINGS,
+    "CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _IndicatorRule:
+    """A rule over an indicator: a hit per listed modifier present when it is one of ``values``.
+
+    The error and the documentation warning on one scale are two of these (one severity a rule).
+    """
+
+    rule_id: str
+    indicator: _Indicator
+    values: frozenset[str]
+    severity: Severity
+    carc: str
+    description: str
+    why: str
+    """The check's docstring: why the rule has its severity and CARC."""
+
+
+_INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
+    _IndicatorRule(
+        "modifier.assistant_not_allowed",
+        _ASSISTANT,
+        _NOT_PERMITTED,
+        Severity.ERROR,
+        "54",
+        "An assistant-at-surgery modifier (80, 81, 82, AS) on a code that never pays one "
+        "(indicator 1) or where the concept does not apply (9).",
+        "Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.assistant_documentation",
+        _ASSISTANT,
+        frozenset({_DOCUMENTATION}),
+        Severity.WARNING,
+        "252",
+        "An assistant-at-surgery modifier on a code that pays one only with documentation "
+        "(indicator 0).",
+        """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
+
+        A warning, not an error: the claim can be paid once the documentation is attached. The
+        severity differs from ``modifier.assistant_not_allowed``, hence a rule of its own.
+        """,
+    ),
+    _IndicatorRule(
+        "modifier.co_surgeons",
+        _CO_SURGEONS,
+        _SURGEONS_NOT_PERMITTED,
+        Severity.ERROR,
+        "54",
+        "Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
+        "Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.co_surgeons_documentation",
+        _CO_SURGEONS,
+        frozenset({_SURGEONS_DOCUMENTATION}),
+        Severity.WARNING,
+        "252",
+        "Modifier 62 on a code that pays co-surgeons only with documentation (indicator 1).",
+        "Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed.",
+    ),
+    _IndicatorRule(
+        "modifier.team_surgery",
+        _TEAM_SURGERY,
+        _SURGEONS_NOT_PERMITTED,
+        Severity.ERROR,
+        "54",
+        "Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
+        "Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54).",
+    ),
+    _IndicatorRule(
+        "modifier.team_surgery_documentation",
+        _TEAM_SURGERY,
+        frozenset({_SURGEONS_DOCUMENTATION}),
+        Severity.WARNING,
+        "252",
+        "Modifier 66 on a code that pays a surgical team only with documentation (indicator 1).",
+        "Indicator 1: a team is paid by report once documentation shows it was needed.",
+    ),
+)
+
+
+def _register_indicator_rule(spec: _IndicatorRule) -> CheckFn:
+    """Register the check of one indicator rule (in table order: the catalogue's order)."""
+    indicator = spec.indicator
+
+    def check(ctx: LineContext) -> Iterator[Hit]:
+        ref = ctx.ref
+        if ref is None:
+            return
+        value: str | None = getattr(ref, indicator.field)
+        if value is None or value not in spec.values:
+            return
+        yield from _first_position_hits(
+            ctx,
+            indicator.modifiers,
+            lambda modifier: (
+                f"Modifier {modifier} on {ref.code}: {indicator.what} indicator "
+                f"{value} ({indicator.meanings[value]})."
+            ),
         )
 
-
-@rule(
-    "modifier.assistant_not_allowed",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="An assistant-at-surgery modifier (80, 81, 82, AS) on a code that never pays one "
-    "(indicator 1) or where the concept does not apply (9).",
-    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def assistant_not_allowed(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1 is a statutory restriction: the assistant is never paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.assistant if ctx.ref else None,
-        ASSISTANT_MODIFIERS,
-        _NOT_PERMITTED,
-        "assistant at surgery",
-        ASSISTANT_MEANINGS,
-    )
+    check.__name__ = check.__qualname__ = spec.rule_id.removeprefix("modifier.")
+    check.__doc__ = inspect.cleandoc(spec.why)
+    return rule(
+        spec.rule_id,
+        category=Category.MODIFIER,
+        severity=spec.severity,
+        description=spec.description,
+        source=indicator.source,
+        carc=spec.carc,
+        requires=Gate.KNOWN | Gate.MODIFIERS,
+    )(check)
 
 
-@rule(
-    "modifier.assistant_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="An assistant-at-surgery modifier on a code that pays one only with documentation "
-    "(indicator 0).",
-    source="CMS Claims Processing Manual ch. 12 §20.4.3; RVU25D layout, ASST SURG (col. 118)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def assistant_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0: paid only when documentation establishes medical necessity (CARC 252).
-
-    A warning, not an error: the claim can be paid once the documentation is attached. The
-    severity differs from ``modifier.assistant_not_allowed``, hence a rule of its own.
-    """
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.assistant if ctx.ref else None,
-        ASSISTANT_MODIFIERS,
-        frozenset({_DOCUMENTATION}),
-        "assistant at surgery",
-        ASSISTANT_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.co_surgeons",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="Modifier 62 on a code where co-surgeons are not permitted (indicator 0 or 9).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def co_surgeons(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0 (not permitted) or 9 (concept does not apply): 62 is not paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.co_surgeons if ctx.ref else None,
-        ("62",),
-        _SURGEONS_NOT_PERMITTED,
-        "co-surgeons",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.co_surgeons_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="Modifier 62 on a code that pays co-surgeons only with documentation "
-    "(indicator 1).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, CO-SURG (col. 119)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def co_surgeons_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1: co-surgeons are paid once documentation shows two surgeons were needed."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.co_surgeons if ctx.ref else None,
-        ("62",),
-        frozenset({_SURGEONS_DOCUMENTATION}),
-        "co-surgeons",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.team_surgery",
-    category=Category.MODIFIER,
-    severity=Severity.ERROR,
-    description="Modifier 66 on a code where team surgery is not permitted (indicator 0 or 9).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
-    carc="54",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def team_surgery(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 0 (not permitted) or 9 (concept does not apply): 66 is not paid (CARC 54)."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.team_surgery if ctx.ref else None,
-        ("66",),
-        _SURGEONS_NOT_PERMITTED,
-        "team surgery",
-        SURGEONS_MEANINGS,
-    )
-
-
-@rule(
-    "modifier.team_surgery_documentation",
-    category=Category.MODIFIER,
-    severity=Severity.WARNING,
-    description="Modifier 66 on a code that pays a surgical team only with documentation "
-    "(indicator 1).",
-    source="CMS Claims Processing Manual ch. 12 §40.8; RVU25D layout, TEAM SURG (col. 120)",
-    carc="252",
-    requires=Gate.KNOWN | Gate.MODIFIERS,
-)
-def team_surgery_documentation(ctx: LineContext) -> Iterator[Hit]:
-    """Indicator 1: a team is paid by report once documentation shows it was needed."""
-    yield from _indicator_hits(
-        ctx,
-        ctx.ref.team_surgery if ctx.ref else None,
-        ("66",),
-        frozenset({_SURGEONS_DOCUMENTATION}),
-        "team surgery",
-        SURGEONS_MEANINGS,
-    )
+for _spec in _INDICATOR_RULES:
+    _register_indicator_rule(_spec)
