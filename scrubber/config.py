@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="how long the group waits for a silent worker before giving its partitions "
         "to the others: the pause after a crash (heartbeats go every fifth of it)",
     )
+    kafka_commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60.0,
+        description="how often a worker commits the offsets of inputs whose outputs are "
+        "written: what a crash can make it handle again",
+    )
 
     input_topic: str = "claims.lines.v1"
     accepted_topic: str = "claims.accepted.v1"

@@ -114,6 +114,9 @@ class Worker:
             # batch of records takes milliseconds, so a live worker is never taken for dead.
             broker_session_timeout=settings.kafka_session_timeout_seconds,
             broker_heartbeat_interval=settings.kafka_session_timeout_seconds / 5,
+            # Committed every second (Faust: 2.8 s): a crash re-handles at most about a second
+            # of input, so it re-sends that much, for the price of one commit request a second.
+            broker_commit_interval=settings.kafka_commit_interval_seconds,
             producer_acks=-1,
             web_enabled=True,
             web_bind=settings.web_host,
