@@ -16,10 +16,12 @@ replaying the same input yields the same history.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from operator import attrgetter
+from typing import Any
 
 import orjson
 
@@ -37,6 +39,7 @@ _FORMAT = 1
 _HEAD = b'{"f":%d,"m":' % _FORMAT
 
 _ENTRY_KEYS = ("l", "c", "r", "v", "b")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 #: How many decoded histories ``from_bytes`` keeps, by their bytes (see ``_DECODED``).
 DECODED_CACHE_SIZE = 1024
@@ -47,59 +50,158 @@ def content_digest(line: ClaimLine) -> str:
     return hashlib.blake2b(line.model_dump_json().encode(), digest_size=12).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """What a verdict was computed against, apart from the patient's other lines.
+class HistoryEntry:
+    """One line of the patient and what was last emitted for it.
 
-    Kept in memory only (never in ``to_bytes``): it lets the processor tell that evaluating a
-    line again could not give another verdict (see ``LineProcessor._scrub``). ``snapshot`` is
-    the reference data object itself, ``catalogue`` the rule registry's version, ``prunes``
-    how many times the history had dropped lines.
+    Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
+    line is first asked for: the processor reads the lines near the one it judges, and
+    validating a patient's whole history on every read was most of a worker's time per line.
+    Its date and line id come from the stored JSON directly, and it writes back the JSON it was
+    read from (orjson reads and writes its own output unchanged).
     """
 
-    snapshot: object
-    as_of: date
-    catalogue: int
-    prunes: int
+    __slots__ = (
+        "_line",
+        "_stored",
+        "cause",
+        "content",
+        "encoded",
+        "line_id",
+        "order",
+        "revision",
+        "service_date",
+        "verdict",
+    )
 
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One line of the patient and what was last emitted for it."""
-
-    line: ClaimLine
+    line_id: str
+    """The line's stable identity (kept: every lookup and sort in the history reads it)."""
+    service_date: date
+    """The date of service the entry is pruned and windowed by."""
+    order: tuple[date, str]
+    """The entry's place in the history: (date of service, line id)."""
+    encoded: bytes | None
+    """The entry as ``to_bytes`` writes it, once written: an entry never changes, and
+    encoding a line (a pydantic dump) cost more than the rest of a history write."""
     content: str
     revision: int
     verdict: str
-    cause: str | None = field(default=None, kw_only=True)
+    cause: str | None
     """The line id of the input whose processing emitted ``revision``: the line itself, or the
     line whose arrival changed this one's verdict. None in histories written before it was
     kept (a redelivery then re-sends the verdict, as it cannot tell)."""
-    line_id: str = field(init=False, repr=False, compare=False)
-    """The line's stable identity (kept: every lookup and sort in the history reads it)."""
-    service_date: date = field(init=False, repr=False, compare=False)
-    """The date of service the entry is pruned and windowed by."""
-    order: tuple[date, str] = field(init=False, repr=False, compare=False)
-    """The entry's place in the history: (date of service, line id)."""
-    encoded: bytes | None = field(init=False, repr=False, compare=False, default=None)
-    """The entry as ``to_bytes`` writes it, once written: an entry never changes, and
-    encoding a line (a pydantic dump) cost more than the rest of a history write."""
-    judged: Judged | None = field(default=None, repr=False, compare=False, kw_only=True)
-    """What ``verdict`` was last computed against, when this process computed it."""
+    _line: ClaimLine | None
+    _stored: dict[str, Any] | None
 
-    def __post_init__(self) -> None:
-        line_id = self.line.line_id
-        object.__setattr__(self, "line_id", line_id)
-        object.__setattr__(self, "service_date", self.line.service_date)
-        object.__setattr__(self, "order", (self.line.service_date, line_id))
+    def __init__(
+        self,
+        line: ClaimLine,
+        content: str,
+        revision: int,
+        verdict: str,
+        *,
+        cause: str | None = None,
+    ) -> None:
+        line_id = line.line_id
+        init = object.__setattr__
+        init(self, "_line", line)
+        init(self, "_stored", None)
+        init(self, "content", content)
+        init(self, "revision", revision)
+        init(self, "verdict", verdict)
+        init(self, "cause", cause)
+        init(self, "line_id", line_id)
+        init(self, "service_date", line.service_date)
+        init(self, "order", (line.service_date, line_id))
+        init(self, "encoded", None)
+
+    @classmethod
+    def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
+        """An entry as ``to_json`` wrote it, its line validated when first used.
+
+        Only a document in exactly the shape ``to_json`` writes is taken lazily (its id, date
+        and revision read straight from the JSON); anything else is validated at once.
+        """
+        raw = doc.get("l") if tuple(doc) == _ENTRY_KEYS else None
+        cause = doc.get("b")
+        if (
+            isinstance(raw, dict)
+            and type(doc["r"]) is int
+            and (cause is None or type(cause) is str)
+        ):
+            claim_id, number = raw.get("claim_id"), raw.get("line_number")
+            day = raw.get("service_date")
+            if (
+                type(claim_id) is str
+                and type(number) is int
+                and type(day) is str
+                and _ISO_DAY.fullmatch(day)
+            ):
+                entry = cls.__new__(cls)
+                line_id = f"{claim_id}:{number}"
+                service_date = date.fromisoformat(day)
+                init = object.__setattr__
+                init(entry, "_line", None)
+                init(entry, "_stored", raw)
+                init(entry, "content", doc["c"])
+                init(entry, "revision", doc["r"])
+                init(entry, "verdict", doc["v"])
+                init(entry, "cause", cause)
+                init(entry, "line_id", line_id)
+                init(entry, "service_date", service_date)
+                init(entry, "order", (service_date, line_id))
+                init(entry, "encoded", None)
+                return entry
+        return cls(
+            line=ClaimLine.model_validate(doc["l"], strict=False),
+            content=doc["c"],
+            revision=int(doc["r"]),
+            verdict=doc["v"],
+            cause=cause if isinstance(cause, str) else None,
+        )
+
+    @property
+    def line(self) -> ClaimLine:
+        """The validated line (validated on first use for an entry read from bytes)."""
+        line = self._line
+        if line is None:
+            line = ClaimLine.model_validate(self._stored, strict=False)
+            object.__setattr__(self, "_line", line)
+        return line
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"HistoryEntry is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"HistoryEntry is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HistoryEntry):
+            return NotImplemented
+        return (self.line, self.content, self.revision, self.verdict, self.cause) == (
+            other.line,
+            other.content,
+            other.revision,
+            other.verdict,
+            other.cause,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"HistoryEntry(line={self.line!r}, content={self.content!r}, "
+            f"revision={self.revision!r}, verdict={self.verdict!r}, cause={self.cause!r})"
+        )
 
     def to_json(self) -> bytes:
         """The entry's JSON object in the history document (computed once per entry)."""
         data = self.encoded
         if data is None:
+            stored = self._stored
+            line = stored if stored is not None else self.line.model_dump(mode="json")
             data = orjson.dumps(
                 {
-                    "l": self.line.model_dump(mode="json"),
+                    "l": line,
                     "c": self.content,
                     "r": self.revision,
                     "v": self.verdict,
@@ -145,6 +247,22 @@ class PatientHistory:
     def others(self, line_id: str) -> tuple[ClaimLine, ...]:
         """Every known line of the patient except the given one."""
         return tuple(e.line for e in self.entries if e.line_id != line_id)
+
+    def others_near(self, line_id: str, day: date) -> tuple[ClaimLine, ...]:
+        """The patient's other lines that any of the engine's own rules can see from ``day``.
+
+        Those within INFLUENCE_DAYS (the cross-line rules read lines of the same date and
+        surgeries from 90 days before to the day after), and any on the first day of the
+        calendar (a surgery there makes a rule's date arithmetic fail, which is a verdict too).
+        Only these lines are validated when the history was read from bytes.
+        """
+        first, last = _clamped(day, -INFLUENCE_DAYS), _clamped(day, INFLUENCE_DAYS)
+        return tuple(
+            e.line
+            for e in self.entries
+            if e.line_id != line_id
+            and (first <= e.service_date <= last or e.service_date == date.min)
+        )
 
     def near(self, day: date, days: int = INFLUENCE_DAYS) -> tuple[HistoryEntry, ...]:
         """Entries whose date of service is within ``days`` of ``day``."""
@@ -211,22 +329,7 @@ class PatientHistory:
         doc = orjson.loads(data)
         if doc.get("f") != _FORMAT:
             raise ValueError(f"unknown patient history format {doc.get('f')!r}")
-        entries = []
-        for e in doc["e"]:
-            entry = HistoryEntry(
-                line=ClaimLine.model_validate(e["l"], strict=False),
-                content=e["c"],
-                revision=int(e["r"]),
-                verdict=e["v"],
-                cause=e.get("b"),
-            )
-            # What ``to_bytes`` wrote for this entry is what orjson writes for what it read back
-            # (orjson reads and writes its own output unchanged): keeping it spares a pydantic
-            # dump of every line at the next write. Only for entries in the shape ``to_json``
-            # writes, so anything else is still written from the validated line.
-            if tuple(e) == _ENTRY_KEYS and type(e["r"]) is int:
-                object.__setattr__(entry, "encoded", orjson.dumps(e))
-            entries.append(entry)
+        entries = [HistoryEntry.stored(e) for e in doc["e"]]
         history = cls(member_id=doc["m"], entries=tuple(entries))
         _remember(data, history)
         return history

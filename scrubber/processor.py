@@ -51,7 +51,7 @@ from scrubber.history import (
     content_digest,
 )
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import Evaluation, Reach, evaluate
+from scrubber.rules.engine import Evaluation, Reach, evaluate, own_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,15 @@ class LineProcessor:
         if previous is not None:
             touched_dates.add(previous.service_date)  # a correction may move the date
 
-        verdict = evaluate(line, snapshot, as_of, others=history.others(line.line_id))
+        # With the engine's own rules, only the lines they can see are handed over (and, for a
+        # history read from bytes, validated); any other rule gets every line.
+        near = own_catalogue()
+        others = (
+            history.others_near(line.line_id, line.service_date)
+            if near
+            else history.others(line.line_id)
+        )
+        verdict = evaluate(line, snapshot, as_of, others=others)
         digest = verdict_digest(verdict.outcome, verdict.findings)
         if previous is None:
             revision = 1
@@ -296,10 +304,15 @@ class LineProcessor:
             e.line_id: e
             for day in sorted(touched_dates)
             for e in history.near(day)
-            if e.line_id != line_id and any(reach(e.line) for reach in reaches)
+            if e.line_id != line_id and any(reach.touches(e.service_date) for reach in reaches)
         }
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
-            again = evaluate(entry.line, snapshot, as_of, others=history.others(entry.line_id))
+            around = (
+                history.others_near(entry.line_id, entry.service_date)
+                if near
+                else history.others(entry.line_id)
+            )
+            again = evaluate(entry.line, snapshot, as_of, others=around)
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
                 revised = HistoryEntry(

@@ -4,9 +4,10 @@
 (``BENCH_INPUT``, ``BENCH_OUTPUT``, ``BENCH_APP_ID``, ``BENCH_BOOTSTRAP``, ``BENCH_DATADIR``)
 and runs one agent that sends every record's key and value, unchanged, to the output topic with
 the scrubber's source headers. It is configured like the scrubber's app (raw serializers,
-concurrency 1, acks -1, earliest offset reset, memory store) minus everything the scrubber does:
-no table, no decoding, no rules, no metrics. The difference between this and the worker is what
-the scrubber itself costs; the difference between this and case (a) is what Faust costs.
+concurrency 1, acks -1, the same producer linger and batch size, earliest offset reset, memory
+store) minus everything the scrubber does: no table, no decoding, no rules, no metrics. The
+difference between this and the worker is what the scrubber itself costs; the difference
+between this and case (a) is what Faust costs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import faust
 
 from scrubber.contracts import HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC
+from scrubber.stream.app import PRODUCER_LINGER_SECONDS, PRODUCER_MAX_BATCH_BYTES
 
 
 def build_app() -> tuple[Any, Any]:
@@ -31,6 +33,8 @@ def build_app() -> tuple[Any, Any]:
         topic_partitions=int(env.get("BENCH_PARTITIONS", "4")),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_SECONDS,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         web_enabled=False,
     )
     raw: dict[str, Any] = {

@@ -218,9 +218,13 @@ class Reach:
 
     def __call__(self, other: ClaimLine) -> bool:
         """Whether the line can change the verdict on ``other`` (see ``influences``)."""
-        if self.day == other.service_date:
+        return self.touches(other.service_date)
+
+    def touches(self, day: date) -> bool:
+        """``influences`` for a line of date ``day`` (it reads nothing else of the line)."""
+        if self.day == day:
             return True
-        if abs((self.day - other.service_date).days) > INFLUENCE_DAYS:
+        if abs((self.day - day).days) > INFLUENCE_DAYS:
             return False
         return self.opens
 
@@ -271,6 +275,8 @@ def influences(line: ClaimLine, other: ClaimLine, snapshot: ReferenceSnapshot) -
     no period therefore only matters to lines of its own day; a surgery matters to every line
     within INFLUENCE_DAYS. A new cross-line rule must stay within this reach, or the processor
     would not revise the lines it affects (tests/unit/test_history.py checks final verdicts
-    against every arrival order).
+    against every arrival order); with the engine's own rules the processor also judges a line
+    with only the other lines within INFLUENCE_DAYS (``PatientHistory.others_near``,
+    tests/unit/test_history_lazy.py).
     """
     return Reach(line, snapshot)(other)

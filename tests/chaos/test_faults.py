@@ -106,7 +106,9 @@ def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tu
 
 
 def _progress(settings, positions, start) -> int:
-    return len(asyncio.run(collect(settings, positions, start, wait_seconds=0.3)).outputs)
+    """How many inputs have an output now (everything the topics hold, however much)."""
+    now = asyncio.run(collect(settings, positions, start, wait_seconds=60, to_end=True))
+    return len(now.outputs)
 
 
 def _wait_progress(settings, positions, start, share: float, seconds: float = 90) -> None:

@@ -1,0 +1,181 @@
+"""The worker's batched history store gives the outputs and table writing every history at once."""
+
+from __future__ import annotations
+
+import random
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import faust.streams
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scrubber.accounting import key_of
+from scrubber.examples import Mix, generate
+from scrubber.history import PatientHistory
+from scrubber.processor import LineProcessor, SourcePosition
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.stream.app import TableHistoryStore
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PARTITIONS = 4
+
+
+@dataclass
+class FakeMessage:
+    partition: int
+    offset: int
+
+
+@dataclass
+class FakeEvent:
+    message: FakeMessage
+
+
+@dataclass
+class FakeTable:
+    """A Faust table as its stores behave: each partition its own store, picked by the event."""
+
+    stores: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    changelog: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+
+    @staticmethod
+    def _partition() -> int:
+        event = faust.streams.current_event()
+        assert event is not None, "table used outside of an event"
+        return int(event.message.partition)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.stores.get(self._partition(), {}).get(key)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        partition = self._partition()
+        self.stores.setdefault(partition, {})[key] = value
+        self.changelog.append((partition, key, value))
+
+
+class ImmediateStore:
+    """What the worker did before batches: read and write the table for every record."""
+
+    def __init__(self, table: FakeTable) -> None:
+        self.table = table
+
+    def at(self, event: FakeEvent) -> None:
+        self.event = event  # Faust holds its events while they are handled
+        faust.streams._current_event.set(weakref.ref(event))
+
+    def get(self, member_id: str) -> PatientHistory | None:
+        raw = self.table.get(member_id.encode())
+        return PatientHistory.from_bytes(raw) if raw else None
+
+    def put(self, member_id: str, history: PatientHistory) -> None:
+        self.table[member_id.encode()] = history.to_bytes()
+
+    def flush(self) -> None:
+        pass
+
+
+@lru_cache(maxsize=1)
+def _real_snapshot() -> ReferenceSnapshot:
+    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
+    return ReferenceSnapshot(build_bundle(seeds, DEFAULT_MPFS, DEFAULT_MUE))
+
+
+def _records(seed: int) -> list[tuple[int, bytes | None, bytes]]:
+    """(partition, key, value): lines of few patients, repeats, and a patient on two partitions."""
+    rng = random.Random(seed)
+    raws = generate(
+        _real_snapshot().bundle, 80, seed=seed, patients=4, mix=Mix(flag_worthy=0.2, malformed=0.1)
+    )
+    raws += rng.sample(raws, 10)  # redeliveries
+    records = []
+    for raw in raws:
+        key = key_of(raw)
+        partition = (sum(key or b"") % PARTITIONS) if rng.random() > 0.1 else rng.randrange(4)
+        records.append((partition, key, raw))
+    return records
+
+
+def _run(store: Any, records: list[tuple[int, bytes | None, bytes]], cuts: set[int]) -> list[Any]:
+    processor = LineProcessor()
+    snapshot = _real_snapshot()
+    out = []
+    offsets = dict.fromkeys(range(PARTITIONS), 0)
+    for index, (partition, key, raw) in enumerate(records):
+        offset = offsets[partition]
+        offsets[partition] += 1
+        store.at(FakeEvent(FakeMessage(partition, offset)))
+        processed = processor.process(
+            raw, key, SourcePosition("in", partition, offset), snapshot, store, NOW
+        )
+        out += [(e.kind, e.key, e.value, e.headers) for e in processed.emissions]
+        assert all(
+            e.dead_letter is None or e.dead_letter.stage != "engine" for e in processed.emissions
+        )
+        if index in cuts:
+            store.flush()
+    store.flush()
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 40))
+def test_batched_histories_give_the_same_outputs_and_table(seed: int, batch: int) -> None:
+    records = _records(seed)
+    cuts = {i for i in range(len(records)) if i % batch == batch - 1}
+    before, after = FakeTable(), FakeTable()
+    expected = _run(ImmediateStore(before), records, set())
+    assert _run(TableHistoryStore(after), records, cuts) == expected
+    assert after.stores == before.stores
+    # The changelog's last value per partition and key (what compaction keeps) is the same.
+    assert {(p, k): v for p, k, v in after.changelog} == {(p, k): v for p, k, v in before.changelog}
+    assert len(after.changelog) <= len(before.changelog)
+
+
+def test_a_history_is_written_once_per_batch(line_bytes: Any, snapshot: ReferenceSnapshot) -> None:
+    table = FakeTable()
+    store = TableHistoryStore(table)
+    processor = LineProcessor()
+    for offset in range(3):
+        store.at(FakeEvent(FakeMessage(2, offset)))
+        raw = line_bytes(line_number=offset + 1)
+        processor.process(raw, b"M1", SourcePosition("in", 2, offset), snapshot, store, NOW)
+    assert table.changelog == []
+    store.flush()
+    assert [(p, k) for p, k, _ in table.changelog] == [(2, b"M1")]
+    history = PatientHistory.from_bytes(table.stores[2][b"M1"])
+    assert [e.line_id for e in history.entries] == ["C1:1", "C1:2", "C1:3"]
+    assert orjson.loads(table.stores[2][b"M1"])["m"] == "M1"
+
+
+def test_a_key_seen_on_another_partition_is_written_first(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    table = FakeTable()
+    store = TableHistoryStore(table)
+    processor = LineProcessor()
+    store.at(FakeEvent(FakeMessage(0, 0)))
+    processor.process(line_bytes(), b"M1", SourcePosition("in", 0, 0), snapshot, store, NOW)
+    store.at(FakeEvent(FakeMessage(1, 0)))
+    processor.process(
+        line_bytes(line_number=2), b"M1", SourcePosition("in", 1, 0), snapshot, store, NOW
+    )
+    assert [(p, k) for p, k, _ in table.changelog] == [(0, b"M1")]
+    store.flush()
+    assert [(p, k) for p, k, _ in table.changelog] == [(0, b"M1"), (1, b"M1")]
+    assert faust.streams.current_event().message.partition == 1  # type: ignore[union-attr]
+
+
+@pytest.fixture(autouse=True)
+def _no_current_event() -> Any:
+    token = faust.streams._current_event.set(None)
+    yield
+    faust.streams._current_event.reset(token)
