@@ -163,12 +163,26 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+#: Exit status of a worker that stopped because Kafka refused an output.
+EXIT_DELIVERY_FAILED = 75
+
+
 def _report_failed_delivery(delivery: Any) -> None:
+    """Stop the process at once when an output could not be written.
+
+    The producer retried it until its timeout; the input's offset must not be committed now,
+    and a graceful stop would commit it. Exiting without a commit hands the input back to
+    whichever worker takes the partition: a result lost to a broker outage becomes a
+    redelivery, never a gap. Outputs are bounded (inputs are at most 64 KiB), so no message
+    can fail this way every time.
+    """
     if not delivery.cancelled() and delivery.exception() is not None:
-        log.error(
-            "a result could not be written",
+        log.critical(
+            "an output could not be written; exiting without committing",
             extra={"error_type": type(delivery.exception()).__name__},
         )
+        logging.shutdown()
+        os._exit(EXIT_DELIVERY_FAILED)
 
 
 def _enter(event: Any) -> None:
