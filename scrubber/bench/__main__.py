@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bootstrap", default=None, help="Kafka (default: SCRUBBER_KAFKA_BOOTSTRAP)")
     p.add_argument("--memory-codes", type=int, default=19_000, help="fee schedule records")
     p.add_argument("--memory-lines", type=int, default=20_000, help="lines for the memory case")
+    p.add_argument(
+        "--memory-patients",
+        type=int,
+        default=1_000_000,
+        help="patient histories the memory case's worker holds (rocksdb:// store); 0: none",
+    )
     p.add_argument("--keep-topics", action="store_true", help="leave the benchmark's topics")
     p.add_argument("--profile-worker", action="store_true", help="run workers under pyinstrument")
     p.add_argument("--timeout", type=float, default=1800.0, help="per phase, seconds")
@@ -246,10 +252,18 @@ def _stream(
             kafka.setdefault("scrubber_x2", []).append(result)
             _say_case(say, result)
         if "memory" in parts:
-            say(f"memory: a worker with a {args.memory_codes:,}-record fee schedule")
+            say(
+                f"memory: a worker with a {args.memory_codes:,}-record fee schedule and "
+                f"{args.memory_patients:,} patients' histories"
+            )
             big = full_size_bundle(args.memory_codes, Path(work))
             kafka["memory"] = run_memory(
-                ctx, bootstrap, big, raws[: args.memory_lines], args.timeout
+                ctx,
+                bootstrap,
+                big,
+                raws[: args.memory_lines],
+                args.timeout,
+                history_patients=args.memory_patients,
             )
             say(
                 f"  idle RSS {kafka['memory'].get('idle_rss_bytes', 0) / 2**20:,.0f} MB, "

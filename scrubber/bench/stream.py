@@ -567,22 +567,88 @@ def run_scrubber(
         asyncio.run(drop_redis_prefix(first))
 
 
+async def seed_histories(
+    bootstrap: str, topic: str, raws: Sequence[bytes], patients: int, lines_each: int = 3
+) -> int:
+    """Write ``patients`` patient histories straight into the history table's changelog.
+
+    Each history holds ``lines_each`` lines of the stream, re-keyed to a patient of its own, so
+    a worker starting on the table recovers as many patients as a long-running one would hold.
+    Keys are partitioned as the input is (by member id), like the worker's own writes. Returns
+    the bytes written.
+    """
+    from scrubber.contracts import ClaimLine
+    from scrubber.history import HistoryEntry, PatientHistory, content_digest
+
+    docs = []
+    for raw in raws:
+        with contextlib.suppress(Exception):
+            docs.append(ClaimLine.model_validate_json(raw).model_dump(mode="json"))
+        if len(docs) >= 2000:
+            break
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    written = 0
+    try:
+        pending = []
+        for n in range(patients):
+            member = f"HP{n:09d}"
+            entries = []
+            for k in range(lines_each):
+                doc = docs[(n * lines_each + k) % len(docs)]
+                doc = {**doc, "patient": {**doc["patient"], "member_id": member}}
+                doc["claim_id"] = f"H{n}-{k}"
+                line = ClaimLine.model_validate(doc, strict=False)
+                entries.append(HistoryEntry(line, content_digest(line), 1, "v", cause=line.line_id))
+            value = PatientHistory(member_id=member, entries=tuple(entries)).to_bytes()
+            written += len(value)
+            pending.append(await producer.send(topic, key=member.encode(), value=value))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return written
+
+
 def run_memory(
     ctx: Environment,
     bootstrap: str,
     bundle: Bundle,
     raws: Sequence[bytes],
     timeout: float,
+    history_patients: int = 0,
 ) -> dict[str, Any]:
-    """The memory case: a worker holding a full-size fee schedule, idle and after some lines."""
+    """The memory case: a worker holding a full-size fee schedule, idle and after some lines.
+
+    With ``history_patients``, the worker also holds that many patients' histories in a
+    ``rocksdb://`` table store, recovered from its changelog at start.
+    """
     name = "memory"
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"scrubber-bench-{ctx.tag}-{name}"
     settings = scrubber_settings(ctx.tag, name, prefix, ctx.data_dir / name)
+    if history_patients:
+        settings = settings.model_copy(update={"table_store": "rocksdb://"})
+    result: dict[str, Any] = {
+        "codes": len(bundle.codes),
+        "lines": len(raws),
+        "history_patients": history_patients,
+        "table_store": settings.table_store,
+    }
 
     async def prepare() -> None:
         await ensure_topics(settings)
         await load_refdata(settings, bundle)
+        if history_patients:
+            began = time.monotonic()
+            result["history_bytes"] = await seed_histories(
+                bootstrap, history_changelog(settings), raws, history_patients
+            )
+            result["history_seed_seconds"] = time.monotonic() - began
 
     asyncio.run(prepare())
     proc = Measured(
@@ -591,9 +657,8 @@ def run_memory(
         settings_env(settings, ctx.env),
         ctx.log_dir / f"{name}.log",
     )
-    result: dict[str, Any] = {"codes": len(bundle.codes), "lines": len(raws)}
     try:
-        result["ready_seconds"] = wait_ready(settings.web_port, proc)
+        result["ready_seconds"] = wait_ready(settings.web_port, proc, seconds=max(120.0, timeout))
         time.sleep(1.0)
         from .procs import memory
 
