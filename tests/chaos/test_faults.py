@@ -239,26 +239,39 @@ def test_redis_outage_mid_run(settings, worker, bundle) -> None:
 
 
 def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None:
+    """1 -> 2 -> 1 workers, each rebalance while lines are in flight.
+
+    The input goes in three parts: the second worker joins while the first part is being
+    handled, the second part is sent to the two of them, and the second worker leaves while
+    that part is being handled; the third part is the first worker's alone again.
+    """
     records = _records(bundle, CHAOS_LINES, seed=47)
+    first, middle = len(records) // 3, 2 * len(records) // 3
     second = WorkerProcess(
         settings.model_copy(
             update={"web_port": settings.web_port + 1, "data_dir": str(tmp_path / "w2")}
         ),
         tmp_path / "worker2.log",
     )
-
-    def scale_out_and_in(positions, start):
-        _wait_progress(settings, positions, start, 0.25)
-        second.start()
-        _wait_progress(settings, positions, start, 0.55)
-        assert second.stop() == 0
-
+    asyncio.run(load_bundle(settings, bundle))
+    worker.start()
+    worker.wait_ready()
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    began = time.monotonic()
     try:
-        ledger, _positions = _run_with(settings, worker, bundle, records, scale_out_and_in)
+        positions = asyncio.run(publish(settings, records[:first]))
+        _wait_progress(settings, positions, start, 0.1)
+        second.start()
+        second.wait_alive()  # it has joined the group: partitions move now
+        positions += asyncio.run(publish(settings, records[first:middle]))
+        assert second.stop() == 0  # leaves with part of the second third in hand
+        positions += asyncio.run(publish(settings, records[middle:]))
+        ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
     finally:
         if second.proc is not None and second.proc.poll() is None:
             second.stop()
-    _conserved(ledger, records, bundle, "rebalance_1_2_1", ledger.seconds)
+    assert ledger.duplicates() == 0, "a graceful leave must not re-send anything"
+    _conserved(ledger, records, bundle, "rebalance_1_2_1", time.monotonic() - began)
 
 
 def _poison(rng: random.Random, good: bytes, kind: str) -> tuple[bytes | None, bytes]:
