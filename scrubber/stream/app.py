@@ -219,7 +219,10 @@ class Worker:
             settings.app_id,
             broker=brokers,
             broker_credentials=broker_credentials(settings),
-            store="memory://",
+            # The app's store, not only the table's: Faust takes a table's own store URL only
+            # when it is truthy, and yarl's URL("rocksdb://") is not (no host, no path), so the
+            # table quietly fell back to the app's store.
+            store=settings.table_store,
             datadir=settings.data_dir,
             topic_partitions=settings.partitions,
             consumer_auto_offset_reset="earliest",

@@ -173,4 +173,9 @@ def test_rocksdb_table_store_survives_sigkill(settings, worker, bundle, tmp_path
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
     assert ledger.complete()
     assert _stream_final(ledger) == _offline_final(lines, bundle)
-    assert any(Path(settings.data_dir).rglob("*")), "the rocksdb store writes to the data dir"
+    # RocksDB databases (a CURRENT file each), not just Faust's empty table directories.
+    databases = [f for f in Path(settings.data_dir).rglob("CURRENT") if f.is_file()]
+    assert databases, "the history table is not in RocksDB"
+    assert any(
+        f.suffix == ".sst" or f.name.endswith(".log") for d in databases for f in d.parent.iterdir()
+    )
