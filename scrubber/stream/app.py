@@ -421,8 +421,12 @@ class Worker:
                 done += 1
         finally:
             store.flush()
+            # ``ack`` releases the reference and, if it was the last one, marks the offset safe
+            # to commit; a bare ``decref`` would leave a record whose stream ack came first
+            # unacknowledged forever, and the group offset stuck behind it.
+            consumer = self.app.consumer
             for event in events[:done]:
-                event.message.decref()
+                event.message.ack(consumer)
 
     def _wire(self) -> None:
         app, holder, metrics = self.app, self.holder, self.metrics
