@@ -32,20 +32,6 @@ LOG_TAG=prometheus
 . "$here/lib.sh"
 
 install() {
-  # Debian packages; installed only when missing (root on these machines). Without the
-  # recommended node exporter: only the server and promtool are needed.
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]} (Debian packages)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
-
-install() {
   if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
     return 0
   fi
