@@ -101,17 +101,30 @@ class HistoryEntry:
         *,
         cause: str | None = None,
     ) -> None:
-        line_id = line.line_id
+        self._set(line, None, content, revision, verdict, cause, line.line_id, line.service_date)
+
+    def _set(
+        self,
+        line: ClaimLine | None,
+        stored: dict[str, Any] | None,
+        content: str,
+        revision: int,
+        verdict: str,
+        cause: str | None,
+        line_id: str,
+        service_date: date,
+    ) -> None:
+        """Fill every slot once (the entry is immutable afterwards)."""
         init = object.__setattr__
         init(self, "_line", line)
-        init(self, "_stored", None)
+        init(self, "_stored", stored)
         init(self, "content", content)
         init(self, "revision", revision)
         init(self, "verdict", verdict)
         init(self, "cause", cause)
         init(self, "line_id", line_id)
-        init(self, "service_date", line.service_date)
-        init(self, "order", (line.service_date, line_id))
+        init(self, "service_date", service_date)
+        init(self, "order", (service_date, line_id))
         init(self, "encoded", None)
 
     @classmethod
@@ -137,19 +150,16 @@ class HistoryEntry:
                 and _ISO_DAY.fullmatch(day)
             ):
                 entry = cls.__new__(cls)
-                line_id = f"{claim_id}:{number}"
-                service_date = date.fromisoformat(day)
-                init = object.__setattr__
-                init(entry, "_line", None)
-                init(entry, "_stored", raw)
-                init(entry, "content", doc["c"])
-                init(entry, "revision", doc["r"])
-                init(entry, "verdict", doc["v"])
-                init(entry, "cause", cause)
-                init(entry, "line_id", line_id)
-                init(entry, "service_date", service_date)
-                init(entry, "order", (service_date, line_id))
-                init(entry, "encoded", None)
+                entry._set(
+                    None,
+                    raw,
+                    doc["c"],
+                    doc["r"],
+                    doc["v"],
+                    cause,
+                    f"{claim_id}:{number}",
+                    date.fromisoformat(day),
+                )
                 return entry
         return cls(
             line=ClaimLine.model_validate(doc["l"], strict=False),
@@ -247,6 +257,13 @@ class PatientHistory:
     def others(self, line_id: str) -> tuple[ClaimLine, ...]:
         """Every known line of the patient except the given one."""
         return tuple(e.line for e in self.entries if e.line_id != line_id)
+
+    def visible(self, line_id: str, day: date, *, near: bool) -> tuple[ClaimLine, ...]:
+        """The other lines a line of ``day`` is judged with.
+
+        ``others_near`` when the rules are the engine's own (``near``), else ``others``.
+        """
+        return self.others_near(line_id, day) if near else self.others(line_id)
 
     def others_near(self, line_id: str, day: date) -> tuple[ClaimLine, ...]:
         """The patient's other lines that any of the engine's own rules can see from ``day``.

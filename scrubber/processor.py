@@ -276,11 +276,7 @@ class LineProcessor:
         # With the engine's own rules, only the lines they can see are handed over (and, for a
         # history read from bytes, validated); any other rule gets every line.
         near = own_catalogue()
-        others = (
-            history.others_near(line.line_id, line.service_date)
-            if near
-            else history.others(line.line_id)
-        )
+        others = history.visible(line.line_id, line.service_date, near=near)
         verdict = evaluate(line, snapshot, as_of, others=others)
         digest = verdict_digest(verdict.outcome, verdict.findings)
         if previous is None:
@@ -307,11 +303,7 @@ class LineProcessor:
             if e.line_id != line_id and any(reach.touches(e.service_date) for reach in reaches)
         }
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
-            around = (
-                history.others_near(entry.line_id, entry.service_date)
-                if near
-                else history.others(entry.line_id)
-            )
+            around = history.visible(entry.line_id, entry.service_date, near=near)
             again = evaluate(entry.line, snapshot, as_of, others=around)
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
