@@ -34,7 +34,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from redis.asyncio import Redis
 
 from scrubber.accounting import key_of
 from scrubber.config import Settings
@@ -45,7 +44,7 @@ from scrubber.contracts import (
 )
 from scrubber.kafka import ensure_topics, history_changelog
 from scrubber.refdata.model import Bundle
-from scrubber.refdata.store import RefdataStore
+from scrubber.refdata.store import RefdataStore, connect
 
 from .procs import Measured, free_port, python_module
 
@@ -357,7 +356,7 @@ def settings_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
 
 async def load_refdata(settings: Settings, bundle: Bundle) -> None:
     """Put a bundle into Redis under the benchmark's prefix and make it current."""
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = connect(settings)
     try:
         await RefdataStore(redis, settings.redis_prefix).load(bundle)
     finally:
@@ -366,7 +365,7 @@ async def load_refdata(settings: Settings, bundle: Bundle) -> None:
 
 async def drop_redis_prefix(settings: Settings) -> None:
     """Delete every Redis key of the benchmark's prefix."""
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = connect(settings)
     try:
         keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*", count=500)]
         if keys:

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from scrubber.config import Settings
 from scrubber.kafka import ensure_topics
 from scrubber.refdata.build import build_bundle
 from scrubber.refdata.model import Bundle
-from scrubber.refdata.store import RefdataStore
+from scrubber.refdata.store import RefdataStore, connect
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +81,7 @@ def bundle() -> Bundle:
 
 async def load_bundle(settings: Settings, bundle: Bundle) -> None:
     """Put a bundle into Redis under the test's prefix and make it current."""
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = connect(settings)
     try:
         await RefdataStore(redis, settings.redis_prefix).load(bundle)
     finally:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from redis.asyncio import Redis
 
 from scrubber.metrics import Metrics
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.model import Bundle, CodeReference
-from scrubber.refdata.store import RefdataStore
+from scrubber.refdata.store import RefdataStore, connect
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def store(settings):
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = connect(settings)
     yield RefdataStore(redis, settings.redis_prefix)
     keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")]
     if keys:

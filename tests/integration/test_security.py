@@ -28,7 +28,7 @@ from scrubber.kafka import client_kwargs, ensure_topics
 from scrubber.refdata.model import Bundle
 from scrubber.refdata.store import RefdataStore, connect
 
-from .conftest import REPO, WorkerProcess
+from .conftest import REPO, WorkerProcess, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -169,14 +169,7 @@ def test_worker_runs_with_sasl_ssl_and_least_privilege_redis(
     worker_settings = secured(settings, "worker")
     asyncio.run(ensure_topics(worker_settings))
 
-    async def load() -> None:
-        redis = connect(admin)
-        try:
-            await RefdataStore(redis, admin.redis_prefix).load(bundle)
-        finally:
-            await redis.aclose()
-
-    asyncio.run(load())
+    asyncio.run(load_bundle(admin, bundle))  # as the admin user, over TLS
     worker = WorkerProcess(worker_settings, tmp_path / "worker.log")
     worker.start()
     try:
