@@ -25,7 +25,8 @@ def _outputs(settings):
 
 def test_sigterm_finishes_flushes_commits_and_exits(settings, worker, bundle) -> None:
     asyncio.run(load_bundle(settings, bundle))
-    lines = generate(bundle, 3000, seed=31, patients=600)
+    # Large enough that the worker (about 2,000 lines/s here) is still busy when it is stopped.
+    lines = generate(bundle, 12000, seed=31, patients=2400)
     worker.start()
     worker.wait_ready()
     start = asyncio.run(end_offsets(settings, _outputs(settings)))
@@ -33,7 +34,7 @@ def test_sigterm_finishes_flushes_commits_and_exits(settings, worker, bundle) ->
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        seen = asyncio.run(collect(settings, positions, start, wait_seconds=0.5))
+        seen = asyncio.run(collect(settings, positions, start, wait_seconds=30, to_end=True))
         if len(seen.outputs) >= len(positions) // 4:
             break
     assert worker.proc is not None
