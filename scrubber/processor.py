@@ -296,11 +296,17 @@ class LineProcessor:
         # surgery's window now covers a visit, a second line made a duplicate.
         causes = [line] if previous is None else [line, previous.line]
         reaches = [Reach(c, snapshot) for c in causes]  # ``influences``, per cause
+        # With the engine's own rules, ``may_change`` says exactly which of them can change;
+        # with any other rule, every line within ``influences`` is judged again.
         neighbours = {
             e.line_id: e
             for day in sorted(touched_dates)
             for e in history.near(day)
-            if e.line_id != line_id and any(reach.touches(e.service_date) for reach in reaches)
+            if e.line_id != line_id
+            and any(
+                reach.touches(e.service_date) and (not near or reach.may_change(e.line))
+                for reach in reaches
+            )
         }
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
             around = history.visible(entry.line_id, entry.service_date, near=near)

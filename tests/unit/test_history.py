@@ -242,3 +242,39 @@ def test_real_rules_give_the_same_final_verdicts_in_any_order(seed) -> None:
     assert _final(_run(p, MemoryHistoryStore(), snap, raws)) == _final(
         _run(p, MemoryHistoryStore(), snap, shuffled)
     )
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_each_final_verdict_is_the_line_judged_with_all_the_others(seed) -> None:
+    """Revisions reach every line whose verdict changed, and only the lines' set decides it.
+
+    The processor re-judges only the earlier lines a new one can change (``Reach.may_change``)
+    and judges each line with the lines within reach: the last revision of every line must be
+    exactly (outcome, rule ids, messages) what judging it with all the patient's other lines
+    gives.
+    """
+    from scrubber.examples import Mix, generate
+    from scrubber.rules.engine import evaluate
+
+    snap = _real_snapshot()
+    raws = generate(snap.bundle, 80, seed=seed, patients=3, mix=Mix(flag_worthy=0.2, malformed=0))
+    random.Random(seed).shuffle(raws)
+    final: dict[str, tuple[int, tuple[object, ...]]] = {}
+    for e in _run(LineProcessor(require_key=False), MemoryHistoryStore(), snap, raws):
+        r = e.result
+        if r is not None and (r.line_id not in final or r.revision >= final[r.line_id][0]):
+            findings = tuple((f.rule_id, f.message, f.field) for f in r.findings)
+            final[r.line_id] = (r.revision, (r.outcome.value, findings))
+    last: dict[str, dict[str, ClaimLine]] = {}
+    for raw in raws:
+        line = ClaimLine.model_validate_json(raw)
+        last.setdefault(line.patient.member_id, {})[line.line_id] = line
+    expected = {}
+    for lines in last.values():
+        for line_id, line in lines.items():
+            others = tuple(o for i, o in lines.items() if i != line_id)
+            v = evaluate(line, snap, NOW.date(), others=others)
+            findings = tuple((f.rule_id, f.message, f.field) for f in v.findings)
+            expected[line_id] = (v.outcome.value, findings)
+    assert {k: v[1] for k, v in final.items()} == expected
