@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         description="how often a worker commits the offsets of inputs whose outputs are "
         "written: what a crash can make it handle again",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=1500,
+        description="longest the broker holds a fetch for partitions with no new record "
+        "(Faust asks for 1,500 ms, which a busy worker turns into 1.5 s of latency)",
+    )
 
     input_topic: str = "claims.lines.v1"
     accepted_topic: str = "claims.accepted.v1"

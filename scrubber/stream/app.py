@@ -158,6 +158,39 @@ class TableHistoryStore:
                 _enter(self._events[self._partition])
 
 
+def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
+    """Let the broker hold a fetch request at most ``wait_ms`` (Faust hardcodes 1,500 ms).
+
+    aiokafka keeps one fetch request in flight per broker, and leaves out of it every partition
+    whose records it still holds for the application. A worker that is still handling the last
+    fetch's records therefore often asks only for partitions with nothing new (Faust's
+    ``__assignor-__leader`` topic, say); the broker holds that request for the full wait, and
+    the input partitions cannot be fetched again until it returns. Measured in the benchmark at
+    half of the worker's peak rate: a steady 1.2-1.7 s of latency on every line with 1,500 ms,
+    p99 about 100 ms with 50 ms. Idle, a worker sends a fetch every ``wait_ms`` instead.
+
+    The consumer takes the value when it starts (``_fetch_max_wait_ms``, passed to its
+    fetcher), so this sets it on the consumer before that and on a running fetcher too.
+    Returns whether the consumer had the attribute: a Faust or aiokafka release without it
+    leaves the default in place (and the worker logs it), never fails.
+    """
+    try:
+        consumer = app.consumer._thread._ensure_consumer()
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise AttributeError("_fetch_max_wait_ms")
+        consumer._fetch_max_wait_ms = wait_ms
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = wait_ms
+    except Exception as exc:
+        log.warning(
+            "could not shorten the consumer's fetch wait",
+            extra={"error_type": type(exc).__name__},
+        )
+        return False
+    return True
+
+
 def tune_garbage_collector() -> None:
     """Collect garbage less often, and never scan what was loaded at start again.
 
@@ -441,6 +474,7 @@ class Worker:
 
         async def forget_positions(sender: Any, *args: Any, **kwargs: Any) -> None:
             guard.reset()
+            shorten_fetch_wait(app, worker.settings.kafka_fetch_max_wait_ms)
 
         app.on_partitions_assigned.connect(forget_positions)  # type: ignore[arg-type]
 
