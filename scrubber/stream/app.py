@@ -24,10 +24,11 @@ import logging
 import os
 import socket
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
+import faust.transport.consumer as faust_consumer
 from faust.streams import _current_event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -158,6 +159,35 @@ class TableHistoryStore:
                 _enter(self._events[self._partition])
 
 
+def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
+    """Runs of acknowledged offsets, as Faust's ``consecutive_numbers``, but a repeat continues one.
+
+    Faust commits, per partition, the end of the first run of consecutive acknowledged offsets
+    (``Consumer._new_offset``), and takes that run off its sorted list of acknowledged offsets.
+    The list can hold an offset twice: Faust adds the offsets of a gap it saw in the fetched
+    records (which it takes for compaction) to the list without its index, and the gap guard
+    handles and acknowledges those same records. With ``[5, 6, 6, 7, 7, 8]`` Faust's runs are
+    ``[5, 6]``, ``[6, 7]``, ...: one offset per commit, so after a restart under a backlog the
+    group offset crept forward by about three records a second and a second crash replayed most
+    of the run (robinhood/faust#625 reports the same stall). Here a repeated offset belongs to
+    the run, so the same list gives ``[5, 6, 6, 7, 7, 8]`` and Faust commits 9 at once. Every
+    offset in a run was acknowledged, so nothing is committed that was not handled.
+    """
+    run: list[int] = []
+    for offset in offsets:
+        if run and offset - run[-1] > 1:
+            yield run
+            run = []
+        run.append(offset)
+    if run:
+        yield run
+
+
+def tolerate_repeated_acks() -> None:
+    """Make Faust's commit bookkeeping use ``acked_runs`` (once per process; idempotent)."""
+    setattr(faust_consumer, "consecutive_numbers", acked_runs)  # noqa: B010 (not exported)
+
+
 def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
     """Let the broker hold a fetch request at most ``wait_ms`` (Faust hardcodes 1,500 ms).
 
@@ -241,6 +271,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        tolerate_repeated_acks()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
         # A poll must fail fast, not hang the refresh loop.
