@@ -11,6 +11,13 @@ revision exactly when a line's verdict changes), and the line id of the input th
 revision (so a redelivered input re-sends only the revisions it caused). Entries are pruned by
 service date, relative to the newest date of service seen for the patient, never by the clock:
 replaying the same input yields the same history.
+
+Stored form (``to_bytes``, format 2): ``H2``, one line of JSON with the member id and, per entry,
+its line id, date of service, content digest, revision, verdict digest, cause and the length of
+its line, then each line's JSON, one after the other. Reading a history parses only the small
+head; a line is validated from its own JSON when first used, and written back as those same
+bytes. Format 1 (one JSON document, ``{"f": 1, ...}``) is still read, so a changelog written
+before keeps working; every write uses format 2.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ INFLUENCE_DAYS = 91
 #: still be judged with the lines around it (the history keeps this much plus INFLUENCE_DAYS).
 DEFAULT_LATENESS_DAYS = 365
 
-_FORMAT = 1
-_HEAD = b'{"f":%d,"m":' % _FORMAT
+_FORMAT = 2
+_MAGIC = b"H2"
+_LEGACY_FORMAT = 1
 
 _ENTRY_KEYS = ("l", "c", "r", "v", "b")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -45,9 +53,17 @@ _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DECODED_CACHE_SIZE = 1024
 
 
-def content_digest(line: ClaimLine) -> str:
-    """A digest of what a line says (known fields only: unknown extra fields do not count)."""
-    return hashlib.blake2b(line.model_dump_json().encode(), digest_size=12).hexdigest()
+def line_json(line: ClaimLine) -> bytes:
+    """The line as stored in a history: its known fields as JSON (unknown extra fields dropped)."""
+    return line.model_dump_json().encode()
+
+
+def content_digest(line: ClaimLine, data: bytes | None = None) -> str:
+    """A digest of what a line says (known fields only: unknown extra fields do not count).
+
+    ``data`` is ``line_json(line)`` when the caller has it already.
+    """
+    return hashlib.blake2b(data or line_json(line), digest_size=12).hexdigest()
 
 
 class HistoryEntry:
@@ -56,16 +72,15 @@ class HistoryEntry:
     Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
     line is first asked for: the processor reads the lines near the one it judges, and
     validating a patient's whole history on every read was most of a worker's time per line.
-    Its date and line id come from the stored JSON directly, and it writes back the JSON it was
-    read from (orjson reads and writes its own output unchanged).
+    Its date and line id come from the stored head, and it writes back the line's JSON exactly
+    as it was read (``blob``), so a history write encodes only the lines that are new.
     """
 
     __slots__ = (
+        "_blob",
         "_line",
-        "_stored",
         "cause",
         "content",
-        "encoded",
         "line_id",
         "order",
         "revision",
@@ -79,9 +94,6 @@ class HistoryEntry:
     """The date of service the entry is pruned and windowed by."""
     order: tuple[date, str]
     """The entry's place in the history: (date of service, line id)."""
-    encoded: bytes | None
-    """The entry as ``to_bytes`` writes it, once written: an entry never changes, and
-    encoding a line (a pydantic dump) cost more than the rest of a history write."""
     content: str
     revision: int
     verdict: str
@@ -90,7 +102,7 @@ class HistoryEntry:
     line whose arrival changed this one's verdict. None in histories written before it was
     kept (a redelivery then re-sends the verdict, as it cannot tell)."""
     _line: ClaimLine | None
-    _stored: dict[str, Any] | None
+    _blob: bytes | None
 
     def __init__(
         self,
@@ -100,13 +112,14 @@ class HistoryEntry:
         verdict: str,
         *,
         cause: str | None = None,
+        blob: bytes | None = None,
     ) -> None:
-        self._set(line, None, content, revision, verdict, cause, line.line_id, line.service_date)
+        self._set(line, blob, content, revision, verdict, cause, line.line_id, line.service_date)
 
     def _set(
         self,
         line: ClaimLine | None,
-        stored: dict[str, Any] | None,
+        blob: bytes | None,
         content: str,
         revision: int,
         verdict: str,
@@ -117,7 +130,7 @@ class HistoryEntry:
         """Fill every slot once (the entry is immutable afterwards)."""
         init = object.__setattr__
         init(self, "_line", line)
-        init(self, "_stored", stored)
+        init(self, "_blob", blob)
         init(self, "content", content)
         init(self, "revision", revision)
         init(self, "verdict", verdict)
@@ -125,14 +138,44 @@ class HistoryEntry:
         init(self, "line_id", line_id)
         init(self, "service_date", service_date)
         init(self, "order", (service_date, line_id))
-        init(self, "encoded", None)
+
+    @classmethod
+    def _lazy(
+        cls,
+        blob: bytes,
+        content: str,
+        revision: int,
+        verdict: str,
+        cause: str | None,
+        line_id: str,
+        service_date: date,
+    ) -> HistoryEntry:
+        entry = cls.__new__(cls)
+        entry._set(None, blob, content, revision, verdict, cause, line_id, service_date)
+        return entry
+
+    @classmethod
+    def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
+        """An entry of a format-2 history: its head (see ``head``) and its line's JSON."""
+        line_id, day, content, revision, verdict, cause, _size = head
+        if not (
+            type(line_id) is str
+            and type(day) is str
+            and _ISO_DAY.fullmatch(day)
+            and type(content) is str
+            and type(revision) is int
+            and type(verdict) is str
+            and (cause is None or type(cause) is str)
+        ):
+            raise ValueError("malformed patient history entry")
+        return cls._lazy(blob, content, revision, verdict, cause, line_id, date.fromisoformat(day))
 
     @classmethod
     def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
-        """An entry as ``to_json`` wrote it, its line validated when first used.
+        """An entry as format 1 wrote it (``{"l": line, "c", "r", "v", "b"}``), validated lazily.
 
-        Only a document in exactly the shape ``to_json`` writes is taken lazily (its id, date
-        and revision read straight from the JSON); anything else is validated at once.
+        Only a document in exactly the shape format 1 wrote is taken lazily (its id, date and
+        revision read straight from the JSON); anything else is validated at once.
         """
         raw = doc.get("l") if tuple(doc) == _ENTRY_KEYS else None
         cause = doc.get("b")
@@ -149,10 +192,8 @@ class HistoryEntry:
                 and type(day) is str
                 and _ISO_DAY.fullmatch(day)
             ):
-                entry = cls.__new__(cls)
-                entry._set(
-                    None,
-                    raw,
+                return cls._lazy(
+                    orjson.dumps(raw),
                     doc["c"],
                     doc["r"],
                     doc["v"],
@@ -160,7 +201,6 @@ class HistoryEntry:
                     f"{claim_id}:{number}",
                     date.fromisoformat(day),
                 )
-                return entry
         return cls(
             line=ClaimLine.model_validate(doc["l"], strict=False),
             content=doc["c"],
@@ -174,9 +214,31 @@ class HistoryEntry:
         """The validated line (validated on first use for an entry read from bytes)."""
         line = self._line
         if line is None:
-            line = ClaimLine.model_validate(self._stored, strict=False)
+            assert self._blob is not None  # an entry has its line, its JSON, or both
+            line = ClaimLine.model_validate_json(self._blob)
             object.__setattr__(self, "_line", line)
         return line
+
+    @property
+    def blob(self) -> bytes:
+        """The line's JSON as stored (``line_json``), computed once per entry."""
+        blob = self._blob
+        if blob is None:
+            blob = line_json(self.line)
+            object.__setattr__(self, "_blob", blob)
+        return blob
+
+    def head(self) -> list[Any]:
+        """What format 2 stores of the entry besides its line, the line's JSON length last."""
+        return [
+            self.line_id,
+            self.service_date.isoformat(),
+            self.content,
+            self.revision,
+            self.verdict,
+            self.cause,
+            len(self.blob),
+        ]
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HistoryEntry is immutable: cannot set {name!r}")
@@ -202,24 +264,6 @@ class HistoryEntry:
             f"HistoryEntry(line={self.line!r}, content={self.content!r}, "
             f"revision={self.revision!r}, verdict={self.verdict!r}, cause={self.cause!r})"
         )
-
-    def to_json(self) -> bytes:
-        """The entry's JSON object in the history document (computed once per entry)."""
-        data = self.encoded
-        if data is None:
-            stored = self._stored
-            line = stored if stored is not None else self.line.model_dump(mode="json")
-            data = orjson.dumps(
-                {
-                    "l": line,
-                    "c": self.content,
-                    "r": self.revision,
-                    "v": self.verdict,
-                    "b": self.cause,
-                }
-            )
-            object.__setattr__(self, "encoded", data)
-        return data
 
 
 _ORDER = attrgetter("order")
@@ -314,20 +358,14 @@ class PatientHistory:
         return replace(self, entries=kept, prunes=self.prunes + 1)
 
     def to_bytes(self) -> bytes:
-        """Compact JSON for the table store and its changelog.
+        """The stored form (format 2, see the module's docstring) for the table and changelog.
 
-        The document is ``{"f": format, "m": member id, "e": [entry, ...]}`` as ``orjson`` writes
-        it; each entry's JSON is kept on the entry, so a write encodes only the new lines.
+        Each entry's line JSON is kept on the entry, so a write encodes only the new lines and
+        the small head.
         """
-        data = b"".join(
-            (
-                _HEAD,
-                orjson.dumps(self.member_id),
-                b',"e":[',
-                b",".join([e.to_json() for e in self.entries]),
-                b"]}",
-            )
-        )
+        entries = self.entries
+        head = orjson.dumps({"f": _FORMAT, "m": self.member_id, "e": [e.head() for e in entries]})
+        data = b"".join((_MAGIC, head, b"\n", *[e.blob for e in entries]))
         _remember(data, self)
         return data
 
@@ -337,19 +375,40 @@ class PatientHistory:
 
         The worker reads a patient's history for every line and writes it back: the lines of a
         claim arrive one after the other, so the bytes read are most often the bytes just
-        written. Those are answered from ``_DECODED`` instead of validating every line again.
+        written. Those are answered from ``_DECODED`` instead of decoding them again.
         """
         cached = _DECODED.get(data)
         if cached is not None:
             _DECODED.move_to_end(data)
             return cached
-        doc = orjson.loads(data)
-        if doc.get("f") != _FORMAT:
-            raise ValueError(f"unknown patient history format {doc.get('f')!r}")
-        entries = [HistoryEntry.stored(e) for e in doc["e"]]
-        history = cls(member_id=doc["m"], entries=tuple(entries))
+        if data.startswith(_MAGIC):
+            history = cls._read(data)
+        else:
+            doc = orjson.loads(data)
+            if doc.get("f") != _LEGACY_FORMAT:
+                raise ValueError(f"unknown patient history format {doc.get('f')!r}")
+            entries = [HistoryEntry.stored(e) for e in doc["e"]]
+            history = cls(member_id=doc["m"], entries=tuple(entries))
         _remember(data, history)
         return history
+
+    @classmethod
+    def _read(cls, data: bytes) -> PatientHistory:
+        end = data.index(b"\n")  # JSON escapes newlines in strings: the first ends the head
+        head = orjson.loads(data[len(_MAGIC) : end])
+        if head.get("f") != _FORMAT:
+            raise ValueError(f"unknown patient history format {head.get('f')!r}")
+        entries = []
+        at = end + 1
+        for item in head["e"]:
+            size = item[-1] if isinstance(item, list) and len(item) == 7 else None
+            if type(size) is not int or size < 0 or at + size > len(data):
+                raise ValueError("malformed patient history entry")
+            entries.append(HistoryEntry.from_head(item, data[at : at + size]))
+            at += size
+        if at != len(data):
+            raise ValueError("patient history has bytes after its last entry")
+        return cls(member_id=head["m"], entries=tuple(entries))
 
 
 #: Recently written or read histories by their bytes. A history is immutable and its bytes are

@@ -49,6 +49,7 @@ from scrubber.history import (
     HistoryEntry,
     PatientHistory,
     content_digest,
+    line_json,
 )
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.engine import Evaluation, Reach, evaluate, own_catalogue
@@ -266,7 +267,8 @@ class LineProcessor:
         once all lines have arrived each line's latest revision is the same whatever the order.
         """
         as_of = now.date()
-        content = content_digest(line)
+        blob = line_json(line)
+        content = content_digest(line, blob)
         previous = history.get(line.line_id)
         redelivery = previous is not None and previous.content == content
         touched_dates = {line.service_date}
@@ -289,7 +291,9 @@ class LineProcessor:
         repeat = previous is not None and revision == previous.revision
         # An unchanged revision keeps its cause: the line that emitted it re-sends it.
         cause = previous.cause if previous is not None and repeat else line_id
-        history = history.upsert(HistoryEntry(line, content, revision, digest, cause=cause))
+        history = history.upsert(
+            HistoryEntry(line, content, revision, digest, cause=cause, blob=blob)
+        )
         emissions = [self._result(line, revision, verdict, snapshot, source, now, repeat)]
 
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
@@ -314,7 +318,12 @@ class LineProcessor:
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:
                 revised = HistoryEntry(
-                    entry.line, entry.content, entry.revision + 1, again_digest, cause=line_id
+                    entry.line,
+                    entry.content,
+                    entry.revision + 1,
+                    again_digest,
+                    cause=line_id,
+                    blob=entry.blob,
                 )
                 history = history.upsert(revised)
                 emissions.append(

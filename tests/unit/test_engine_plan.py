@@ -70,7 +70,18 @@ def test_a_rule_added_at_run_time_is_called(line, snapshot, monkeypatch) -> None
 
 
 def _plain_bytes(history: PatientHistory) -> bytes:
-    """The history document encoded in one go, field by field as the format defines it."""
+    """The history encoded in one go, field by field as format 2 defines it."""
+    blobs = [e.line.model_dump_json().encode() for e in history.entries]
+    heads = [
+        [e.line_id, e.service_date.isoformat(), e.content, e.revision, e.verdict, e.cause, len(b)]
+        for e, b in zip(history.entries, blobs, strict=True)
+    ]
+    head = orjson.dumps({"f": 2, "m": history.member_id, "e": heads})
+    return b"H2" + head + b"\n" + b"".join(blobs)
+
+
+def _format_1_bytes(history: PatientHistory) -> bytes:
+    """The same history as format 1 stored it: one JSON document."""
     return orjson.dumps(
         {
             "f": 1,
@@ -100,6 +111,12 @@ def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions)
     data = history.to_bytes()
     assert data == _plain_bytes(history)
     assert PatientHistory.from_bytes(data) is history  # what was just written, not decoded
+    history_module._DECODED.clear()
+    legacy = PatientHistory.from_bytes(_format_1_bytes(history))
+    assert legacy == history
+    assert legacy.to_bytes().startswith(b"H2")  # rewritten as format 2
+    history_module._DECODED.clear()
+    assert PatientHistory.from_bytes(legacy.to_bytes()) == history
     history_module._DECODED.clear()
     decoded = PatientHistory.from_bytes(data)
     assert decoded == history and decoded is not history
