@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from rocksdict import AccessType, Rdict
 
 from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.contracts import ScrubResult
 from scrubber.examples import generate
-from scrubber.kafka import TopicMismatchError, ensure_topics
+from scrubber.kafka import HISTORY_TABLE, TopicMismatchError, ensure_topics
 from scrubber.offline import scrub_lines
 from scrubber.refdata.model import ReferenceSnapshot
 
@@ -179,3 +180,18 @@ def test_rocksdb_table_store_survives_sigkill(settings, worker, bundle, tmp_path
     assert any(
         f.suffix == ".sst" or f.name.endswith(".log") for d in databases for f in d.parent.iterdir()
     )
+    # Each database keeps the offset of the last changelog record it holds, which is where a
+    # restarted worker resumes reading the changelog: it must be the changelog's last record.
+    assert worker.stop() == 0
+    changelog = f"{settings.app_id}-{HISTORY_TABLE}-changelog"
+    ends = asyncio.run(end_offsets(settings, [changelog]))
+    persisted = {}
+    for current in databases:
+        db = Rdict(str(current.parent), access_type=AccessType.read_only())
+        try:
+            partition = int(current.parent.name.rsplit("-", 1)[1].split(".")[0])
+            raw = db.get(b"__faust\0offset__")
+            persisted[partition] = int(raw) if raw is not None else None
+        finally:
+            db.close()
+    assert persisted == {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
