@@ -24,12 +24,12 @@ import logging
 import os
 import socket
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
 import faust.transport.consumer as faust_consumer
-from faust.streams import _current_event, current_event
+from faust.streams import _current_event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from faust.web import Request, Response, View
@@ -99,10 +99,6 @@ def attempt_of(headers: Any) -> int:
     return 1
 
 
-#: Writes one changelog record of the history table: (partition, key, value).
-ChangelogSender = Callable[[int, bytes, bytes], Awaitable[None]]
-
-
 class TableHistoryStore:
     """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch.
 
@@ -116,21 +112,13 @@ class TableHistoryStore:
     Faust picks the table partition (its store and its changelog partition) from the current
     event. ``at`` names the event whose records follow; a history is written with an event of
     the partition it was read for, so it lands where writing it at once would have put it.
-
-    A write goes to the table's store at once and its changelog record to ``changelog``, all of
-    a batch's records in order, when ``flush`` is awaited. That is what ``table[key] = value``
-    does, without Faust's per-record send machinery (message futures, a buffer task and
-    callbacks: a tenth of the worker's time). ``Worker.send_changelog`` sends them with the
-    same producer as the results and keeps RocksDB's record of the changelog offset.
     """
 
-    def __init__(self, table: Any, changelog: ChangelogSender) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.changelog = changelog
         self._partition: int | None = None
         self._events: dict[int, Any] = {}
         self._pending: dict[str, tuple[int | None, PatientHistory]] = {}
-        self._unsent: list[tuple[int, bytes, bytes]] = []
 
     def at(self, event: Any) -> None:
         """Handle the following records as records of ``event``'s partition."""
@@ -155,34 +143,20 @@ class TableHistoryStore:
         """Keep the new history; ``flush`` writes it."""
         self._pending[member_id] = (self._partition, history)
 
-    async def flush(self) -> None:
-        """Write every history the batch changed to the store, then send their changelog."""
+    def flush(self) -> None:
+        """Write every history the batch changed (Faust also writes it to the changelog)."""
         pending, self._pending = self._pending, {}
         for member_id, (partition, history) in pending.items():
             self._write(member_id, partition, history)
-        unsent, self._unsent = self._unsent, []
-        for record in unsent:
-            await self.changelog(*record)
 
     def _write(self, member_id: str, partition: int | None, history: PatientHistory) -> None:
         if partition is not None:
             _enter(self._events[partition])
         try:
-            key, value = member_id.encode(), history.to_bytes()
-            self.table.data[key] = value
-            current = _current_partition()
-            self._unsent.append((current, key, value))
+            self.table[member_id.encode()] = history.to_bytes()
         finally:
             if self._partition is not None:
                 _enter(self._events[self._partition])
-
-
-def _current_partition() -> int:
-    """The partition of Faust's current event (the one a table write goes to)."""
-    event = current_event()
-    if event is None:
-        raise RuntimeError("a history was written outside of an event")
-    return int(event.message.partition)
 
 
 def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
@@ -361,8 +335,7 @@ class Worker:
             value_type=bytes,
             options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
-        self.changelog_name = self.table.changelog_topic.get_topic_name()
-        self.histories = TableHistoryStore(self.table, self.send_changelog)
+        self.histories = TableHistoryStore(self.table)
         self.runtime = StreamRuntime(
             LineProcessor(lateness_days=settings.lateness_days),
             self.holder,
@@ -389,26 +362,6 @@ class Worker:
         )
         # aiokafka hands back a future (typed as an awaitable by Faust).
         cast("asyncio.Future[Any]", delivery).add_done_callback(_report_failed_delivery)
-
-    async def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        """Send one record of the history table's changelog, as Faust's table would.
-
-        Through the producer Faust flushes before every commit, like the results. When Kafka
-        has it, the offset is kept in the table's store (RocksDB reads its changelog from there
-        after a restart, as with Faust's own writes); when Kafka refuses it, the worker stops
-        without committing (``_report_failed_delivery``): the history must not be lost.
-        """
-        delivery = await self.app.producer.send(
-            self.changelog_name, key, value, partition, None, None
-        )
-        cast("asyncio.Future[Any]", delivery).add_done_callback(self._changelog_sent)
-
-    def _changelog_sent(self, delivery: asyncio.Future[Any]) -> None:
-        _report_failed_delivery(delivery)
-        if not delivery.cancelled() and delivery.exception() is None:
-            sent = delivery.result()
-            store = cast(Any, self.table.data)
-            store.set_persisted_offset(TP(sent.topic, sent.partition), sent.offset)
 
     def readiness(self) -> list[str]:
         """Reasons the worker is not ready; empty when it is."""
@@ -531,7 +484,7 @@ class Worker:
                 guard.handled(m.partition, m.offset)
                 done += 1
         finally:
-            await store.flush()
+            store.flush()
             # ``ack`` releases the reference and, if it was the last one, marks the offset safe
             # to commit; a bare ``decref`` would leave a record whose stream ack came first
             # unacknowledged forever, and the group offset stuck behind it.

@@ -70,14 +70,31 @@ async def test_a_real_gap_costs_one_read_and_is_not_retried() -> None:
     assert reader.reads == [(0, 5, 10)]
 
 
-async def test_a_new_group_starts_at_the_log_start_and_reassignment_forgets() -> None:
+async def test_a_new_group_starts_at_the_log_start_and_reassignment_rereads_the_commit() -> None:
     reader = FakeReader({}, {2: list(range(40, 60))})
     guard = GapGuard(reader)
     assert [r.offset for r in await guard.missing(2, 42)] == [40, 41]
     guard.handled(2, 42)
     guard.reset()
-    reader._committed[2] = 43
-    assert await guard.missing(2, 43) == ()
+    reader._committed[2] = 50  # another worker had the partition meanwhile and went further
+    assert await guard.missing(2, 50) == ()
+    assert reader.reads == [(2, 40, 42)]
+    assert guard.already_handled(2, 49) and not guard.already_handled(2, 50)
+
+
+async def test_reassignment_never_hands_back_what_this_process_handled() -> None:
+    # The commit of 20-29 did not land before the rebalance; the partition comes back.
+    reader = FakeReader({0: 10}, {0: list(range(0, 40))})
+    guard = GapGuard(reader)
+    for o in range(10, 30):
+        assert await guard.missing(0, o) == ()
+        guard.handled(0, o)
+    reader._committed[0] = 20
+    guard.reset()
+    assert all(guard.already_handled(0, o) for o in range(20, 30))
+    assert not guard.already_handled(0, 30)
+    assert await guard.missing(0, 30) == ()
+    assert reader.reads == []
 
 
 async def test_a_redelivered_older_record_is_not_a_gap() -> None:

@@ -58,33 +58,6 @@ class FakeTable:
         self.stores.setdefault(partition, {})[key] = value
         self.changelog.append((partition, key, value))
 
-    @property
-    def data(self) -> FakeData:
-        """The store alone, as ``Table.data``: a write here sends no changelog record."""
-        return FakeData(self)
-
-    async def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        """What ``Worker.send_changelog`` does, for the test: the record reaches the changelog."""
-        self.changelog.append((partition, key, value))
-
-
-@dataclass
-class FakeData:
-    table: FakeTable
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.table.stores.setdefault(FakeTable._partition(), {})[key] = value
-
-
-def _flush(store: Any) -> None:
-    """Run ``store.flush()`` to its end (the fake changelog never waits)."""
-    step = store.flush()
-    try:
-        step.send(None)
-    except StopIteration:
-        return
-    raise AssertionError("flush waited on something")
-
 
 class ImmediateStore:
     """What the worker did before batches: read and write the table for every record."""
@@ -103,7 +76,7 @@ class ImmediateStore:
     def put(self, member_id: str, history: PatientHistory) -> None:
         self.table[member_id.encode()] = history.to_bytes()
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
         pass
 
 
@@ -147,8 +120,8 @@ def _run(store: Any, records: list[tuple[int, bytes | None, bytes]], cuts: set[i
             e.dead_letter is None or e.dead_letter.stage != "engine" for e in processed.emissions
         )
         if index in cuts:
-            _flush(store)
-    _flush(store)
+            store.flush()
+    store.flush()
     return out
 
 
@@ -159,7 +132,7 @@ def test_batched_histories_give_the_same_outputs_and_table(seed: int, batch: int
     cuts = {i for i in range(len(records)) if i % batch == batch - 1}
     before, after = FakeTable(), FakeTable()
     expected = _run(ImmediateStore(before), records, set())
-    assert _run(TableHistoryStore(after, after.send_changelog), records, cuts) == expected
+    assert _run(TableHistoryStore(after), records, cuts) == expected
     assert after.stores == before.stores
     # The changelog's last value per partition and key (what compaction keeps) is the same.
     assert {(p, k): v for p, k, v in after.changelog} == {(p, k): v for p, k, v in before.changelog}
@@ -168,14 +141,14 @@ def test_batched_histories_give_the_same_outputs_and_table(seed: int, batch: int
 
 def test_a_history_is_written_once_per_batch(line_bytes: Any, snapshot: ReferenceSnapshot) -> None:
     table = FakeTable()
-    store = TableHistoryStore(table, table.send_changelog)
+    store = TableHistoryStore(table)
     processor = LineProcessor()
     for offset in range(3):
         store.at(FakeEvent(FakeMessage(2, offset)))
         raw = line_bytes(line_number=offset + 1)
         processor.process(raw, b"M1", SourcePosition("in", 2, offset), snapshot, store, NOW)
     assert table.changelog == []
-    _flush(store)
+    store.flush()
     assert [(p, k) for p, k, _ in table.changelog] == [(2, b"M1")]
     history = PatientHistory.from_bytes(table.stores[2][b"M1"])
     assert [e.line_id for e in history.entries] == ["C1:1", "C1:2", "C1:3"]
@@ -186,7 +159,7 @@ def test_a_key_seen_on_another_partition_is_written_first(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
     table = FakeTable()
-    store = TableHistoryStore(table, table.send_changelog)
+    store = TableHistoryStore(table)
     processor = LineProcessor()
     store.at(FakeEvent(FakeMessage(0, 0)))
     processor.process(line_bytes(), b"M1", SourcePosition("in", 0, 0), snapshot, store, NOW)
@@ -194,11 +167,8 @@ def test_a_key_seen_on_another_partition_is_written_first(
     processor.process(
         line_bytes(line_number=2), b"M1", SourcePosition("in", 1, 0), snapshot, store, NOW
     )
-    # Partition 0's history is in its store before partition 1 reads; its changelog record
-    # goes out with the batch's, first.
-    assert list(table.stores) == [0] and b"M1" in table.stores[0]
-    assert table.changelog == []
-    _flush(store)
+    assert [(p, k) for p, k, _ in table.changelog] == [(0, b"M1")]
+    store.flush()
     assert [(p, k) for p, k, _ in table.changelog] == [(0, b"M1"), (1, b"M1")]
     assert faust.streams.current_event().message.partition == 1  # type: ignore[union-attr]
 
