@@ -34,7 +34,7 @@ from scrubber.examples import generate
 from scrubber.offline import scrub_lines
 from scrubber.processor import Rejection, decode
 from scrubber.refdata.model import ReferenceSnapshot
-from tests.integration.conftest import REPO, WorkerProcess, load_bundle
+from tests.integration.conftest import REPO, WorkerProcess, free_port, load_bundle
 
 from .conftest import CHAOS_LINES
 
@@ -248,9 +248,7 @@ def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None
     records = _records(bundle, CHAOS_LINES, seed=47)
     first, middle = len(records) // 3, 2 * len(records) // 3
     second = WorkerProcess(
-        settings.model_copy(
-            update={"web_port": settings.web_port + 1, "data_dir": str(tmp_path / "w2")}
-        ),
+        settings.model_copy(update={"web_port": free_port(), "data_dir": str(tmp_path / "w2")}),
         tmp_path / "worker2.log",
     )
     asyncio.run(load_bundle(settings, bundle))

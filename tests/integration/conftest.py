@@ -35,7 +35,7 @@ def local_stack() -> None:
     subprocess.run([str(REPO / "deploy/local/stack.sh"), "up"], check=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -52,7 +52,7 @@ def settings(tmp_path: Path) -> Settings:
         dlq_topic=f"test.{tag}.claims.dlq.v1",
         app_id=f"claim-scrubber-test-{tag}",
         redis_prefix=f"scrubber-test-{tag}",
-        web_port=_free_port(),
+        web_port=free_port(),
         data_dir=str(tmp_path / "worker-data"),
         refdata_poll_seconds=0.5,
         partitions=4,

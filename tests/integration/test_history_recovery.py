@@ -24,7 +24,7 @@ from scrubber.kafka import HISTORY_TABLE, TopicMismatchError, ensure_topics
 from scrubber.offline import scrub_lines
 from scrubber.refdata.model import ReferenceSnapshot
 
-from .conftest import WorkerProcess, load_bundle
+from .conftest import WorkerProcess, free_port, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -95,9 +95,7 @@ def test_sigkill_mid_stream_recovers_history_from_the_changelog(settings, worker
 def test_two_workers_share_the_partitions(settings, worker, bundle, tmp_path):
     asyncio.run(load_bundle(settings, bundle))
     second = WorkerProcess(
-        settings.model_copy(
-            update={"web_port": settings.web_port + 1, "data_dir": str(tmp_path / "w2")}
-        ),
+        settings.model_copy(update={"web_port": free_port(), "data_dir": str(tmp_path / "w2")}),
         tmp_path / "worker2.log",
     )
     lines = _lines(bundle, 2000)

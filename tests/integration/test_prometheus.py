@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scrubber.accounting import key_of, publish
 from scrubber.examples import generate
 
-from .conftest import REPO, WorkerProcess, load_bundle
+from .conftest import REPO, WorkerProcess, free_port, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +35,6 @@ PROM = REPO / "deploy/prometheus"
 DASHBOARD = REPO / "deploy/grafana/dashboards/claim-scrubber.json"
 JOB = "claim-scrubber"
 LINES = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +50,7 @@ class PrometheusServer:
     """A Prometheus process with its own config, data dir and port."""
 
     def __init__(self, binary: str, workdir: Path, target: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "prometheus.log"
         self.config = workdir / "prometheus.yml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.examples import generate
 from scrubber.refdata.model import Bundle
 
-from .conftest import load_bundle
+from .conftest import free_port, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +68,11 @@ def test_hot_swap_under_a_running_worker(settings, worker, bundle) -> None:
     assert f'scrubber_refdata_info{{version="{newer.version}"}} 1.0' in metrics
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_worker_keeps_its_snapshot_when_redis_goes_away(settings, worker, bundle, tmp_path):
     """A private redis-server, so that stopping it disturbs no other test."""
     redis_server = shutil.which("redis-server")
     assert redis_server, "redis-server is installed by deploy/local/stack.sh"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             redis_server,
