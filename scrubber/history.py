@@ -140,21 +140,6 @@ class HistoryEntry:
         init(self, "order", (service_date, line_id))
 
     @classmethod
-    def _lazy(
-        cls,
-        blob: bytes,
-        content: str,
-        revision: int,
-        verdict: str,
-        cause: str | None,
-        line_id: str,
-        service_date: date,
-    ) -> HistoryEntry:
-        entry = cls.__new__(cls)
-        entry._set(None, blob, content, revision, verdict, cause, line_id, service_date)
-        return entry
-
-    @classmethod
     def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
         """An entry of a format-2 history: its head (see ``head``) and its line's JSON."""
         line_id, day, content, revision, verdict, cause, _size = head
@@ -168,7 +153,9 @@ class HistoryEntry:
             and (cause is None or type(cause) is str)
         ):
             raise ValueError("malformed patient history entry")
-        return cls._lazy(blob, content, revision, verdict, cause, line_id, date.fromisoformat(day))
+        entry = cls.__new__(cls)
+        entry._set(None, blob, content, revision, verdict, cause, line_id, date.fromisoformat(day))
+        return entry
 
     @classmethod
     def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
@@ -192,7 +179,9 @@ class HistoryEntry:
                 and type(day) is str
                 and _ISO_DAY.fullmatch(day)
             ):
-                return cls._lazy(
+                entry = cls.__new__(cls)
+                entry._set(
+                    None,
                     orjson.dumps(raw),
                     doc["c"],
                     doc["r"],
@@ -201,6 +190,7 @@ class HistoryEntry:
                     f"{claim_id}:{number}",
                     date.fromisoformat(day),
                 )
+                return entry
         return cls(
             line=ClaimLine.model_validate(doc["l"], strict=False),
             content=doc["c"],
