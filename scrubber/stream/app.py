@@ -503,11 +503,12 @@ class Worker:
             async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WAIT_SECONDS):
                 await worker.handle_batch(events)
 
-        async def forget_positions(sender: Any, *args: Any, **kwargs: Any) -> None:
+        async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+            # The consumer exists by now; every assignment sets the fetch wait again (cheap).
             guard.reset()
             shorten_fetch_wait(app, worker.settings.kafka_fetch_max_wait_ms)
 
-        app.on_partitions_assigned.connect(forget_positions)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
         @app.task
         async def refdata_loop() -> None:

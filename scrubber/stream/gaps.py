@@ -7,12 +7,12 @@ commit past them. Measured here: after a graceful restart under a backlog, runs 
 records per partition went missing in about half of the attempts.
 
 The guard makes that harmless. It knows, per input partition, the next offset the worker must
-handle: the group's committed offset when the partition is (re)assigned, then one past every
+handle: the group's committed offset when the partition is first seen, then one past every
 record handled. When a record arrives beyond that offset, the guard reads the missing records
 itself with a separate, group-less consumer, and the worker handles them first, in order. A
-record that arrives twice is handled twice, which the processor treats as a redelivery. The
-guard never skips anything, so a gap that is really there (compaction, transaction markers)
-costs one read and nothing else.
+record delivered again below that offset is acknowledged without a second verdict
+(``already_handled``). The guard never skips anything, so a gap that is really there
+(compaction, transaction markers) costs one read and nothing else.
 
 After a rebalance the guard takes the group's committed offset again, but never below what this
 process has handled itself: a commit that did not land before the partitions moved (measured:

@@ -30,6 +30,13 @@ class FakeReader:
         ]
 
 
+async def _handle_in_order(guard: GapGuard, partition: int, offsets: range) -> None:
+    """Deliver and handle ``offsets`` one by one, none of them preceded by a gap."""
+    for o in offsets:
+        assert await guard.missing(partition, o) == ()
+        guard.handled(partition, o)
+
+
 async def test_records_skipped_after_the_committed_offset_are_read_back() -> None:
     reader = FakeReader({0: 100}, {0: list(range(90, 200))})
     guard = GapGuard(reader)
@@ -54,9 +61,7 @@ async def test_no_gap_no_read() -> None:
 async def test_a_gap_in_the_middle_of_a_run_is_read_back() -> None:
     reader = FakeReader({0: 0}, {0: list(range(0, 30))})
     guard = GapGuard(reader)
-    for o in range(0, 10):
-        assert await guard.missing(0, o) == ()
-        guard.handled(0, o)
+    await _handle_in_order(guard, 0, range(0, 10))
     assert [r.offset for r in await guard.missing(0, 20)] == list(range(10, 20))
 
 
@@ -86,9 +91,7 @@ async def test_reassignment_never_hands_back_what_this_process_handled() -> None
     # The commit of 20-29 did not land before the rebalance; the partition comes back.
     reader = FakeReader({0: 10}, {0: list(range(0, 40))})
     guard = GapGuard(reader)
-    for o in range(10, 30):
-        assert await guard.missing(0, o) == ()
-        guard.handled(0, o)
+    await _handle_in_order(guard, 0, range(10, 30))
     reader._committed[0] = 20
     guard.reset()
     assert all(guard.already_handled(0, o) for o in range(20, 30))
