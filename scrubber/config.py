@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         "(Faust asks for 1,500 ms, which a busy worker turns into 1.5 s of latency)",
     )
 
+    recovery_stall_seconds: float = Field(
+        default=30.0,
+        ge=5.0,
+        le=3600.0,
+        description="how long a table recovery may receive nothing before its changelog "
+        "partitions are moved back (three times in vain: the worker exits with status 76)",
+    )
+
     input_topic: str = "claims.lines.v1"
     accepted_topic: str = "claims.accepted.v1"
     flagged_topic: str = "claims.flagged.v1"

@@ -88,6 +88,11 @@ class Metrics:
             "Input records the consumer skipped that the worker read back and handled.",
             registry=r,
         )
+        self.recovery_reseeks = Counter(
+            "scrubber_table_recovery_reseeks",
+            "Changelog partitions moved back because the table recovery received nothing.",
+            registry=r,
+        )
         self.history_patients = Gauge(
             "scrubber_history_patients",
             "Patients held in this worker's history table (its assigned partitions).",

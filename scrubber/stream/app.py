@@ -45,6 +45,7 @@ from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader, RawRecord
+from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import StreamRuntime
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+#: How often the recovery watch reads the table recovery's progress (see stream/recovery.py).
+RECOVERY_WATCH_SECONDS = 5.0
+
 #: Exit status of a worker that stopped because Kafka refused an output.
 EXIT_DELIVERY_FAILED = 75
 
@@ -344,6 +348,7 @@ class Worker:
             self.histories,
         )
         self.guard = GapGuard(KafkaRangeReader(settings))
+        self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
 
     async def send(self, emission: Emission) -> None:
@@ -507,6 +512,17 @@ class Worker:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).
             guard.reset()
             shorten_fetch_wait(app, worker.settings.kafka_fetch_max_wait_ms)
+            # Started here, not as an app task: Faust starts those only once the first
+            # recovery has completed, and that recovery may be the one that stalls.
+            if worker._recovery_watch is None:
+                worker._recovery_watch = asyncio.ensure_future(
+                    watch_recovery(
+                        app,
+                        RecoveryWatch(worker.settings.recovery_stall_seconds),
+                        RECOVERY_WATCH_SECONDS,
+                        on_reseek=metrics.recovery_reseeks.inc,
+                    )
+                )
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 

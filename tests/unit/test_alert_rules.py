@@ -74,6 +74,7 @@ def test_the_alerts_the_runbook_promises_exist() -> None:
         "ScrubberNotReady",
         "ScrubberTargetDown",
         "ScrubberNoTargets",
+        "ScrubberTableRecoveryStalled",
     }
     names = alert_names()
     assert len(names) == len(set(names)), "duplicate alert names"
