@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         default=30.0,
         ge=5.0,
         le=3600.0,
-        description="how long a table recovery may receive nothing before its changelog "
-        "partitions are moved back (three times in vain: the worker exits with status 76)",
+        description="how long a table recovery may lack records the consumer fetched before "
+        "its changelog partitions are moved back (three times in vain: the worker exits, 76)",
     )
 
     input_topic: str = "claims.lines.v1"

@@ -11,13 +11,16 @@ every 30 s) and nothing in Faust times out: the worker holds its input partition
 none of their lines. Seen about once in 30 runs of the 1 -> 2 -> 1 rebalance scenario, and
 reported upstream for the same version (faust-streaming #74, #155).
 
-What the watch does: every few seconds it reads the recovery's per-partition progress. When a
-recovery still has records to read and none arrived for ``stall_seconds``, the partitions that
-are behind are moved back to the first offset the recovery has not seen, so the records are
-fetched and delivered again (applying a changelog record twice leaves the same value, and
-skipping them would lose histories). When that does not help after ``reseeks_before_exit``
-tries, the process exits with ``EXIT_RECOVERY_STALLED`` without committing: a fresh process
-reads the changelog from the start, and the input is redelivered, never lost.
+What the watch does: every few seconds it reads, per changelog partition the recovery still
+reads, the last offset the recovery received and the consumer's position. A partition whose
+position is past the next offset the recovery needs has had records fetched that the recovery
+never got; when that lasts ``stall_seconds`` with no offset received, those partitions are moved
+back to the next offset the recovery needs, so the records are fetched and delivered again
+(a changelog record applied twice leaves the same value; skipping them would lose histories).
+When that does not help after ``reseeks_before_exit`` tries, the process exits with
+``EXIT_RECOVERY_STALLED`` without committing, and a fresh start recovers again; the input is
+redelivered, never lost. A recovery that simply receives nothing (the broker is away, the
+fetch is slow) has fetched nothing past its offsets and is left alone.
 
 The decision is pure (``RecoveryWatch.observe``); ``watch_recovery`` reads Faust's state and
 acts on it.
@@ -43,14 +46,16 @@ EXIT_RECOVERY_STALLED = 76
 class RecoveryState:
     """What the watch reads of a recovery.
 
-    Per changelog partition, the last offset applied and the offset the recovery must reach
-    (Faust's ``active_offsets`` and ``active_highwaters``).
+    Per changelog partition, the last offset the recovery received and the offset it must reach
+    (Faust's ``active_offsets`` and ``active_highwaters``), and the consumer's position (the
+    next offset it will fetch) of the partitions that are behind.
     """
 
     in_recovery: bool
     generation: int
-    offsets: Mapping[Any, int]
-    targets: Mapping[Any, int]
+    offsets: Mapping[Any, int | None]
+    targets: Mapping[Any, int | None]
+    positions: Mapping[Any, int | None] = field(default_factory=dict)
 
     def behind(self) -> dict[Any, int]:
         """Partitions with records still to read: the next offset each one needs."""
@@ -60,6 +65,15 @@ class RecoveryState:
             if target is not None and done is not None and target > done:
                 behind[tp] = done + 1
         return behind
+
+    def passed(self) -> dict[Any, int]:
+        """Partitions behind whose consumer has fetched past the next offset they need."""
+        passed = {}
+        for tp, needed in self.behind().items():
+            position = self.positions.get(tp)
+            if position is not None and position > needed:
+                passed[tp] = needed
+        return passed
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class RecoveryWatch:
 
     stall_seconds: float
     reseeks_before_exit: int = 3
-    _seen: tuple[int, tuple[tuple[Any, int], ...]] | None = None
+    _seen: tuple[int, tuple[tuple[Any, int | None], ...]] | None = None
     _since: float = 0.0
     _reseeks: int = 0
 
@@ -88,24 +102,43 @@ class RecoveryWatch:
             # Idle, done, or moving: a stall is counted from here.
             self._seen, self._since, self._reseeks = progress, now, 0
             return Decision()
+        passed = state.passed()
+        if not passed:
+            # Nothing fetched that the recovery lacks: it waits for Kafka, nothing was lost.
+            self._since = now
+            return Decision()
         if now - self._since < self.stall_seconds:
             return Decision()
         self._since = now  # the next step, if any, comes after another full wait
         if self._reseeks >= self.reseeks_before_exit:
             return Decision(exit=True)
         self._reseeks += 1
-        return Decision(reseek=behind)
+        return Decision(reseek=passed)
+
+    def move_failed(self) -> None:
+        """The partitions could not be moved back: that try does not count."""
+        self._reseeks = max(0, self._reseeks - 1)
 
 
-def recovery_state(app: Any) -> RecoveryState:
-    """Read Faust's recovery (copies: the recovery changes them while the worker runs)."""
+async def recovery_state(app: Any, call_seconds: float) -> RecoveryState:
+    """Read Faust's recovery (copies: the recovery changes them while the worker runs).
+
+    Positions are read from the consumer's own thread, and only for the partitions behind.
+    """
     recovery = app.tables.recovery
-    return RecoveryState(
+    read = RecoveryState(
         in_recovery=bool(recovery.in_recovery),
         generation=int(app.consumer_generation_id or 0),
         offsets=dict(recovery.active_offsets),
         targets=dict(recovery.active_highwaters),
     )
+    if not read.in_recovery:
+        return read
+    positions = {}
+    for tp in read.behind():
+        # Bounded: the consumer thread may wait on Kafka.
+        positions[tp] = await asyncio.wait_for(app.consumer.position(tp), call_seconds)
+    return RecoveryState(read.in_recovery, read.generation, read.offsets, read.targets, positions)
 
 
 async def watch_recovery(
@@ -113,52 +146,56 @@ async def watch_recovery(
     watch: RecoveryWatch,
     interval: float,
     *,
+    call_seconds: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
     exit_process: Callable[[int], Any] = os._exit,
     on_reseek: Callable[[], Any] = lambda: None,
 ) -> None:
     """Read the recovery every ``interval`` seconds and act on the watch's decision.
 
-    ``on_reseek`` is called for every partition moved back (the worker counts them).
+    Runs as long as the worker: a reading or a move that fails is logged and tried again at the
+    next reading. ``on_reseek`` is called for every partition moved back (the worker counts
+    them); ``call_seconds`` bounds each call into the consumer.
     """
-    while True:
+    while not getattr(app, "should_stop", False):
         await asyncio.sleep(interval)
         try:
-            state = recovery_state(app)
-        except Exception as exc:  # before the app has its tables, or while it stops
-            log.debug("recovery state unreadable", extra={"error_type": type(exc).__name__})
-            continue
-        decision = watch.observe(state, clock())
-        if decision.exit:
-            log.critical(
-                "table recovery made no progress after moving back its partitions; exiting "
-                "without committing",
-                extra={"behind": _describe(state.behind(), state)},
-            )
-            logging.shutdown()
-            exit_process(EXIT_RECOVERY_STALLED)
-            return
-        for tp, offset in decision.reseek.items():
-            position = None
-            try:
-                position = await app.consumer.position(tp)
-                await app.consumer.seek(tp, offset)
-            except Exception as exc:
-                log.warning(
-                    "could not move a changelog partition back",
-                    extra={"partition": tp.partition, "error_type": type(exc).__name__},
+            state = await recovery_state(app, call_seconds)
+            decision = watch.observe(state, clock())
+            if decision.exit and not getattr(app, "should_stop", False):
+                log.critical(
+                    "table recovery made no progress after moving back its partitions; exiting "
+                    "without committing",
+                    extra={"behind": _describe(state.passed(), state)},
                 )
-                continue
-            on_reseek()
+                logging.shutdown()
+                exit_process(EXIT_RECOVERY_STALLED)
+                return
+            if decision.reseek:
+                # On the consumer's own thread, as Faust's recovery seeks.
+                try:
+                    await asyncio.wait_for(app.consumer.seek_wait(decision.reseek), call_seconds)
+                except Exception:
+                    watch.move_failed()
+                    raise
+                for tp, offset in decision.reseek.items():
+                    on_reseek()
+                    log.warning(
+                        "table recovery made no progress; moving its partition back",
+                        extra={
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "offset": offset,
+                            "position": state.positions.get(tp),
+                            "target": state.targets.get(tp),
+                        },
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # before the app has its tables, while it stops, Kafka away
             log.warning(
-                "table recovery made no progress; moving its partition back",
-                extra={
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "offset": offset,
-                    "position": position,
-                    "target": state.targets.get(tp),
-                },
+                "recovery watch could not read or move the recovery",
+                extra={"error_type": type(exc).__name__},
             )
 
 

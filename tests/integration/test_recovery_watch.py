@@ -130,10 +130,11 @@ def test_records_lost_to_the_recovery_are_fetched_again(settings, worker, bundle
             cwd=REPO,
         )
     try:
-        proc.wait_ready(seconds=120)  # Faust serves /readyz only once the recovery has completed
+        proc.wait_ready(seconds=120)  # ready only once the recovery has completed
         metrics = httpx.get(proc.base_url + "/metrics", timeout=5).text
     finally:
-        assert proc.stop() == 0, proc.log_tail()
+        status = proc.stop()
+    assert status == 0, proc.log_tail()
     log = proc.log_path.read_text(errors="replace")
     assert len(re.findall(r"lost \d+ records of changelog partition", log)) == settings.partitions
     assert "moving its partition back" in log

@@ -26,8 +26,17 @@ from scrubber.stream.recovery import (
 TP0, TP1 = TP("h-changelog", 0), TP("h-changelog", 1)
 
 
-def _state(offsets: dict[Any, int], *, generation: int = 3, recovering: bool = True) -> Any:
-    return RecoveryState(recovering, generation, offsets, {TP0: 100, TP1: 50})
+def _state(
+    offsets: dict[Any, int],
+    *,
+    generation: int = 3,
+    recovering: bool = True,
+    positions: dict[Any, int] | None = None,
+) -> Any:
+    """A reading; by default each partition's consumer is at the target's end (it fetched)."""
+    targets = {TP0: 100, TP1: 50}
+    at = {tp: t + 1 for tp, t in targets.items()} if positions is None else positions
+    return RecoveryState(recovering, generation, offsets, targets, at)
 
 
 def test_behind_names_the_next_offset_of_each_partition_short_of_its_target() -> None:
@@ -35,7 +44,13 @@ def test_behind_names_the_next_offset_of_each_partition_short_of_its_target() ->
     assert _state({TP0: -1, TP1: 10}).behind() == {TP0: 0, TP1: 11}
     assert _state({TP0: 100, TP1: 50}).behind() == {}
     # Faust leaves a partition's offset or target None until it knows them: not behind yet.
-    assert RecoveryState(True, 1, {TP0: None}, {TP0: 5, TP1: None}).behind() == {}  # type: ignore[dict-item]
+    assert RecoveryState(True, 1, {TP0: None}, {TP0: 5, TP1: None}).behind() == {}
+
+
+def test_passed_names_the_partitions_whose_consumer_fetched_what_the_recovery_lacks() -> None:
+    assert _state({TP0: 40, TP1: 10}, positions={TP0: 101, TP1: 11}).passed() == {TP0: 41}
+    assert _state({TP0: 40, TP1: 10}, positions={TP0: 41}).passed() == {}
+    assert _state({TP0: 40, TP1: 10}, positions={}).passed() == {}
 
 
 def test_a_moving_recovery_is_left_alone_however_long_it_takes() -> None:
@@ -55,6 +70,27 @@ def test_a_stalled_recovery_is_moved_back_then_the_worker_exits() -> None:
     assert watch.observe(stuck, 60.0).reseek == {TP0: 41}
     assert not watch.observe(stuck, 89.0).exit
     assert watch.observe(stuck, 90.0).exit
+
+
+def test_a_recovery_waiting_for_kafka_is_never_moved_nor_ended() -> None:
+    """Nothing fetched past what the recovery has: the broker is away or slow, nothing is lost."""
+    watch = RecoveryWatch(stall_seconds=30, reseeks_before_exit=0)
+    waiting = _state({TP0: 40, TP1: 10}, positions={TP0: 41, TP1: 11})
+    for second in range(0, 900, 5):
+        assert watch.observe(waiting, float(second)) == Decision()
+
+
+def test_a_move_back_that_is_fetched_again_and_lost_again_still_counts() -> None:
+    """Right after a move the consumer is at the needed offset; the tries add up regardless."""
+    watch = RecoveryWatch(stall_seconds=30, reseeks_before_exit=1)
+    lost = _state({TP0: 40, TP1: 50})
+    moved = _state({TP0: 40, TP1: 50}, positions={TP0: 41})
+    assert watch.observe(lost, 0.0) == Decision()
+    assert watch.observe(lost, 30.0).reseek == {TP0: 41}
+    assert watch.observe(moved, 35.0) == Decision()
+    assert watch.observe(lost, 40.0) == Decision()
+    assert watch.observe(lost, 64.0) == Decision()  # counted from the reading at 35
+    assert watch.observe(lost, 65.0).exit
 
 
 def test_progress_or_a_new_rebalance_starts_the_count_again() -> None:
@@ -78,37 +114,47 @@ def test_a_finished_or_idle_recovery_is_never_touched() -> None:
 
 
 class _Consumer:
-    def __init__(self) -> None:
-        self.seeks: list[tuple[Any, int]] = []
+    """Faust's consumer as the watch uses it: positions, and seeks on the consumer's thread."""
+
+    def __init__(self, position: int = 101, fail_seeks: int = 0) -> None:
+        self.at = position
+        self.fail_seeks = fail_seeks
+        self.seeks: list[dict[Any, int]] = []
 
     async def position(self, tp: Any) -> int:
-        return 101
+        return self.at
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        if self.fail_seeks:
+            self.fail_seeks -= 1
+            raise ConnectionError("broker away")
+        self.seeks.append(dict(partitions))
 
 
-def _app(offsets: dict[Any, int]) -> Any:
+def _app(offsets: dict[Any, int], consumer: _Consumer | None = None) -> Any:
     recovery = SimpleNamespace(
         in_recovery=True,
         active_offsets=Counter(offsets),
         active_highwaters=Counter({TP0: 100, TP1: 50}),
     )
     return SimpleNamespace(
-        tables=SimpleNamespace(recovery=recovery), consumer=_Consumer(), consumer_generation_id=7
+        tables=SimpleNamespace(recovery=recovery),
+        consumer=consumer or _Consumer(),
+        consumer_generation_id=7,
+        should_stop=False,
     )
 
 
 def test_recovery_state_copies_what_faust_keeps() -> None:
     app = _app({TP0: 40, TP1: 50})
-    state = recovery_state(app)
+    state = asyncio.run(recovery_state(app, 1.0))
     app.tables.recovery.active_offsets[TP0] = 99
-    assert state == RecoveryState(True, 7, {TP0: 40, TP1: 50}, {TP0: 100, TP1: 50})
+    assert state == RecoveryState(True, 7, {TP0: 40, TP1: 50}, {TP0: 100, TP1: 50}, {TP0: 101})
 
 
-def test_the_runner_moves_the_partition_back_then_exits(caplog: pytest.LogCaptureFixture) -> None:
-    app = _app({TP0: 40, TP1: 50})
+def _run(app: Any, watch: RecoveryWatch) -> tuple[list[int], list[None]]:
     exits: list[int] = []
+    reseeks: list[None] = []
     now = [0.0]
 
     def clock() -> float:
@@ -118,8 +164,6 @@ def test_the_runner_moves_the_partition_back_then_exits(caplog: pytest.LogCaptur
     def exit_process(status: int) -> None:
         exits.append(status)
 
-    watch = RecoveryWatch(stall_seconds=30, reseeks_before_exit=1)
-    reseeks: list[None] = []
     runner = watch_recovery(
         app,
         watch,
@@ -129,7 +173,44 @@ def test_the_runner_moves_the_partition_back_then_exits(caplog: pytest.LogCaptur
         on_reseek=lambda: reseeks.append(None),
     )
     asyncio.run(asyncio.wait_for(runner, timeout=10))
-    assert app.consumer.seeks == [(TP0, 41)]
+    return exits, reseeks
+
+
+def test_the_runner_moves_the_partition_back_then_exits(caplog: pytest.LogCaptureFixture) -> None:
+    app = _app({TP0: 40, TP1: 50})
+    exits, reseeks = _run(app, RecoveryWatch(stall_seconds=30, reseeks_before_exit=1))
+    assert app.consumer.seeks == [{TP0: 41}]
     assert len(reseeks) == 1
     assert exits == [EXIT_RECOVERY_STALLED]
     assert "moving its partition back" in caplog.text
+
+
+def test_a_failed_move_is_logged_not_counted_and_the_watch_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _app({TP0: 40, TP1: 50}, _Consumer(fail_seeks=1))
+    exits, reseeks = _run(app, RecoveryWatch(stall_seconds=30, reseeks_before_exit=1))
+    assert "could not read or move the recovery" in caplog.text
+    assert app.consumer.seeks == [{TP0: 41}]  # the next try went through
+    assert len(reseeks) == 1
+    assert exits == [EXIT_RECOVERY_STALLED]
+
+
+def test_a_stopping_worker_is_not_ended_by_the_watch() -> None:
+    app = _app({TP0: 40, TP1: 50})
+    watch = RecoveryWatch(stall_seconds=30, reseeks_before_exit=0)
+    app.should_stop = False
+
+    class Stopping(SimpleNamespace):
+        reads = 0
+
+    def stop_soon() -> float:
+        Stopping.reads += 1
+        if Stopping.reads == 4:
+            app.should_stop = True
+        return Stopping.reads * 10.0
+
+    exits: list[int] = []
+    runner = watch_recovery(app, watch, 0.0, clock=stop_soon, exit_process=exits.append)
+    asyncio.run(asyncio.wait_for(runner, timeout=10))
+    assert exits == []
