@@ -237,6 +237,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+#: The readiness reason while patient histories are recovered from the changelog.
+RECOVERING = "recovering patient histories from the changelog"
+
 #: How often the recovery watch reads the table recovery's progress (see stream/recovery.py).
 RECOVERY_WATCH_SECONDS = 5.0
 
@@ -382,6 +385,9 @@ class Worker:
         producer = self.app.producer
         if not getattr(producer, "_producer", None) or not producer.started:
             reasons.append("producer not connected")
+        # After a rebalance the worker answers nothing until its histories are read back.
+        if getattr(self.app, "in_recovery", False):
+            reasons.append(RECOVERING)
         self.metrics.ready.set(0 if reasons else 1)
         return reasons
 

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from scrubber.history import PatientHistory
 from scrubber.kafka import history_changelog
+from scrubber.stream.app import RECOVERING
 from scrubber.stream.recovery import EXIT_RECOVERY_STALLED
 
 from .conftest import REPO, WorkerProcess, load_bundle, settings_env
@@ -129,12 +130,23 @@ def test_records_lost_to_the_recovery_are_fetched_again(settings, worker, bundle
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
+    reasons: set[str] = set()
     try:
-        proc.wait_ready(seconds=120)  # ready only once the recovery has completed
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until ready, noting every reason it gave
+            assert proc.proc.poll() is None, proc.log_tail()
+            answer = proc.readyz()
+            if answer is not None and answer[0] == 200:
+                break
+            if answer is not None:
+                reasons.update(answer[1]["reasons"])  # type: ignore[arg-type]
+            time.sleep(0.25)
+        proc.wait_ready(seconds=1)
         metrics = httpx.get(proc.base_url + "/metrics", timeout=5).text
     finally:
         status = proc.stop()
     assert status == 0, proc.log_tail()
+    assert RECOVERING in reasons, reasons  # not ready while the histories were incomplete
     log = proc.log_path.read_text(errors="replace")
     assert len(re.findall(r"lost \d+ records of changelog partition", log)) == settings.partitions
     assert "moving its partition back" in log
