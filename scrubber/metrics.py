@@ -90,7 +90,7 @@ class Metrics:
         )
         self.recovery_reseeks = Counter(
             "scrubber_table_recovery_reseeks",
-            "Changelog partitions moved back because the table recovery received nothing.",
+            "Changelog partitions moved back: the table recovery lacked records already fetched.",
             registry=r,
         )
         self.history_patients = Gauge(

@@ -33,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ async def recovery_state(app: Any, call_seconds: float) -> RecoveryState:
     for tp in read.behind():
         # Bounded: the consumer thread may wait on Kafka.
         positions[tp] = await asyncio.wait_for(app.consumer.position(tp), call_seconds)
-    return RecoveryState(read.in_recovery, read.generation, read.offsets, read.targets, positions)
+    return replace(read, positions=positions)
 
 
 async def watch_recovery(
@@ -190,8 +190,6 @@ async def watch_recovery(
                             "target": state.targets.get(tp),
                         },
                     )
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # before the app has its tables, while it stops, Kafka away
             log.warning(
                 "recovery watch could not read or move the recovery",

@@ -199,16 +199,13 @@ def test_a_failed_move_is_logged_not_counted_and_the_watch_goes_on(
 def test_a_stopping_worker_is_not_ended_by_the_watch() -> None:
     app = _app({TP0: 40, TP1: 50})
     watch = RecoveryWatch(stall_seconds=30, reseeks_before_exit=0)
-    app.should_stop = False
-
-    class Stopping(SimpleNamespace):
-        reads = 0
+    reads: list[float] = []
 
     def stop_soon() -> float:
-        Stopping.reads += 1
-        if Stopping.reads == 4:
+        reads.append(len(reads) * 10.0 + 10.0)
+        if len(reads) == 4:  # the reading that would end the worker: it is stopping by then
             app.should_stop = True
-        return Stopping.reads * 10.0
+        return reads[-1]
 
     exits: list[int] = []
     runner = watch_recovery(app, watch, 0.0, clock=stop_soon, exit_process=exits.append)
