@@ -425,8 +425,8 @@ def rules(
     markdown: Annotated[bool, typer.Option("--markdown", help="docs/rules.md")] = False,
 ) -> None:
     """Print the rule catalogue: id, category, severity, CARC, description, source."""
-    from scrubber.rules.catalogue import render_markdown
-    from scrubber.rules.engine import CATALOGUE
+    from scrubber.rules.catalogue import catalogue, render_markdown
+    from scrubber.rules.library import default_rules
 
     if markdown:
         sys.stdout.write(render_markdown())
@@ -435,17 +435,7 @@ def rules(
     if as_json:
         sys.stdout.write(
             orjson.dumps(
-                [
-                    {
-                        "rule_id": r.rule_id,
-                        "category": r.category.value,
-                        "severity": r.severity.value,
-                        "carc": r.carc,
-                        "description": r.description,
-                        "source": r.source,
-                    }
-                    for r in CATALOGUE.values()
-                ],
+                catalogue(),
                 option=orjson.OPT_INDENT_2,
             ).decode()
             + "\n"
@@ -454,7 +444,7 @@ def rules(
     table = Table(title="rule catalogue")
     for col in ("rule id", "category", "severity", "CARC", "description"):
         table.add_column(col)
-    for r in CATALOGUE.values():
+    for r in default_rules():
         table.add_row(r.rule_id, r.category.value, r.severity.value, r.carc or "", r.description)
     out.print(table)
 

@@ -1,9 +1,9 @@
-"""Per-patient history: the lines of a patient that later lines must be judged with.
+"""Per-patient history: storage and encoding of the lines later lines must be judged with.
 
-A plain, immutable data structure. The processor reads it, asks the engine for verdicts, and
-returns the next one; the adapters store it (a Faust table with a compacted changelog in the
-worker, a dict in the offline scrub), so the engine never does I/O and both paths share the same
-history logic.
+A plain, immutable data structure and its stored form; nothing here decides a verdict. What a
+line is judged with, which earlier lines a new one changes and when a revision is due belong to
+``scrubber.revisions``; the adapters store histories (a Faust table with a compacted changelog
+in the worker, a dict in the offline scrub), so both paths share the same history logic.
 
 Each entry keeps the validated line, the digest of its content (to tell a redelivery from a
 corrected resubmission), the revision and verdict digest last emitted for it (to emit a new
@@ -33,14 +33,6 @@ from typing import Any
 import orjson
 
 from scrubber.contracts import ClaimLine
-
-#: The furthest two lines can be apart and still affect each other's verdict: a 090 global
-#: period runs from the day before the surgery to 90 days after it.
-INFLUENCE_DAYS = 91
-
-#: Default lateness allowance: how far behind the newest date of service a line may arrive and
-#: still be judged with the lines around it (the history keeps this much plus INFLUENCE_DAYS).
-DEFAULT_LATENESS_DAYS = 365
 
 _FORMAT = 2
 _MAGIC = b"H2"
@@ -259,14 +251,6 @@ class HistoryEntry:
 _ORDER = attrgetter("order")
 
 
-def _clamped(day: date, days: int) -> date:
-    """``day + days``, held inside the calendar instead of overflowing."""
-    try:
-        return day + timedelta(days=days)
-    except OverflowError:
-        return date.max if days > 0 else date.min
-
-
 @dataclass(frozen=True, slots=True)
 class PatientHistory:
     """The lines of one patient, ordered by (date of service, line id)."""
@@ -288,43 +272,9 @@ class PatientHistory:
                 return entry
         return None
 
-    def others(self, line_id: str) -> tuple[ClaimLine, ...]:
-        """Every known line of the patient except the given one."""
-        return tuple(e.line for e in self.entries if e.line_id != line_id)
-
-    def visible(self, line_id: str, day: date, *, near: bool) -> tuple[ClaimLine, ...]:
-        """The other lines a line of ``day`` is judged with.
-
-        ``others_near`` when the rules are the engine's own (``near``), else ``others``.
-        """
-        return self.others_near(line_id, day) if near else self.others(line_id)
-
-    def others_near(self, line_id: str, day: date) -> tuple[ClaimLine, ...]:
-        """The patient's other lines that any of the engine's own rules can see from ``day``.
-
-        Those within INFLUENCE_DAYS (the cross-line rules read lines of the same date and
-        surgeries from 90 days before to the day after), and any on the first day of the
-        calendar (a surgery there makes a rule's date arithmetic fail, which is a verdict too).
-        Only these lines are validated when the history was read from bytes.
-        """
-        first, last = _clamped(day, -INFLUENCE_DAYS), _clamped(day, INFLUENCE_DAYS)
-        return tuple(
-            e.line
-            for e in self.entries
-            if e.line_id != line_id
-            and (first <= e.service_date <= last or e.service_date == date.min)
-        )
-
-    def near(self, day: date, days: int = INFLUENCE_DAYS) -> tuple[HistoryEntry, ...]:
-        """Entries whose date of service is within ``days`` of ``day``."""
-        first, last = _clamped(day, -days), _clamped(day, days)
+    def between(self, first: date, last: date) -> tuple[HistoryEntry, ...]:
+        """Entries whose date of service is in ``first`` .. ``last``."""
         return tuple(e for e in self.entries if first <= e.service_date <= last)
-
-    def refreshed(self, entries: dict[str, HistoryEntry]) -> PatientHistory:
-        """The history with entries replaced by line id (same lines, so the order holds)."""
-        if not entries:
-            return self
-        return replace(self, entries=tuple(entries.get(e.line_id, e) for e in self.entries))
 
     def upsert(self, entry: HistoryEntry) -> PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""
@@ -334,12 +284,16 @@ class PatientHistory:
         kept.sort(key=_ORDER)
         return replace(self, entries=tuple(kept))
 
-    def prune(self, lateness_days: int = DEFAULT_LATENESS_DAYS) -> PatientHistory:
-        """Drop lines too old to influence or be influenced by any line still accepted."""
+    def prune(self, keep_days: int) -> PatientHistory:
+        """Drop lines dated more than ``keep_days`` before the patient's newest line.
+
+        Relative to the newest date of service, never to the clock: replaying the same input
+        yields the same history. How much to keep is the caller's policy (``revisions``).
+        """
         if not self.entries:
             return self
         dates = [e.service_date for e in self.entries]
-        horizon = max(dates) - timedelta(days=lateness_days + INFLUENCE_DAYS)
+        horizon = max(dates) - timedelta(days=keep_days)
         if min(dates) >= horizon:
             return self
         kept = tuple(e for e in self.entries if e.service_date >= horizon)

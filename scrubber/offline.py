@@ -19,6 +19,8 @@ import orjson
 from scrubber.contracts import Outcome, ScrubResult
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.engine import Engine
+from scrubber.rules.library import default_engine
 
 
 @dataclass
@@ -50,9 +52,13 @@ def scrub_lines(
     source_name: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> ScrubSummary:
-    """Scrub raw JSONL lines in arrival order, writing results and rejects as JSONL."""
-    processor = LineProcessor(require_key=False)
+    """Scrub raw JSONL lines in arrival order, writing results and rejects as JSONL.
+
+    ``engine`` is the product's (``default_engine``) unless a test brings its own.
+    """
+    processor = LineProcessor(engine or default_engine(), require_key=False)
     store = MemoryHistoryStore()
     summary = ScrubSummary()
     final: dict[str, ScrubResult] = {}

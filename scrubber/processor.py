@@ -12,14 +12,12 @@ The clock is an argument (``now``): the processor, like the engine, never reads 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-import orjson
 from pydantic import ValidationError
 
 from scrubber.contracts import (
@@ -39,20 +37,14 @@ from scrubber.contracts import (
     DeadLetter,
     DeadLetterCode,
     DeadLetterStage,
-    Finding,
     Outcome,
     ScrubResult,
     describe_errors,
 )
-from scrubber.history import (
-    DEFAULT_LATENESS_DAYS,
-    HistoryEntry,
-    PatientHistory,
-    content_digest,
-    line_json,
-)
+from scrubber.history import PatientHistory
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import Evaluation, Reach, evaluate, own_catalogue
+from scrubber.revisions import DEFAULT_LATENESS_DAYS, Reviser, Trigger
+from scrubber.rules.engine import Engine, Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -185,30 +177,18 @@ def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimL
     return line
 
 
-def verdict_digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
-    """A digest of a verdict: a line gets a new revision exactly when this changes."""
-    if not findings:
-        return _CLEAN_DIGESTS[outcome]
-    return _digest(outcome, findings)
-
-
-def _digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
-    body = orjson.dumps([outcome.value, [f.model_dump(mode="json") for f in findings]])
-    return hashlib.blake2b(body, digest_size=12).hexdigest()
-
-
-#: Most lines have no finding: their digest is one of two constants.
-_CLEAN_DIGESTS = {outcome: _digest(outcome, ()) for outcome in Outcome}
-
-
 class LineProcessor:
-    """Decode, validate, evaluate and route one input; the heart both adapters share."""
+    """Decode, validate, judge and route one input; the heart both adapters share."""
 
     def __init__(
-        self, *, require_key: bool = True, lateness_days: int = DEFAULT_LATENESS_DAYS
+        self,
+        engine: Engine,
+        *,
+        require_key: bool = True,
+        lateness_days: int = DEFAULT_LATENESS_DAYS,
     ) -> None:
         self.require_key = require_key
-        self.lateness_days = lateness_days
+        self.reviser = Reviser(engine, lateness_days)
 
     def process(
         self,
@@ -232,7 +212,13 @@ class LineProcessor:
         member_id = line.patient.member_id
         try:
             history = store.get(member_id) or PatientHistory.empty(member_id)
-            emissions, history, redelivery = self._scrub(line, snapshot, history, source, now)
+            judgement = self.reviser.judge(line, history, snapshot, now.date())
+            emissions = [
+                self._result(
+                    v.line, v.revision, v.evaluation, snapshot, source, now, v.repeat, v.trigger
+                )
+                for v in judgement.verdicts
+            ]
         except Exception as exc:  # the engine must not raise; if it does, nothing is lost
             # The traceback's frames, not its message: an exception text may quote input (PHI).
             log.error(
@@ -250,110 +236,8 @@ class LineProcessor:
                 DeadLetterCode.PROCESSING_ERROR, DeadLetterStage.ENGINE, type(exc).__name__
             )
             return Processed((self.dead_letter(raw, key, source, rejection, now, attempt),))
-        store.put(member_id, history)
-        return Processed(tuple(emissions), member_id, redelivery)
-
-    def _scrub(
-        self,
-        line: ClaimLine,
-        snapshot: ReferenceSnapshot,
-        history: PatientHistory,
-        source: SourcePosition,
-        now: datetime,
-    ) -> tuple[list[Emission], PatientHistory, bool]:
-        """Judge the line against the patient's other lines, then re-judge the lines it affects.
-
-        Every verdict is a function of the set of the patient's lines, never of their order, so
-        once all lines have arrived each line's latest revision is the same whatever the order.
-        """
-        as_of = now.date()
-        blob = line_json(line)
-        content = content_digest(line, blob)
-        previous = history.get(line.line_id)
-        redelivery = previous is not None and previous.content == content
-        touched_dates = {line.service_date}
-        if previous is not None:
-            touched_dates.add(previous.service_date)  # a correction may move the date
-
-        # With the engine's own rules, only the lines they can see are handed over (and, for a
-        # history read from bytes, validated); any other rule gets every line.
-        near = own_catalogue()
-        others = history.visible(line.line_id, line.service_date, near=near)
-        verdict = evaluate(line, snapshot, as_of, others=others)
-        digest = verdict_digest(verdict.outcome, verdict.findings)
-        if previous is None:
-            revision = 1
-        elif redelivery and previous.verdict == digest:
-            revision = previous.revision
-        else:
-            revision = previous.revision + 1
-        line_id = line.line_id
-        repeat = previous is not None and revision == previous.revision
-        # An unchanged revision keeps its cause: the line that emitted it re-sends it.
-        cause = previous.cause if previous is not None and repeat else line_id
-        history = history.upsert(
-            HistoryEntry(line, content, revision, digest, cause=cause, blob=blob)
-        )
-        emissions = [self._result(line, revision, verdict, snapshot, source, now, repeat)]
-
-        # Lines near this one may see their verdict change: an add-on's primary arrived, a
-        # surgery's window now covers a visit, a second line made a duplicate.
-        causes = [line] if previous is None else [line, previous.line]
-        reaches = [Reach(c, snapshot) for c in causes]  # ``influences``, per cause
-        # With the engine's own rules, ``may_change`` says exactly which of them can change;
-        # with any other rule, every line within ``influences`` is judged again.
-        neighbours = {
-            e.line_id: e
-            for day in sorted(touched_dates)
-            for e in history.near(day)
-            if e.line_id != line_id
-            and any(
-                reach.touches(e.service_date) and (not near or reach.may_change(e.line))
-                for reach in reaches
-            )
-        }
-        for entry in sorted(neighbours.values(), key=lambda e: e.order):
-            around = history.visible(entry.line_id, entry.service_date, near=near)
-            again = evaluate(entry.line, snapshot, as_of, others=around)
-            again_digest = verdict_digest(again.outcome, again.findings)
-            if again_digest != entry.verdict:
-                revised = HistoryEntry(
-                    entry.line,
-                    entry.content,
-                    entry.revision + 1,
-                    again_digest,
-                    cause=line_id,
-                    blob=entry.blob,
-                )
-                history = history.upsert(revised)
-                emissions.append(
-                    self._result(
-                        entry.line,
-                        revised.revision,
-                        again,
-                        snapshot,
-                        source,
-                        now,
-                        trigger="revision",
-                    )
-                )
-            elif redelivery and entry.cause in (line_id, None):
-                # Re-send a revision this line caused: if a crash lost it, this heals it. A
-                # revision another line caused is re-sent when that line is redelivered (it
-                # comes later in the same partition, so it is uncommitted too).
-                emissions.append(
-                    self._result(
-                        entry.line,
-                        entry.revision,
-                        again,
-                        snapshot,
-                        source,
-                        now,
-                        repeat=True,
-                        trigger="revision",
-                    )
-                )
-        return emissions, history.prune(self.lateness_days), redelivery
+        store.put(member_id, judgement.history)
+        return Processed(tuple(emissions), member_id, judgement.redelivery)
 
     @staticmethod
     def _result(
@@ -364,7 +248,7 @@ class LineProcessor:
         source: SourcePosition,
         now: datetime,
         repeat: bool = False,
-        trigger: Literal["input", "revision"] = "input",
+        trigger: Trigger = "input",
     ) -> Emission:
         # Every value is already valid (the line passed the contract, the findings are the
         # engine's own models, the reference is a dump of a validated record): validating the

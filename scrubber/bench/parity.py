@@ -48,8 +48,8 @@ def _tree(rev: str, scratch: Path) -> Path:
     if rev == ".":
         return REPO
     where = scratch / f"tree-{hashlib.sha1(rev.encode()).hexdigest()[:8]}"  # noqa: S324
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(where), rev],
+    subprocess.run(  # noqa: S603 - git with our own arguments
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(where), rev],  # noqa: S607
         check=True,
     )
     return where
@@ -58,7 +58,7 @@ def _tree(rev: str, scratch: Path) -> Path:
 def _run(tree: Path, args: list[str], *, code: str | None = None) -> None:
     env = dict(os.environ, PYTHONPATH=str(tree))
     command = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", *args]
-    subprocess.run(command, check=True, env=env, cwd=tree)
+    subprocess.run(command, check=True, env=env, cwd=tree)  # noqa: S603 - our own interpreter
 
 
 def _first_difference(a: Path, b: Path) -> str | None:
@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             _run(base, ["scrubber", "refdata", "build", "--seeds", "seeds", "-o", str(bundle)])
             _run(
                 base,
-                ["scrubber", "examples", "-o", str(lines), "--lines", str(args.lines)]
-                + ["--seed", str(args.seed), "--refdata", str(bundle)],
+                [
+                    *("scrubber", "examples", "-o", str(lines), "--lines", str(args.lines)),
+                    *("--seed", str(args.seed), "--refdata", str(bundle)),
+                ],
             )
             outputs = {}
             for name, tree in (("base", base), ("head", head)):
@@ -109,15 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(failures))
                 return 1
             print(
-                f"identical: {args.lines} lines, {count} results "
-                f"({args.base} against {args.head})"
+                f"identical: {args.lines} lines, {count} results ({args.base} against {args.head})"
             )
             return 0
         finally:
             for tree in trees:
                 if tree != REPO:
-                    subprocess.run(
-                        ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                    subprocess.run(  # noqa: S603 - git with our own arguments
+                        ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],  # noqa: S607
                         check=False,
                     )
 

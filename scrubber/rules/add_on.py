@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, ClaimLine, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.base import Changes, Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_add_on, is_em, primaries_of
 
 
@@ -26,6 +27,12 @@ def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:
     return is_em(ctx.line.procedure_code) or not is_em(other.procedure_code)
 
 
+def add_ons_same_day(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
+    """``Affects``: a new line can be the primary of any add-on of its date of service."""
+    day = line.service_date
+    return Changes(day, day, lambda other: is_add_on(snapshot.code(other.procedure_code)))
+
+
 @rule(
     "add_on.no_primary",
     category=Category.ADD_ON,
@@ -36,6 +43,7 @@ def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:
     "RVU25D layout, GLOB DAYS ZZZ (col. 104)",
     carc="107",
     requires=Gate.ADD_ON,
+    affects=add_ons_same_day,
 )
 def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
     """An add-on without its primary is not paid (CARC 107, qualifying service not identified).
@@ -67,3 +75,7 @@ def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
         f"patient on {line.service_date.isoformat()}: expected {expected} on the same date.",
         "procedure_code",
     )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (add_on_without_primary,)

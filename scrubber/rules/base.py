@@ -1,9 +1,15 @@
-"""The building blocks of the engine: rule specifications, the line context, the catalogue.
+"""The building blocks of the engine: rule specifications and the line context.
 
 A rule is a specification (stable id, category, severity, claim adjustment reason code, the
 public source it enforces) and a pure check function from a ``LineContext`` to the problems it
-sees. Rules register themselves in ``CATALOGUE`` when their module is imported, so the engine,
-``scrubber rules`` and docs/rules.md all read the same list and cannot disagree.
+sees. ``@rule(...)`` turns a check function into a ``Rule``; nothing registers itself anywhere.
+Which rules run, and in which order, is decided in one place (``scrubber.rules.library``) and
+handed to an ``Engine``: the engine, ``scrubber rules`` and docs/rules.md all read that list.
+
+A rule that looks at the patient's other lines (``Gate.OTHERS``) also says which new lines can
+change its verdict on an earlier one (``affects``): the processor re-judges exactly those
+earlier lines when a line arrives. A rule that does not say is assumed to be changed by any
+line of the same date, and by any line within ``INFLUENCE_DAYS`` that opens a global period.
 
 A rule may also declare the cheap facts about a line without which its check cannot find
 anything (``requires``: the code is known, the line has modifiers, the patient has other
@@ -91,9 +97,45 @@ class Hit:
 CheckFn = Callable[[LineContext], Iterable[Hit]]
 
 
+def _any_line(other: ClaimLine) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The earlier lines of the patient whose verdict a new line can change, for one rule.
+
+    Those dated ``first`` .. ``last`` for which ``test`` holds. The dates are checked first: an
+    earlier line read from a stored history is validated only when its date is in range.
+    """
+
+    first: date
+    last: date
+    test: Callable[[ClaimLine], bool] = _any_line
+
+
+#: Which earlier lines a new line can change, for one rule: given the new line and the snapshot,
+#: the ``Changes`` it can make, or None when it can change nothing this rule says.
+Affects = Callable[[ClaimLine, ReferenceSnapshot], Changes | None]
+
+#: The furthest two lines can be apart and still affect each other's verdict: a 090 global
+#: period runs from the day before the surgery to 90 days after it. Every rule that reads
+#: ``LineContext.others`` is handed only the lines within this many days of the line it judges.
+INFLUENCE_DAYS = 91
+
+
+def same_day_same_code(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
+    """``Affects`` of rules that compare a line with the lines of its date and code.
+
+    Units per date of service and duplicates read only those lines.
+    """
+    day, code = line.service_date, line.procedure_code
+    return Changes(day, day, lambda other: other.procedure_code == code)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A registered rule: its specification and its check."""
+    """A rule: its specification and its check."""
 
     rule_id: str
     category: Category
@@ -104,6 +146,18 @@ class Rule:
     check: CheckFn
     requires: Gate = Gate.NONE
     """Facts without which the check finds nothing; the engine skips it when one is false."""
+    affects: Affects | None = None
+    """For a rule that reads other lines: which new lines can change its verdict on an earlier
+    one. None: any line of the same date, and any line that opens a global period (the engine's
+    conservative default)."""
+    medicare_policy: bool = False
+    """The rule enforces Medicare payment policy (MPFS indicators and statuses, the global
+    surgery package, NCCI edits), not a code set or format standard: payer profiles can turn
+    these off together (group ``medicare_policy``)."""
+
+    def __call__(self, ctx: LineContext) -> Iterable[Hit]:
+        """Run the check (a rule reads like the function it was made from)."""
+        return self.check(ctx)
 
     def finding(self, hit: Hit) -> Finding:
         """A hit of this rule's check as a finding carrying the rule's specification."""
@@ -122,62 +176,6 @@ class Rule:
             yield self.finding(hit)
 
 
-class RuleRegistry(dict[str, Rule]):
-    """The catalogue: a dict of rules by id that counts its changes.
-
-    The engine keeps, per combination of line facts, the list of rules to call; ``version``
-    tells it when that list is stale (a rule registered late, or one a test adds and removes).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = 0
-
-    def _changed(self) -> None:
-        self.version += 1
-
-    def __setitem__(self, key: str, value: Rule) -> None:
-        super().__setitem__(key, value)
-        self._changed()
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self._changed()
-
-    def __ior__(self, other: Any) -> RuleRegistry:  # type: ignore[override,misc]
-        super().update(other)
-        self._changed()
-        return self
-
-    def pop(self, key: str, *default: Any) -> Any:
-        """Remove a rule (and mark the registry changed)."""
-        self._changed()
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[str, Rule]:
-        """Remove the last rule (and mark the registry changed)."""
-        self._changed()
-        return super().popitem()
-
-    def clear(self) -> None:
-        """Remove every rule (and mark the registry changed)."""
-        super().clear()
-        self._changed()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Add rules (and mark the registry changed)."""
-        super().update(*args, **kwargs)
-        self._changed()
-
-    def setdefault(self, key: str, default: Rule | None = None) -> Any:
-        """Add a rule if absent (and mark the registry changed)."""
-        self._changed()
-        return super().setdefault(key, default)  # type: ignore[arg-type]
-
-
-CATALOGUE: RuleRegistry = RuleRegistry()
-
-
 def rule(
     rule_id: str,
     *,
@@ -187,17 +185,18 @@ def rule(
     source: str,
     carc: str | None = None,
     requires: Gate = Gate.NONE,
-) -> Callable[[CheckFn], CheckFn]:
-    """Register a check under a stable rule id; ids are never reused for another meaning.
+    affects: Affects | None = None,
+    medicare_policy: bool = False,
+) -> Callable[[CheckFn], Rule]:
+    """Make a check function a rule with a stable id; ids are never reused for another meaning.
 
     ``requires`` names the facts the check cannot do without (see ``Gate``); leave it empty when
-    in doubt: a rule without requirements is always called.
+    in doubt: a rule without requirements is always called. The rule is not run anywhere until
+    ``scrubber.rules.library`` puts it in the engine's list.
     """
 
-    def register(check: CheckFn) -> CheckFn:
-        if rule_id in CATALOGUE:
-            raise ValueError(f"rule id {rule_id!r} is registered twice")
-        CATALOGUE[rule_id] = Rule(
+    def make(check: CheckFn) -> Rule:
+        return Rule(
             rule_id=rule_id,
             category=category,
             severity=severity,
@@ -206,7 +205,8 @@ def rule(
             carc=carc,
             check=check,
             requires=requires,
+            affects=affects,
+            medicare_policy=medicare_policy,
         )
-        return check
 
-    return register
+    return make

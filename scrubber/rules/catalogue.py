@@ -1,15 +1,15 @@
 """The rule catalogue as data and as docs/rules.md.
 
-Both read the registry the engine runs (``CATALOGUE``), restricted to the rules of the modules the
-engine declares (``RULE_MODULES``): a module imported only by a test, or a rule a test registers
-for a moment, is not part of the product and must not make the generated file depend on which
-tests ran. A test compares docs/rules.md with ``render_markdown()``.
+Both read the product's list of rules (``scrubber.rules.library.default_rules``), in its order:
+the engine the worker and the offline scrub run is built from the same list, so the catalogue
+cannot describe other rules than those applied. A test compares docs/rules.md with
+``render_markdown()``.
 """
 
 from __future__ import annotations
 
 from scrubber.rules.base import Rule
-from scrubber.rules.engine import CATALOGUE, RULE_MODULES
+from scrubber.rules.library import default_rules
 
 #: X12 claim adjustment reason codes the rules name, with their published wording (abridged).
 CARC_MEANINGS: dict[str, str] = {
@@ -48,9 +48,8 @@ in the order below.
 
 
 def engine_rules() -> list[Rule]:
-    """The registered rules of the engine's rule modules, in registration (evaluation) order."""
-    modules = {module.__name__ for module in RULE_MODULES}
-    return [r for r in CATALOGUE.values() if getattr(r.check, "__module__", None) in modules]
+    """The product's rules, in evaluation order."""
+    return list(default_rules())
 
 
 def catalogue() -> list[dict[str, str | None]]:

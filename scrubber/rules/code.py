@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import CheckFn, Gate, Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
 
 
 @rule(
@@ -181,8 +181,8 @@ _STATUS_RULES: tuple[_StatusRule, ...] = (
 NOTED_STATUSES: frozenset[str] = frozenset().union(*(r.statuses for r in _STATUS_RULES))
 
 
-def _register_status_rule(spec: _StatusRule) -> CheckFn:
-    """Register the check of one status rule (in table order: the catalogue's order)."""
+def _status_rule(spec: _StatusRule) -> Rule:
+    """The rule of one row of the status table."""
 
     def check(ctx: LineContext) -> Iterator[Hit]:
         ref = ctx.ref
@@ -204,8 +204,9 @@ def _register_status_rule(spec: _StatusRule) -> CheckFn:
         source=_STATUS_SOURCE,
         carc=spec.carc,
         requires=Gate.KNOWN | Gate.STATUS_NOTE,
+        medicare_policy=True,
     )(check)
 
 
-for _spec in _STATUS_RULES:
-    _register_status_rule(_spec)
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (unknown_code, *(_status_rule(spec) for spec in _STATUS_RULES))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Hit, LineContext, Rule, rule
 
 
 @rule(
@@ -28,3 +28,7 @@ def future_service(ctx: LineContext) -> Iterator[Hit]:
             f"{ctx.as_of.isoformat()}, the day the line was judged.",
             "service_date",
         )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (future_service,)

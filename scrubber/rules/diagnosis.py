@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Hit, LineContext, Rule, rule
 
 #: ICD-10-CM code shape: 3 to 7 characters, a letter, a digit, then letters or digits; a dot is
 #: allowed only after the third character (X12 HI segments carry none, many producers add it).
@@ -43,3 +43,7 @@ def malformed_diagnosis(ctx: LineContext) -> Iterator[Hit]:
             f"Diagnosis code {code!r} at position {index + 1} {why}.",
             f"diagnosis_codes[{index}]",
         )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (malformed_diagnosis,)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, ClaimLine, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule, same_day_same_code
 
 
 def _signature(line: ClaimLine) -> tuple[object, ...]:
@@ -38,6 +38,7 @@ def _order(line: ClaimLine) -> tuple[str, int]:
     source="CMS Claims Processing Manual ch. 1 §120 (duplicate claims); X12 CARC 18",
     carc="18",
     requires=Gate.OTHERS,
+    affects=same_day_same_code,
 )
 def duplicate_line(ctx: LineContext) -> Iterator[Hit]:
     """Flag every line of a duplicate group except the one that sorts first.
@@ -63,3 +64,7 @@ def duplicate_line(ctx: LineContext) -> Iterator[Hit]:
             "modifiers and rendering NPI for the same patient.",
             "procedure_code",
         )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (duplicate_line,)

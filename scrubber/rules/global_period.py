@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 from scrubber.contracts import Category, ClaimLine, Severity
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import Changes, Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_em
 
 SOURCE = "CMS Claims Processing Manual ch. 12 §40.1-40.4; MPFS relative value file, GLOB DAYS"
@@ -129,6 +129,24 @@ def surgeries_for(ctx: LineContext) -> tuple[Surgery, ...]:
     return found
 
 
+def period_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
+    """``Affects`` of every rule here: a new surgery changes the lines its package binds.
+
+    Those from the day before it to its last post-operative day. Near the ends of the calendar,
+    where the rules' own date arithmetic can fail, every line is judged again (only judging
+    tells).
+    """
+    surgery = opens_period(line, snapshot)
+    if surgery is None:
+        return None
+    try:
+        first = surgery.day - timedelta(days=1)
+        last = surgery.last_postop_day
+    except OverflowError:
+        return Changes(date.min, date.max)
+    return Changes(first, last, lambda other: same_package(other, line))
+
+
 def _is_procedure(ctx: LineContext) -> bool:
     """A surgical procedure that a package can include: a known code with its own period."""
     return ctx.ref is not None and ctx.ref.global_days in POSTOP_DAYS
@@ -171,6 +189,8 @@ def _postop_hits(ctx: LineContext, what: str, needs: str) -> Iterator[Hit]:
     source=SOURCE + " (§40.2 A.4: decision for surgery)",
     carc="97",
     requires=Gate.EM | Gate.OTHERS,
+    affects=period_affects,
+    medicare_policy=True,
 )
 def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     """The visit that decides on a major surgery is paid only with 57; otherwise it is bundled."""
@@ -199,6 +219,8 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     source=SOURCE + " (§40.2 A.4, §30.6.6: significant, separately identifiable E/M)",
     carc="97",
     requires=Gate.EM | Gate.OTHERS,
+    affects=period_affects,
+    medicare_policy=True,
 )
 def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     """The E/M of a minor procedure's day is part of it unless separately identifiable (25)."""
@@ -223,6 +245,8 @@ def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     source=SOURCE + " (§40.1 B: post-operative visits are included; §40.2 A.3 and modifier FT)",
     carc="97",
     requires=Gate.EM | Gate.OTHERS,
+    affects=period_affects,
+    medicare_policy=True,
 )
 def em_postop(ctx: LineContext) -> Iterator[Hit]:
     """Post-operative visits are in the package; an unrelated one is billed with 24 or FT."""
@@ -240,6 +264,8 @@ def em_postop(ctx: LineContext) -> Iterator[Hit]:
     source=SOURCE + " (§40.4: staged, return to the OR, unrelated procedure)",
     carc="97",
     requires=Gate.SURGICAL | Gate.OTHERS,
+    affects=period_affects,
+    medicare_policy=True,
 )
 def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     """A second procedure in the post-operative days is paid only as staged, return or unrelated."""
@@ -258,6 +284,8 @@ def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     description="Modifier 78 or 79 on a line with no surgery on record whose period covers it.",
     source=SOURCE + " (§40.4 B, C)",
     requires=Gate.MODIFIERS,
+    affects=period_affects,
+    medicare_policy=True,
 )
 def return_without_surgery(ctx: LineContext) -> Iterator[Hit]:
     """78/79 claim a global period the scrubber has not seen.
@@ -275,3 +303,13 @@ def return_without_surgery(ctx: LineContext) -> Iterator[Hit]:
         "physician or group is on record for this patient in the days before.",
         "modifiers",
     )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (
+    em_before_major_surgery,
+    em_same_day_minor,
+    em_postop,
+    procedure_postop,
+    return_without_surgery,
+)

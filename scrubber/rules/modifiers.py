@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import CheckFn, Gate, Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_add_on, is_em
 
 #: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
@@ -300,6 +300,7 @@ def em_only_modifier(ctx: LineContext) -> Iterator[Hit]:
     source="CMS Claims Processing Manual ch. 12 §40.2; RVU25D layout, GLOB DAYS (col. 104)",
     carc="4",
     requires=Gate.KNOWN | Gate.MODIFIERS,
+    medicare_policy=True,
 )
 def global_split_not_applicable(ctx: LineContext) -> Iterator[Hit]:
     """Surgical, post-operative and pre-operative care only split a 010 or 090 global package.
@@ -357,6 +358,7 @@ def multiple_on_add_on(ctx: LineContext) -> Iterator[Hit]:
     source="CMS Claims Processing Manual ch. 12 §40.7; RVU25D layout, BILAT SURG (col. 117)",
     carc="4",
     requires=Gate.KNOWN | Gate.MODIFIERS,
+    medicare_policy=True,
 )
 def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     """Only indicator 1 takes modifier 50 (the 150% bilateral adjustment).
@@ -389,6 +391,7 @@ def bilateral_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     source="RVU25D layout, PCTC IND (col. 103) and Attachment A",
     carc="4",
     requires=Gate.KNOWN | Gate.MODIFIERS,
+    medicare_policy=True,
 )
 def pctc_not_allowed(ctx: LineContext) -> Iterator[Hit]:
     """26 and TC split a diagnostic test into its components; the PC/TC indicator says if it can.
@@ -530,8 +533,8 @@ _INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
 )
 
 
-def _register_indicator_rule(spec: _IndicatorRule) -> CheckFn:
-    """Register the check of one indicator rule (in table order: the catalogue's order)."""
+def _indicator_rule(spec: _IndicatorRule) -> Rule:
+    """The rule of one row of the indicator table."""
     indicator = spec.indicator
 
     def check(ctx: LineContext) -> Iterator[Hit]:
@@ -560,8 +563,21 @@ def _register_indicator_rule(spec: _IndicatorRule) -> CheckFn:
         source=indicator.source,
         carc=spec.carc,
         requires=Gate.KNOWN | Gate.MODIFIERS,
+        medicare_policy=True,
     )(check)
 
 
-for _spec in _INDICATOR_RULES:
-    _register_indicator_rule(_spec)
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (
+    malformed_modifier,
+    unknown_modifier,
+    too_many_modifiers,
+    pricing_not_first,
+    conflicting_modifiers,
+    em_only_modifier,
+    global_split_not_applicable,
+    multiple_on_add_on,
+    bilateral_not_allowed,
+    pctc_not_allowed,
+    *(_indicator_rule(spec) for spec in _INDICATOR_RULES),
+)

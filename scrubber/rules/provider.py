@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
 from scrubber.identifiers import npi_is_valid
-from scrubber.rules.base import Hit, LineContext, rule
+from scrubber.rules.base import Hit, LineContext, Rule, rule
 
 #: NUCC health care provider taxonomy code: 10 characters, three digits, six letters or digits,
 #: and a final X (207X00000X, 2086S0122X). Upper case, as X12 PRV03 carries it.
@@ -65,3 +65,7 @@ def malformed_taxonomy(ctx: LineContext) -> Iterator[Hit]:
             "characters, three digits, six letters or digits, and a final X.",
             "rendering_provider.taxonomy",
         )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (invalid_npi, malformed_taxonomy)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Gate, Hit, LineContext, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule, same_day_same_code
 
 SOURCE = "CMS NCCI medically unlikely edits, practitioner services table (MUE value, MAI columns)"
 
@@ -45,6 +45,7 @@ def _limit(value: int) -> str:
     source=SOURCE,
     carc="151",
     requires=Gate.KNOWN,
+    medicare_policy=True,
 )
 def mue_line(ctx: LineContext) -> Iterator[Hit]:
     """MAI 1 is a claim line edit: the units of this line alone are compared (CARC 151)."""
@@ -68,6 +69,8 @@ def mue_line(ctx: LineContext) -> Iterator[Hit]:
     source=SOURCE,
     carc="151",
     requires=Gate.KNOWN,
+    affects=same_day_same_code,
+    medicare_policy=True,
 )
 def mue_date_of_service(ctx: LineContext) -> Iterator[Hit]:
     """MAI 2 and 3 count every line of the patient with this code on this date (CARC 151).
@@ -93,3 +96,7 @@ def mue_date_of_service(ctx: LineContext) -> Iterator[Hit]:
             f"({DATE_INDICATORS[ref.mue_indicator]}).",
             "units",
         )
+
+
+#: The rules of this module.
+RULES: tuple[Rule, ...] = (mue_line, mue_date_of_service)

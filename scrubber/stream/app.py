@@ -44,6 +44,7 @@ from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
+from scrubber.rules.library import default_engine
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader, RawRecord
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import StreamRuntime
@@ -344,7 +345,7 @@ class Worker:
         )
         self.histories = TableHistoryStore(self.table)
         self.runtime = StreamRuntime(
-            LineProcessor(lateness_days=settings.lateness_days),
+            LineProcessor(default_engine(), lateness_days=settings.lateness_days),
             self.holder,
             self.metrics,
             self.send,

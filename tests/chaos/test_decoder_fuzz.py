@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scrubber.contracts import ClaimLine
 from scrubber.processor import LineProcessor, MemoryHistoryStore, Rejection, SourcePosition, decode
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
+from scrubber.rules.library import default_engine
 
 SNAP = ReferenceSnapshot(Bundle().with_version())
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -55,7 +56,7 @@ def test_arbitrary_bytes_never_raise(raw: bytes, key: bytes | None) -> None:
 @given(doc=near_lines)
 def test_almost_lines_end_in_exactly_one_output(doc: dict[str, object]) -> None:
     raw = orjson.dumps(doc)
-    processed = LineProcessor(require_key=False).process(
+    processed = LineProcessor(default_engine(), require_key=False).process(
         raw, None, SourcePosition("fuzz", 0, 1), SNAP, MemoryHistoryStore(), NOW
     )
     assert len(processed.emissions) == 1

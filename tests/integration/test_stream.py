@@ -16,6 +16,7 @@ from scrubber.contracts import HEADER_ERROR_CODE, ScrubResult
 from scrubber.examples import generate
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.library import default_engine
 
 from .conftest import load_bundle
 
@@ -48,7 +49,7 @@ def test_every_line_ends_in_exactly_one_output(settings, worker, bundle) -> None
     # The offline path, on the same bytes and keys in the same order, is the oracle for each
     # input's fate and for every line's final verdict.
     snapshot = ReferenceSnapshot(bundle)
-    offline = LineProcessor()
+    offline = LineProcessor(default_engine())
     store = MemoryHistoryStore()
     offline_final: dict[str, ScrubResult] = {}
     kinds: Counter[str] = Counter()

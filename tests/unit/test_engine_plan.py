@@ -1,9 +1,9 @@
 """The engine's shortcuts give the verdicts of the plain engine, and history bytes are unchanged.
 
-``evaluate`` skips the rules whose required line facts are false and shares per-line facts
-between rules; ``evaluate_every_rule`` calls every check. For any lines the contract accepts
-they must agree exactly. The history writes each entry's JSON once and reuses it; the bytes must
-be what encoding the whole document at once gives.
+``Engine.evaluate`` skips the rules whose required line facts are false and shares per-line
+facts between rules; ``evaluate_every_rule`` (here) calls every check. For any lines the
+contract accepts they must agree exactly. The history writes each entry's JSON once and reuses
+it; the bytes must be what encoding the whole document at once gives.
 """
 
 from __future__ import annotations
@@ -17,11 +17,30 @@ from hypothesis import strategies as st
 from scrubber import history as history_module
 from scrubber.contracts import ClaimLine
 from scrubber.history import HistoryEntry, PatientHistory, content_digest
-from scrubber.rules.base import CATALOGUE, Gate
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.base import Gate, LineContext
 from scrubber.rules.catalogue import engine_rules
-from scrubber.rules.engine import evaluate, evaluate_every_rule
+from scrubber.rules.engine import Engine, Evaluation, outcome_of
+from scrubber.rules.library import default_engine, default_rules
 
 from .test_rules_properties import AS_OF, SNAP, line_sets
+
+ENGINE = default_engine()
+evaluate = ENGINE.evaluate
+
+
+def evaluate_every_rule(
+    line: ClaimLine, snapshot: ReferenceSnapshot, as_of: Any, others: tuple[ClaimLine, ...] = ()
+) -> Evaluation:
+    """The reference: every rule of the engine called, in order, with no plan and no cache."""
+    ref = snapshot.code(line.procedure_code)
+    ctx = LineContext(line=line, ref=ref, snapshot=snapshot, as_of=as_of, others=others)
+    findings = tuple(f for r in ENGINE.rules for f in r.findings(ctx))
+    return Evaluation(
+        outcome=outcome_of(findings),
+        findings=findings,
+        reference=ref.engine_view() if ref is not None else None,
+    )
 
 
 @settings(
@@ -47,26 +66,32 @@ def test_engine_rules_declare_only_known_facts() -> None:
         assert rule.requires & ~every == 0, rule.rule_id
 
 
-def test_a_rule_added_at_run_time_is_called(line, snapshot, monkeypatch) -> None:
-    """The plan follows the catalogue: a rule registered later (as tests do) is not skipped."""
+def test_an_engine_runs_exactly_the_rules_it_is_given_in_their_order(line, snapshot) -> None:
+    """A test builds the engine it needs: an extra rule is called where the list puts it."""
     from scrubber.contracts import Category, Severity
     from scrubber.rules.base import Hit, Rule
 
     def always(ctx: Any) -> Any:
         yield Hit("seen", None)
 
+    extra = Rule("code.test_always", Category.CODE, Severity.INFO, "t", "t", None, always)
     before = evaluate(line(), snapshot, AS_OF)
-    monkeypatch.setitem(
-        CATALOGUE,
-        "code.test_always",
-        Rule("code.test_always", Category.CODE, Severity.INFO, "t", "t", None, always),
-    )
-    assert [f.rule_id for f in evaluate(line(), snapshot, AS_OF).findings] == [
+    last = Engine([*default_rules(), extra]).evaluate(line(), snapshot, AS_OF)
+    assert [f.rule_id for f in last.findings] == [
         *[f.rule_id for f in before.findings],
         "code.test_always",
     ]
-    monkeypatch.undo()
-    assert evaluate(line(), snapshot, AS_OF) == before
+    first = Engine([extra, *default_rules()]).evaluate(line(), snapshot, AS_OF)
+    assert first.findings[0].rule_id == "code.test_always"
+    assert default_engine().evaluate(line(), snapshot, AS_OF) == before
+
+
+def test_an_engine_refuses_a_rule_id_twice() -> None:
+    rules = default_rules()
+    import pytest
+
+    with pytest.raises(ValueError, match="twice"):
+        Engine([*rules, rules[0]])
 
 
 def _plain_bytes(history: PatientHistory) -> bytes:

@@ -13,11 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scrubber.contracts import Category, ClaimLine, ScrubResult, Severity
-from scrubber.history import INFLUENCE_DAYS, HistoryEntry, PatientHistory, content_digest
+from scrubber.history import HistoryEntry, PatientHistory, content_digest
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
-from scrubber.rules.base import CATALOGUE, Hit, LineContext, Rule
+from scrubber.revisions import visible
+from scrubber.rules.base import INFLUENCE_DAYS, Gate, Hit, LineContext, Rule
+from scrubber.rules.engine import Engine
+from scrubber.rules.library import default_engine, default_rules
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+evaluate = default_engine().evaluate
 
 
 def _same_day_same_code(ctx: LineContext) -> Iterator[Hit]:
@@ -32,20 +36,20 @@ def _same_day_same_code(ctx: LineContext) -> Iterator[Hit]:
 
 
 @pytest.fixture
-def pair_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(
-        CATALOGUE,
+def pair_rule() -> Engine:
+    """The product's rules and a symmetric cross-line rule that declares nothing but reading
+    other lines: the engine's conservative reach has to cover it."""
+    pair = Rule(
         "duplicate.test_pair",
-        Rule(
-            "duplicate.test_pair",
-            Category.DUPLICATE,
-            Severity.ERROR,
-            "test",
-            "test",
-            None,
-            _same_day_same_code,
-        ),
+        Category.DUPLICATE,
+        Severity.ERROR,
+        "test",
+        "test",
+        None,
+        _same_day_same_code,
+        requires=Gate.OTHERS,
     )
+    return Engine([*default_rules(), pair])
 
 
 def _entry(line: ClaimLine, revision: int = 1) -> HistoryEntry:
@@ -61,7 +65,7 @@ def test_upsert_replaces_by_line_id_and_keeps_date_order(line) -> None:
     h = h.upsert(_entry(a2, 2))
     assert [e.line_id for e in h.entries] == ["A:1", "B:1"]
     assert h.get("A:1").revision == 2  # type: ignore[union-attr]
-    assert [x.line_id for x in h.others("A:1")] == ["B:1"]
+    assert [x.line_id for x in visible(h, "A:1", a2.service_date)] == ["B:1"]
 
 
 def test_prune_is_relative_to_the_newest_date_not_the_clock(line) -> None:
@@ -71,8 +75,8 @@ def test_prune_is_relative_to_the_newest_date_not_the_clock(line) -> None:
     h = PatientHistory.empty("M1")
     for cid, day in (("N", newest), ("K", keep), ("D", drop)):
         h = h.upsert(_entry(line(claim_id=cid, service_date=day.isoformat())))
-    assert {e.line.claim_id for e in h.prune(lateness_days=30).entries} == {"N", "K"}
-    assert h.prune(lateness_days=3650) is h
+    assert {e.line.claim_id for e in h.prune(keep_days=30 + INFLUENCE_DAYS).entries} == {"N", "K"}
+    assert h.prune(keep_days=3650 + INFLUENCE_DAYS) is h
 
 
 def test_bytes_round_trip(line) -> None:
@@ -90,12 +94,13 @@ def test_bytes_round_trip(line) -> None:
             PatientHistory.from_bytes(broken)
 
 
-def test_near_uses_the_influence_window(line) -> None:
+def test_between_selects_by_date_of_service(line) -> None:
     d = date(2025, 6, 1)
     h = PatientHistory.empty("M1")
     for cid, offset in (("in-", -INFLUENCE_DAYS), ("in+", INFLUENCE_DAYS), ("out", 92)):
         h = h.upsert(_entry(line(claim_id=cid, service_date=(d + timedelta(offset)).isoformat())))
-    assert {e.line.claim_id for e in h.near(d)} == {"in-", "in+"}
+    window = (d - timedelta(INFLUENCE_DAYS), d + timedelta(INFLUENCE_DAYS))
+    assert {e.line.claim_id for e in h.between(*window)} == {"in-", "in+"}
 
 
 def _run(processor, store, snapshot, raws):
@@ -109,7 +114,7 @@ def _run(processor, store, snapshot, raws):
 
 def test_a_later_line_revises_an_earlier_verdict(pair_rule, line_bytes, snapshot) -> None:
     store = MemoryHistoryStore()
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(pair_rule, require_key=False)
     first = _run(p, store, snapshot, [line_bytes(claim_id="A")])
     assert [(e.result.line_id, e.result.revision, e.kind) for e in first] == [
         ("A:1", 1, "accepted")
@@ -125,7 +130,7 @@ def test_a_later_line_revises_an_earlier_verdict(pair_rule, line_bytes, snapshot
 
 def test_redelivery_repeats_without_a_new_revision(pair_rule, line_bytes, snapshot) -> None:
     store = MemoryHistoryStore()
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(pair_rule, require_key=False)
     _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
     again = p.process(
         line_bytes(claim_id="A"), None, SourcePosition("f", 0, 9), snapshot, store, NOW
@@ -149,7 +154,7 @@ def test_redelivery_repeats_without_a_new_revision(pair_rule, line_bytes, snapsh
 
 def test_the_cause_of_a_revision_survives_the_changelog(pair_rule, line_bytes, snapshot) -> None:
     store = MemoryHistoryStore()
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(pair_rule, require_key=False)
     _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
     history = store.get("M1")
     assert {e.line_id: e.cause for e in history.entries} == {"A:1": "B:1", "B:1": "B:1"}
@@ -181,7 +186,7 @@ def test_the_cause_of_a_revision_survives_the_changelog(pair_rule, line_bytes, s
 
 def test_a_corrected_line_gets_a_new_revision(pair_rule, line_bytes, snapshot) -> None:
     store = MemoryHistoryStore()
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(pair_rule, require_key=False)
     _run(p, store, snapshot, [line_bytes(claim_id="A"), line_bytes(claim_id="B")])
     # B is corrected to a date far from A (outside any global period): B is clean (rev 2)
     # and A is no longer paired (rev 3).
@@ -221,7 +226,7 @@ def test_final_verdicts_do_not_depend_on_arrival_order(pair_rule, line_doc, snap
     ]
     shuffled = raws[:]
     rng.shuffle(shuffled)
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(pair_rule, require_key=False)
     in_order = _final(_run(p, MemoryHistoryStore(), snapshot, raws))
     other_order = _final(_run(p, MemoryHistoryStore(), snapshot, shuffled))
     with_repeats = _final(_run(p, MemoryHistoryStore(), snapshot, shuffled + raws[: n // 2]))
@@ -250,7 +255,7 @@ def test_real_rules_give_the_same_final_verdicts_in_any_order(seed) -> None:
     raws = generate(snap.bundle, 60, seed=seed, patients=3, mix=Mix(flag_worthy=0.1, malformed=0))
     shuffled = raws[:]
     random.Random(seed).shuffle(shuffled)
-    p = LineProcessor(require_key=False)
+    p = LineProcessor(default_engine(), require_key=False)
     assert _final(_run(p, MemoryHistoryStore(), snap, raws)) == _final(
         _run(p, MemoryHistoryStore(), snap, shuffled)
     )
@@ -267,13 +272,14 @@ def test_each_final_verdict_is_the_line_judged_with_all_the_others(seed) -> None
     gives.
     """
     from scrubber.examples import Mix, generate
-    from scrubber.rules.engine import evaluate
 
     snap = _real_snapshot()
     raws = generate(snap.bundle, 80, seed=seed, patients=3, mix=Mix(flag_worthy=0.2, malformed=0))
     random.Random(seed).shuffle(raws)
     final: dict[str, tuple[int, tuple[object, ...]]] = {}
-    for e in _run(LineProcessor(require_key=False), MemoryHistoryStore(), snap, raws):
+    for e in _run(
+        LineProcessor(default_engine(), require_key=False), MemoryHistoryStore(), snap, raws
+    ):
         r = e.result
         if r is not None and (r.line_id not in final or r.revision >= final[r.line_id][0]):
             findings = tuple((f.rule_id, f.message, f.field) for f in r.findings)

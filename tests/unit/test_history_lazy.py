@@ -1,14 +1,15 @@
 """A history read from bytes validates lines on demand; the engine sees only lines it can use.
 
 Both are shortcuts of the worker's hot path and must not change a verdict: a lazily read entry
-is the entry eager decoding gives, and judging a line with ``others_near`` gives what judging it
-with every other line of the patient gives, for the engine's own rules.
+is the entry eager decoding gives, and judging a line with the lines ``revisions.visible`` hands
+it gives what judging it with every other line of the patient gives, for the product's rules.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -20,18 +21,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scrubber import history as history_module
-from scrubber import processor as processor_module
+from scrubber import revisions as revisions_module
 from scrubber.accounting import key_of
 from scrubber.bench.generator import StreamGenerator
 from scrubber.contracts import ClaimLine
-from scrubber.history import INFLUENCE_DAYS, HistoryEntry, PatientHistory, content_digest
+from scrubber.history import HistoryEntry, PatientHistory, content_digest
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import evaluate, own_catalogue
+from scrubber.revisions import visible
+from scrubber.rules.base import INFLUENCE_DAYS, Changes
+from scrubber.rules.engine import Engine
+from scrubber.rules.library import default_engine, default_rules
 
 from .test_rules_properties import SNAP, claim_lines
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+evaluate = default_engine().evaluate
+
+
+def _every(history: PatientHistory, line_id: str) -> tuple[ClaimLine, ...]:
+    """Every other line of the patient, however far away."""
+    return tuple(e.line for e in history.entries if e.line_id != line_id)
 
 
 @lru_cache(maxsize=1)
@@ -103,8 +113,8 @@ def test_an_entry_in_another_shape_is_validated_at_once(line: Any) -> None:
 
 def _assert_near_judges_alike(history: PatientHistory, snapshot: ReferenceSnapshot) -> None:
     for entry in history.entries:
-        every = history.others(entry.line_id)
-        near = history.others_near(entry.line_id, entry.service_date)
+        every = _every(history, entry.line_id)
+        near = visible(history, entry.line_id, entry.service_date)
         for as_of in (date(2025, 6, 1), date(2026, 9, 1)):
             assert evaluate(entry.line, snapshot, as_of, others=near) == evaluate(
                 entry.line, snapshot, as_of, others=every
@@ -113,7 +123,6 @@ def _assert_near_judges_alike(history: PatientHistory, snapshot: ReferenceSnapsh
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_lines_out_of_reach_change_no_verdict(seed: int) -> None:
-    assert own_catalogue()
     snapshot = _real_snapshot()
     for history in _histories(_stream(seed)):
         _assert_near_judges_alike(history, snapshot)
@@ -143,8 +152,8 @@ def test_lines_out_of_reach_change_no_verdict_at_the_edges(
         moved = line.model_copy(update={"service_date": day, "line_number": index + 1})
         history = history.upsert(HistoryEntry(moved, content_digest(moved), 1, "v"))
     for entry in history.entries:
-        near = history.others_near(entry.line_id, entry.service_date)
-        every = history.others(entry.line_id)
+        near = visible(history, entry.line_id, entry.service_date)
+        every = _every(history, entry.line_id)
         assert set(map(id, near)) <= set(map(id, every))
         results = []
         for others in (near, every):
@@ -184,8 +193,8 @@ def test_the_processor_gives_the_outputs_of_judging_with_every_line(
     raws += random.Random(seed).sample(raws, 100)  # redeliveries and late repeats
     snapshot = _real_snapshot()
 
-    def run(store: Any) -> list[Any]:
-        p = LineProcessor()
+    def run(store: Any, engine: Engine) -> list[Any]:
+        p = LineProcessor(engine)
         out = []
         for offset, raw in enumerate(raws):
             key = key_of(raw)
@@ -194,9 +203,15 @@ def test_the_processor_gives_the_outputs_of_judging_with_every_line(
         return out
 
     history_module._DECODED.clear()
-    narrowed = run(_BytesStore())
-    monkeypatch.setattr(processor_module, "own_catalogue", lambda: False)
-    every = run(MemoryHistoryStore())
+    narrowed = run(_BytesStore(), default_engine())
+    # The reference: every cross-line rule re-judges every earlier line, with every other line.
+    everything = Changes(date.min, date.max)
+    broad = Engine(
+        replace(r, affects=(lambda line, snap: everything)) if r.affects is not None else r
+        for r in default_rules()
+    )
+    monkeypatch.setattr(revisions_module, "visible", lambda h, line_id, day: _every(h, line_id))
+    every = run(MemoryHistoryStore(), broad)
     assert narrowed == every
     assert any(kind == "flagged" for kind, *_ in every)
 
@@ -210,10 +225,10 @@ def test_a_surgery_on_the_first_day_of_the_calendar_stays_in_reach(
     history = PatientHistory.empty("M1")
     for item in (surgery, visit):
         history = history.upsert(HistoryEntry(item, content_digest(item), 1, "v"))
-    near = history.others_near("V:1", visit.service_date)
+    near = visible(history, "V:1", visit.service_date)
     assert near == (surgery,)
     outcomes = []
-    for others in (near, history.others("V:1")):
+    for others in (near, _every(history, "V:1")):
         try:
             outcomes.append(evaluate(visit, snapshot, date(2025, 6, 1), others=others))
         except OverflowError as exc:

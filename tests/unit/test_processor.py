@@ -7,23 +7,29 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from scrubber import processor as processor_module
 from scrubber.contracts import (
     HEADER_ERROR_CODE,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
+    Category,
     DeadLetterCode,
     ScrubResult,
+    Severity,
 )
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
+from scrubber.rules.base import Rule
+from scrubber.rules.engine import Engine
+from scrubber.rules.library import default_engine, default_rules
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SOURCE = SourcePosition("claims.lines.v1", 3, 1234)
 
 
 def _process(raw, key, snapshot):
-    return LineProcessor().process(raw, key, SOURCE, snapshot, MemoryHistoryStore(), NOW)
+    return LineProcessor(default_engine()).process(
+        raw, key, SOURCE, snapshot, MemoryHistoryStore(), NOW
+    )
 
 
 def test_valid_line_gives_one_accepted_result(line_bytes, snapshot) -> None:
@@ -80,12 +86,14 @@ def test_dead_letter_headers_carry_no_input_text(line_doc, snapshot) -> None:
         assert canary.encode() not in value, name
 
 
-def test_engine_failure_is_a_dead_letter_not_a_crash(line_bytes, snapshot, monkeypatch) -> None:
-    def broken(*args, **kwargs):
+def test_engine_failure_is_a_dead_letter_not_a_crash(line_bytes, snapshot) -> None:
+    def broken(ctx):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(processor_module, "evaluate", broken)
-    (emission,) = _process(line_bytes(), b"M1", snapshot).emissions
+    rule = Rule("code.test_broken", Category.CODE, Severity.ERROR, "t", "t", None, broken)
+    processor = LineProcessor(Engine([*default_rules(), rule]))
+    processed = processor.process(line_bytes(), b"M1", SOURCE, snapshot, MemoryHistoryStore(), NOW)
+    (emission,) = processed.emissions
     assert emission.kind == "dlq"
     assert emission.dead_letter is not None
     assert emission.dead_letter.error_code is DeadLetterCode.PROCESSING_ERROR

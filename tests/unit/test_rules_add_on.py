@@ -10,7 +10,9 @@ import pytest
 from scrubber.contracts import Category, Finding, Severity
 from scrubber.refdata.model import Bundle, CodeReference, ReferenceSnapshot
 from scrubber.rules.codes import is_add_on, is_em, primaries_of
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 TODAY = date(2025, 6, 1)
 DAY = "2025-03-14"

@@ -7,7 +7,10 @@ from datetime import date
 import pytest
 
 from scrubber.contracts import Category, Finding, Outcome, Severity
-from scrubber.rules.engine import CATALOGUE, evaluate, outcome_of
+from scrubber.rules.engine import outcome_of
+from scrubber.rules.library import default_engine, default_rules
+
+evaluate = default_engine().evaluate
 
 TODAY = date(2025, 6, 1)
 
@@ -84,7 +87,8 @@ def test_outcome_is_flagged_exactly_on_error_or_warning(severities, outcome) -> 
 
 
 def test_catalogue_entries_are_complete() -> None:
-    assert {"code.unknown", "modifier.malformed"} <= CATALOGUE.keys()
-    for rule in CATALOGUE.values():
+    rules = default_rules()
+    assert {"code.unknown", "modifier.malformed"} <= {r.rule_id for r in rules}
+    for rule in rules:
         assert rule.description and rule.source
         assert rule.rule_id.split(".")[0] in {c.value for c in Category} | {"global"}

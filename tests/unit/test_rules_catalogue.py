@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from scrubber.contracts import Category, Severity
+from scrubber.rules import library
+from scrubber.rules.base import Rule
 from scrubber.rules.catalogue import CARC_MEANINGS, catalogue, render_markdown
-from scrubber.rules.engine import CATALOGUE, RULE_MODULES
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: The order rule modules register in, by category.
+#: The order of the rule families in the product's list, by category.
 CATEGORY_ORDER = [
     Category.CODE,
     Category.MODIFIER,
@@ -45,30 +46,47 @@ def test_every_rule_is_complete(entry) -> None:
     assert entry["carc"] is None or entry["carc"] in CARC_MEANINGS
 
 
-def test_catalogue_lists_the_engine_modules_rules_in_registration_order() -> None:
-    modules = {m.__name__ for m in RULE_MODULES}
-    registered = [r.rule_id for r in CATALOGUE.values() if r.check.__module__ in modules]
-    assert [e["rule_id"] for e in catalogue()] == registered
-    assert len(registered) >= 30
+def test_catalogue_lists_the_product_rules_in_the_stated_order() -> None:
+    assert [e["rule_id"] for e in catalogue()] == list(library.RULE_ORDER)
+    assert [r.rule_id for r in library.default_engine().rules] == list(library.RULE_ORDER)
+    assert len(library.RULE_ORDER) >= 30
 
 
-def test_registration_follows_the_category_order() -> None:
+def test_every_rule_of_a_family_is_in_the_order_and_nothing_else() -> None:
+    defined = {r.rule_id for family in library.FAMILIES for r in family.RULES}
+    assert defined == set(library.RULE_ORDER)
+
+
+def test_a_rule_missing_from_the_order_stops_the_build_of_the_list(monkeypatch) -> None:
+    class Family:
+        RULES = (Rule("code.test_new", Category.CODE, Severity.INFO, "t", "t", None, lambda c: ()),)
+
+    monkeypatch.setattr(library, "FAMILIES", (*library.FAMILIES, Family))
+    with pytest.raises(RuntimeError, match=r"not listed \['code.test_new'\]"):
+        library.default_rules()
+    monkeypatch.setattr(library, "RULE_ORDER", (*library.RULE_ORDER, "code.test_gone"))
+    monkeypatch.setattr(library, "FAMILIES", library.FAMILIES[:-1])
+    with pytest.raises(RuntimeError, match=r"missing \['code.test_gone'\]"):
+        library.default_rules()
+
+
+def test_the_order_follows_the_category_order() -> None:
     seen = [Category(e["category"]) for e in catalogue() if e["category"] in CATEGORY_ORDER]
     positions = [CATEGORY_ORDER.index(c) for c in seen]
     assert positions == sorted(positions)
 
 
 def test_import_order_cannot_change_the_catalogue_order() -> None:
-    """Importing one rule module first still registers every module in the engine's order."""
+    """Importing one rule module first changes nothing: the order is the library's list."""
     script = (
         "import scrubber.rules.add_on\n"
-        "from scrubber.rules.base import CATALOGUE\n"
-        "print('\\n'.join(CATALOGUE))\n"
+        "from scrubber.rules.catalogue import catalogue\n"
+        "print('\\n'.join(e['rule_id'] for e in catalogue()))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
     )
-    assert out.stdout.split() == [e["rule_id"] for e in catalogue()]
+    assert out.stdout.split() == list(library.RULE_ORDER)
 
 
 def test_markdown_table_has_one_row_per_rule() -> None:

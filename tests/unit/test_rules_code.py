@@ -8,7 +8,9 @@ import pytest
 
 from scrubber.contracts import Category, Severity
 from scrubber.refdata.model import Bundle, CodeReference, ReferenceSnapshot
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 TODAY = date(2025, 6, 1)
 

@@ -10,7 +10,9 @@ import scrubber.rules.duplicates
 import scrubber.rules.global_period  # noqa: F401  (registers the rules)
 from scrubber.contracts import Category, Severity
 from scrubber.refdata.model import Bundle, CodeReference, ModifierReference, ReferenceSnapshot
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 D = date(2025, 5, 10)
 SURGEON = {"npi": "1234567893", "taxonomy": "208200000X"}

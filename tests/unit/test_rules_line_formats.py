@@ -8,7 +8,9 @@ import pytest
 
 from scrubber.contracts import Category, Finding, Severity
 from scrubber.identifiers import make_npi
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 TODAY = date(2025, 6, 1)
 

@@ -14,7 +14,9 @@ import pytest
 from scrubber.contracts import Category, Finding, Severity
 from scrubber.refdata.build import read_master_modifiers
 from scrubber.refdata.model import Bundle, CodeReference, ModifierReference, ReferenceSnapshot
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 TODAY = date(2025, 6, 1)
 MASTER = read_master_modifiers()

@@ -22,7 +22,9 @@ from scrubber.contracts import ClaimLine, Outcome
 from scrubber.identifiers import make_npi
 from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
 from scrubber.refdata.model import ReferenceSnapshot
-from scrubber.rules.engine import evaluate
+from scrubber.rules.library import default_engine
+
+evaluate = default_engine().evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2025, 6, 1)

@@ -20,6 +20,7 @@ from scrubber.examples import Mix, generate
 from scrubber.history import PatientHistory
 from scrubber.processor import LineProcessor, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.library import default_engine
 from scrubber.stream.app import TableHistoryStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -104,7 +105,7 @@ def _records(seed: int) -> list[tuple[int, bytes | None, bytes]]:
 
 
 def _run(store: Any, records: list[tuple[int, bytes | None, bytes]], cuts: set[int]) -> list[Any]:
-    processor = LineProcessor()
+    processor = LineProcessor(default_engine())
     snapshot = _real_snapshot()
     out = []
     offsets = dict.fromkeys(range(PARTITIONS), 0)
@@ -142,7 +143,7 @@ def test_batched_histories_give_the_same_outputs_and_table(seed: int, batch: int
 def test_a_history_is_written_once_per_batch(line_bytes: Any, snapshot: ReferenceSnapshot) -> None:
     table = FakeTable()
     store = TableHistoryStore(table)
-    processor = LineProcessor()
+    processor = LineProcessor(default_engine())
     for offset in range(3):
         store.at(FakeEvent(FakeMessage(2, offset)))
         raw = line_bytes(line_number=offset + 1)
@@ -160,7 +161,7 @@ def test_a_key_seen_on_another_partition_is_written_first(
 ) -> None:
     table = FakeTable()
     store = TableHistoryStore(table)
-    processor = LineProcessor()
+    processor = LineProcessor(default_engine())
     store.at(FakeEvent(FakeMessage(0, 0)))
     processor.process(line_bytes(), b"M1", SourcePosition("in", 0, 0), snapshot, store, NOW)
     store.at(FakeEvent(FakeMessage(1, 0)))

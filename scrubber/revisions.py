@@ -1,0 +1,169 @@
+"""Judging a line with the patient's other lines, and re-judging the lines it changes.
+
+This module owns every decision about verdicts over time: which of the patient's lines a line
+is judged with, which earlier lines a new line can change (from what the engine's cross-line
+rules declare), when a line gets a new revision, which input caused it, and what a redelivered
+line re-sends. ``scrubber.history`` only stores and encodes the patient's lines; the engine only
+judges one line; the processor only turns verdicts into messages.
+
+Every verdict is a function of the set of the patient's lines, never of their order, so once all
+lines have arrived each line's latest revision is the same whatever the order they arrived in
+(tests/unit/test_history.py checks it over shuffled orders).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+import orjson
+
+from scrubber.contracts import ClaimLine, Finding, Outcome
+from scrubber.history import HistoryEntry, PatientHistory, content_digest, line_json
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.base import INFLUENCE_DAYS
+from scrubber.rules.engine import Engine, Evaluation, clamped
+
+#: Default lateness allowance: how far behind the newest date of service a line may arrive and
+#: still be judged with the lines around it (the history keeps this much plus INFLUENCE_DAYS).
+DEFAULT_LATENESS_DAYS = 365
+
+Trigger = Literal["input", "revision"]
+
+
+def verdict_digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
+    """A digest of a verdict: a line gets a new revision exactly when this changes."""
+    if not findings:
+        return _CLEAN_DIGESTS[outcome]
+    return _digest(outcome, findings)
+
+
+def _digest(outcome: Outcome, findings: tuple[Finding, ...]) -> str:
+    body = orjson.dumps([outcome.value, [f.model_dump(mode="json") for f in findings]])
+    return hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
+#: Most lines have no finding: their digest is one of two constants.
+_CLEAN_DIGESTS = {outcome: _digest(outcome, ()) for outcome in Outcome}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A verdict to emit: the input's own, or a new revision of an earlier line it changed."""
+
+    line: ClaimLine
+    revision: int
+    evaluation: Evaluation
+    trigger: Trigger
+    repeat: bool = False
+    """Re-sent with an unchanged revision (a redelivery); the offline scrub writes nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What judging one input gave: its verdict first, then the revisions it caused."""
+
+    verdicts: tuple[Verdict, ...]
+    history: PatientHistory
+    redelivery: bool
+    """The input repeats a line already known with the same content."""
+
+
+def visible(history: PatientHistory, line_id: str, day: date) -> tuple[ClaimLine, ...]:
+    """The patient's other lines a line of ``day`` is judged with.
+
+    Those within INFLUENCE_DAYS (no rule may look further: ``scrubber.rules.base``), and any on
+    the first day of the calendar (a surgery there makes a rule's date arithmetic fail, which is
+    a verdict too). Only these lines are validated when the history was read from bytes.
+    """
+    first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
+    return tuple(
+        e.line
+        for e in history.entries
+        if e.line_id != line_id and (first <= e.service_date <= last or e.service_date == date.min)
+    )
+
+
+class Reviser:
+    """Judges a line with the patient's history and re-judges the lines it changes."""
+
+    def __init__(self, engine: Engine, lateness_days: int = DEFAULT_LATENESS_DAYS) -> None:
+        self.engine = engine
+        self.lateness_days = lateness_days
+
+    def judge(
+        self,
+        line: ClaimLine,
+        history: PatientHistory,
+        snapshot: ReferenceSnapshot,
+        as_of: date,
+    ) -> Judgement:
+        """Judge the line, then every earlier line whose verdict it can change.
+
+        A redelivered line (same line id, same content) keeps its revision and re-sends the
+        revisions it caused, so a result lost in a crash is healed; a line id delivered again with
+        other content is a correction and gets a new revision when its verdict changes.
+        """
+        engine = self.engine
+        blob = line_json(line)
+        content = content_digest(line, blob)
+        line_id = line.line_id
+        previous = history.get(line_id)
+        redelivery = previous is not None and previous.content == content
+        touched_dates = {line.service_date}
+        if previous is not None:
+            touched_dates.add(previous.service_date)  # a correction may move the date
+
+        evaluation = engine.evaluate(
+            line, snapshot, as_of, visible(history, line_id, line.service_date)
+        )
+        digest = verdict_digest(evaluation.outcome, evaluation.findings)
+        if previous is None:
+            revision = 1
+        elif redelivery and previous.verdict == digest:
+            revision = previous.revision
+        else:
+            revision = previous.revision + 1
+        repeat = previous is not None and revision == previous.revision
+        # An unchanged revision keeps its cause: the line that emitted it re-sends it.
+        cause = previous.cause if previous is not None and repeat else line_id
+        history = history.upsert(
+            HistoryEntry(line, content, revision, digest, cause=cause, blob=blob)
+        )
+        verdicts = [Verdict(line, revision, evaluation, "input", repeat)]
+
+        # Lines near this one may see their verdict change: an add-on's primary arrived, a
+        # surgery's window now covers a visit, a second line made a duplicate. A correction
+        # may also change what its old content had caused.
+        causes = [line] if previous is None else [line, previous.line]
+        reaches = [engine.reach(c, snapshot) for c in causes]
+        neighbours = {
+            e.line_id: e
+            for day in sorted(touched_dates)
+            for e in history.between(clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS))
+            if e.line_id != line_id and any(reach.may_change(e) for reach in reaches)
+        }
+        for entry in sorted(neighbours.values(), key=lambda e: e.order):
+            around = visible(history, entry.line_id, entry.service_date)
+            again = engine.evaluate(entry.line, snapshot, as_of, around)
+            again_digest = verdict_digest(again.outcome, again.findings)
+            if again_digest != entry.verdict:
+                revised = HistoryEntry(
+                    entry.line,
+                    entry.content,
+                    entry.revision + 1,
+                    again_digest,
+                    cause=line_id,
+                    blob=entry.blob,
+                )
+                history = history.upsert(revised)
+                verdicts.append(Verdict(entry.line, revised.revision, again, "revision"))
+            elif redelivery and entry.cause in (line_id, None):
+                # Re-send a revision this line caused: if a crash lost it, this heals it. A
+                # revision another line caused is re-sent when that line is redelivered (it
+                # comes later in the same partition, so it is uncommitted too).
+                verdicts.append(Verdict(entry.line, entry.revision, again, "revision", repeat=True))
+        keep_days = self.lateness_days + INFLUENCE_DAYS
+        return Judgement(tuple(verdicts), history.prune(keep_days), redelivery)
