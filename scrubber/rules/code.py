@@ -3,9 +3,10 @@
 The MPFS status code says whether a code is paid under the physician fee schedule. Statuses A,
 R and T are payable and J (anesthesia) is paid by the anesthesia formula: none of them gives a
 finding. The others are split by what a payer answers, because a rule carries one CARC: not
-valid (181), non-covered (96), excluded (204), bundled (97), and two notes that do not flag the
-line (C carrier priced; M reporting only, 246). The ``code.not_payable.*`` ids form one family,
-so a dashboard can count every non-payable code with one prefix.
+valid (181), non-covered (96), bundled (97), and three notes that do not flag the line (C
+carrier priced; M reporting only, 246; E and X, paid outside the physician fee schedule). The
+``code.not_payable.*`` ids form one family, so a dashboard can count every non-payable code
+with one prefix. Every status meaning is RVU25D Attachment A's.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ STATUS_MEANINGS: dict[str, str] = {
 NOT_VALID_STATUSES = frozenset("DFGHI")
 #: Services Medicare does not cover.
 NON_COVERED_STATUSES = frozenset("N")
-#: Services outside the physician fee schedule by statute (X) or by regulation (E).
+#: Services outside the physician fee schedule by statute (X) or by regulation (E): paid, when
+#: covered, under another Medicare payment method.
 EXCLUDED_STATUSES = frozenset("EX")
 #: Services whose payment is always included in another service's payment.
 BUNDLED_STATUSES = frozenset("BP")
@@ -114,20 +116,23 @@ _STATUS_RULES: tuple[_StatusRule, ...] = (
         "(non-covered).",
     ),
     _StatusRule(
-        "code.not_payable.excluded",
-        "excluded_code",
+        "code.outside_fee_schedule",
+        "outside_fee_schedule_code",
         EXCLUDED_STATUSES,
-        Severity.ERROR,
-        "204",
-        "The procedure code is excluded from the physician fee schedule (status E, X).",
-        "no payment under the physician fee schedule (any payment comes from another schedule)",
-        """Status X (statutory exclusion) and E (excluded by regulation): no fee schedule payment.
+        Severity.INFO,
+        None,
+        "The procedure code is paid outside the physician fee schedule (status E, X).",
+        "Medicare pays it, when covered, under another method (clinical laboratory, ambulance "
+        "or DMEPOS fee schedule, drug pricing, reasonable charge), not under the MPFS",
+        """Status X (statutory exclusion) and E (excluded by regulation) are notes, not errors.
 
-        The layout: "no payment may be made under the fee schedule for these codes" (E, X). Such
-        a line on a physician claim is denied with CARC 204 (service not covered under the
-        patient's current benefit plan); where the item is covered at all it is paid under
-        another provision (reasonable charge, a lab or ambulance fee schedule), which the
-        message says.
+        RVU25D Attachment A: X codes are "not in the statutory definition of physician services
+        for fee schedule payment purposes (examples are ambulance services and clinical
+        diagnostic laboratory services)"; E codes are excluded "by regulation"; "payment for
+        them, when covered, generally continues under reasonable charge procedures". Lab tests,
+        drugs and ambulance lines are routinely billed on professional claims and paid under
+        those other schedules, so flagging them would hold back most real lab and injection
+        lines. The status is recorded on the result so an auditor can see it.
         """,
     ),
     _StatusRule(

@@ -18,10 +18,10 @@ TODAY = date(2025, 6, 1)
 SPEC = {
     "code.not_payable.invalid": (Severity.ERROR, "181"),
     "code.not_payable.non_covered": (Severity.ERROR, "96"),
-    "code.not_payable.excluded": (Severity.ERROR, "204"),
     "code.not_payable.bundled": (Severity.ERROR, "97"),
     "code.reporting_only": (Severity.INFO, "246"),
     "code.carrier_priced": (Severity.INFO, None),
+    "code.outside_fee_schedule": (Severity.INFO, None),
 }
 
 
@@ -39,8 +39,8 @@ def _snapshot(status: str | None) -> ReferenceSnapshot:
         ("F", "code.not_payable.invalid", "deleted/discontinued"),
         ("H", "code.not_payable.invalid", "deleted modifier"),
         ("N", "code.not_payable.non_covered", "not covered by Medicare"),
-        ("X", "code.not_payable.excluded", "statutory exclusion"),
-        ("E", "code.not_payable.excluded", "excluded from the physician fee schedule"),
+        ("X", "code.outside_fee_schedule", "statutory exclusion"),
+        ("E", "code.outside_fee_schedule", "excluded from the physician fee schedule"),
         ("B", "code.not_payable.bundled", "bundled"),
         ("P", "code.not_payable.bundled", "bundled/excluded"),
         ("M", "code.reporting_only", "measurement code"),
@@ -67,7 +67,9 @@ def test_payable_or_unknown_status_gives_no_finding(line, status) -> None:
 
 
 def test_status_notes_do_not_flag_the_line(line) -> None:
-    for status in ("C", "M"):
+    """C and M, and E and X: drugs, clinical lab and ambulance lines are paid outside the MPFS
+    (RVU25D Attachment A), so they must not be held back as errors."""
+    for status in ("C", "M", "E", "X"):
         verdict = evaluate(line(), _snapshot(status), TODAY)
         assert verdict.outcome.value == "accepted"
         assert [f.severity for f in verdict.findings] == [Severity.INFO]
