@@ -23,7 +23,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 CONTRACT_VERSION = "v1"
 
@@ -120,6 +127,7 @@ class Category(StrEnum):
     DATE = "date"
     ADD_ON = "add_on"
     DUPLICATE = "duplicate"
+    NCCI_PTP = "ncci_ptp"
 
 
 class Outcome(StrEnum):
@@ -146,6 +154,24 @@ class Finding(_Outbound):
     carc: str | None = Field(
         default=None, description="X12 claim adjustment reason code a payer would likely use"
     )
+    reference: dict[str, Any] | None = Field(
+        default=None,
+        description="The reference data behind this finding when it is more than the line's "
+        "own code (for ncci_ptp: the edit pair, its dates, modifier indicator and rationale, and "
+        "the other line); absent otherwise.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_reference(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``reference`` out when there is none.
+
+        A finding without one serialises exactly as before the field existed, so results and
+        the verdict digests stored in patient histories stay the same for every other rule.
+        """
+        data: dict[str, Any] = handler(self)
+        if data.get("reference") is None:
+            data.pop("reference", None)
+        return data
 
 
 class ScrubResult(_Outbound):
@@ -166,6 +192,11 @@ class ScrubResult(_Outbound):
     )
     refdata_version: str
     scrubbed_at: datetime
+    profile: str | None = Field(
+        default=None,
+        description="The payer profile the line was judged with (from the reference data "
+        "version's payer profiles), or null when no profile matches its payer id.",
+    )
 
 
 class DeadLetterCode(StrEnum):

@@ -92,6 +92,8 @@ class Hit:
 
     message: str
     field: str | None = None
+    reference: dict[str, Any] | None = None
+    """Facts behind the finding beyond the line's own code (the other line of an NCCI pair)."""
 
 
 CheckFn = Callable[[LineContext], Iterable[Hit]]
@@ -168,6 +170,7 @@ class Rule:
             message=hit.message,
             field=hit.field,
             carc=self.carc,
+            reference=hit.reference,
         )
 
     def findings(self, ctx: LineContext) -> Iterable[Finding]:

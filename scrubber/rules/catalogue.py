@@ -29,6 +29,10 @@ CARC_MEANINGS: dict[str, str] = {
     "182": "Procedure modifier was invalid on the date of service.",
     "204": "This service/equipment/drug is not covered under the patient's current benefit plan.",
     "207": "National Provider identifier - Invalid format.",
+    "236": "This procedure or procedure/modifier combination is not compatible with another "
+    "procedure or procedure/modifier combination provided on the same day according to the "
+    "National Correct Coding Initiative or workers compensation state regulations/fee schedule "
+    "requirements.",
     "246": "This non-payable code is for required reporting only.",
     "252": "An attachment/other documentation is required to adjudicate this claim/service.",
 }
