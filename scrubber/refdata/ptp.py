@@ -1,0 +1,738 @@
+"""The NCCI procedure-to-procedure (PTP) edit table: reader, bundle encoding and lookup index.
+
+A PTP edit says that when a column 1 code and a column 2 code are billed for the same patient,
+date and provider, the column 2 code is not separately payable -- unless the edit's modifier
+indicator allows a modifier to bypass it. CMS publishes the practitioner edits as tab-separated
+text files (``ccipra-vNNNrN-f1.TXT`` .. ``f4.TXT``, each in a zip) of well over a million rows, so
+this module is built around size:
+
+* ``read_ptp`` validates every row (a wrong date window or indicator silently read would become
+  a wrong verdict on real claims) but keeps the per-row cost down by validating each distinct
+  code, date and rationale text once and reusing the result.
+* ``PtpTable`` is what the reference-data bundle stores: the distinct codes and rationales as
+  JSON lists and the rows as packed little-endian integer columns, zlib-compressed and base64'd.
+  Rows are put in a canonical order first, so the same rows always give the same table (and the
+  bundle version, a hash of its content, depends only on the rows).
+* ``PtpIndex`` decodes those columns once into ``array`` objects -- a few bytes per row instead
+  of a Python object per row -- and answers ``edits(column1, column2)`` with a dict lookup and a
+  ``bisect``. ``PtpEdit`` objects are made only for the rows a lookup returns.
+
+Every row is kept, including several rows for one pair: CMS adds a row rather than rewriting
+history, e.g. a retroactive indicator-9 row (effective and deleted on the same day) beside the
+row in force. Which of them applies to a date of service is the rule's decision, not the table's.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import gzip
+import io
+import itertools
+import operator
+import re
+import struct
+import sys
+import zipfile
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Set
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scrubber.refdata.cms import CmsFileError
+
+__all__ = [
+    "PtpEdit",
+    "PtpFileError",
+    "PtpIndex",
+    "PtpRow",
+    "PtpTable",
+    "read_ptp",
+]
+
+
+class PtpFileError(CmsFileError):
+    """A ``CmsFileError`` that can also name the member of a zip the bad line is in.
+
+    The message reads ``"<zip>!<member>:<line>: ..."`` for a zip member, so the person fixing the
+    file knows which of the release's files to open; otherwise it is the plain
+    ``"<file>:<line>: ..."`` of every CMS reader.
+    """
+
+    def __init__(self, path: Path, line: int, message: str, member: str | None = None) -> None:
+        super().__init__(path, line, message)
+        self.member = member
+        if member is not None:
+            self.args = (f"{path.name}!{member}:{line}: {message}",)
+
+
+@dataclass(frozen=True, slots=True)
+class PtpRow:
+    """One row of a PTP file, as read (codes upper-case, rationale with whitespace collapsed)."""
+
+    column1: str
+    column2: str
+    prior_1996: bool  # the "*=in existence prior to 1996" cell
+    effective: date
+    deletion: date | None  # None: the file says "*" (no deletion date)
+    modifier_indicator: str  # "0" not allowed, "1" allowed, "9" not applicable
+    rationale: str
+    source: str  # "<file>:<line>", or "<zip>!<member>:<line>"
+
+
+@dataclass(frozen=True, slots=True)
+class PtpEdit:
+    """One edit as the engine sees it: a PTP row without its provenance."""
+
+    column1: str
+    column2: str
+    effective: date
+    deletion: date | None
+    modifier_indicator: str
+    rationale: str
+    prior_1996: bool = False
+
+    def in_force(self, day: date) -> bool:
+        """Whether ``day`` falls in the edit's window, both ends inclusive (no deletion: open).
+
+        Only about dates: an indicator-9 row is "in force" on its day like any other, and it is
+        the rule that decides what indicator 9 means.
+        """
+        return self.effective <= day and (self.deletion is None or day <= self.deletion)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+_CODE_RE = re.compile(r"[A-Z0-9]{5}")  # CPT, Category II/III and level II HCPCS
+_DATE_RE = re.compile(r"[0-9]{8}")
+_WORD_RE = re.compile(r"[A-Z0-9]+")
+_INDICATORS = frozenset({"0", "1", "9"})
+_CELLS = 7
+
+#: What each header column must say once its wrapped cells are joined (as sets of words, so
+#: spacing and punctuation do not matter). The header is wrapped over four lines; requiring the
+#: words of the lower lines ("Date", "9=not applicable") proves the whole header is there.
+_HEADER: tuple[tuple[str, frozenset[str]], ...] = (
+    ("Column 1", frozenset({"COLUMN", "1"})),
+    ("Column 2", frozenset({"COLUMN", "2"})),
+    ("*=in existence prior to 1996", frozenset({"EXISTENCE", "PRIOR", "1996"})),
+    ("Effective Date", frozenset({"EFFECTIVE", "DATE"})),
+    ("Deletion Date *=no data", frozenset({"DELETION", "DATE"})),
+    (
+        "Modifier 0=not allowed 1=allowed 9=not applicable",
+        frozenset({"MODIFIER", "0", "NOT", "ALLOWED", "1", "9", "APPLICABLE"}),
+    ),
+    ("PTP Edit Rationale", frozenset({"RATIONALE"})),
+)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD_RE.findall(text.upper()))
+
+
+def _code(value: str, column: str) -> str:
+    code = value.strip().upper()
+    if not _CODE_RE.fullmatch(code):
+        raise ValueError(f"{column}: {value!r} is not a 5-character HCPCS/CPT code")
+    return code
+
+
+def _date(value: str, column: str) -> date:
+    text = value.strip()
+    if not _DATE_RE.fullmatch(text):
+        raise ValueError(f"{column}: {value!r} is not a date (YYYYMMDD)")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        raise ValueError(f"{column}: {value!r} is not a calendar date") from None
+
+
+class _Reader:
+    """Reads the lines of one PTP text, validating as it goes; caches make repeats cheap.
+
+    The caches map a raw cell to its validated value. A full file has about 17,000 distinct codes,
+    a few hundred dates and a dozen rationale texts across more than a million rows, so almost
+    every cell is one dict lookup, and equal values share one object.
+    """
+
+    def __init__(self, path: Path, member: str | None) -> None:
+        self.path = path
+        self.member = member
+        self.name = path.name if member is None else f"{path.name}!{member}"
+        self.codes: dict[str, str] = {}
+        self.effective: dict[str, date] = {}
+        self.deletion: dict[str, date | None] = {"*": None}
+        self.rationales: dict[str, str] = {}
+        self.last = 0  # the last line the header search read, for read errors
+
+    def error(self, line: int, message: str) -> PtpFileError:
+        return PtpFileError(self.path, line, message, self.member)
+
+    def read(self, binary: IO[bytes]) -> list[PtpRow]:
+        """All rows of one text stream, or an error: never a partial list.
+
+        Lines end at LF only (a CR before it is dropped), because Latin-1 bytes such as 0x85 are
+        line breaks to ``str.splitlines``. A stream that breaks off (a damaged gzip, a zip member
+        failing its CRC) is an error at the line after the last one read.
+        """
+        numbered = enumerate(io.TextIOWrapper(binary, encoding="latin-1", newline="\n"), 1)
+        self.last = 0
+        last = 0
+        rows: list[PtpRow] = []
+        try:
+            last, first_data = self._header(numbered)
+            blank_line = 0
+            for line, raw in itertools.chain(first_data, numbered):
+                last = line
+                text = raw.rstrip("\r\n")
+                if not text.strip():
+                    blank_line = blank_line or line
+                    continue
+                if blank_line:
+                    raise self.error(blank_line, "blank line between data rows")
+                try:
+                    rows.append(self._row(text.split("\t"), line))
+                except ValueError as exc:
+                    raise self.error(line, str(exc)) from None
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+            line = max(last, self.last) + 1
+            raise self.error(line, f"the file cannot be read from this line on: {exc}") from None
+        if not rows:
+            raise self.error(last, "no data rows after the column header")
+        return rows
+
+    def _header(self, numbered: Iterator[tuple[int, str]]) -> tuple[int, list[tuple[int, str]]]:
+        """Consume the preamble and the wrapped header.
+
+        Returns the last line read and the first line after the header (read to see that the
+        header had ended; empty at the end of the file). The preamble (notice and title lines)
+        is free text and may be absent; the header is found by its first cells, "Column 1" and
+        "Column 2", and its continuation lines are those that follow with both of those cells
+        empty. A code where the header should be means the header is missing, which is an error
+        rather than a guess at the layout.
+        """
+        start = 0
+        last = 0
+        block: list[list[str]] = []
+        for line, raw in numbered:
+            last = self.last = line
+            cells = raw.rstrip("\r\n").split("\t")
+            if not start:
+                if _words(cells[0]) == ("COLUMN", "1") and len(cells) > 1:
+                    start = line
+                    block.append(cells)
+                elif _CODE_RE.fullmatch(cells[0].strip().upper()):
+                    raise self.error(
+                        line,
+                        "data row before the column header (expected a header row starting "
+                        "'Column 1<TAB>Column 2')",
+                    )
+                continue
+            continued = len(cells) > 2 and not cells[0].strip() and not cells[1].strip()
+            if continued and any(cell.strip() for cell in cells):
+                block.append(cells)
+                continue
+            self._check_header(start, block)
+            return line, [(line, raw)]
+        if not start:
+            raise self.error(
+                max(last, 1), "no column header (a row starting 'Column 1<TAB>Column 2')"
+            )
+        self._check_header(start, block)
+        return last, []
+
+    def _check_header(self, line: int, block: list[list[str]]) -> None:
+        width = max(len(cells) for cells in block)
+        names = [
+            " ".join(" ".join(cells[i].split()) for cells in block if i < len(cells) and cells[i])
+            for i in range(width)
+        ]
+        names = [" ".join(name.split()) for name in names]
+        for i, (expected, words) in enumerate(_HEADER):
+            name = names[i] if i < len(names) else ""
+            if not words <= set(_words(name)):
+                raise self.error(
+                    line,
+                    f"header column {i + 1} reads {name!r}, expected {expected!r} "
+                    "(the header is wrapped over four lines: are some missing?)",
+                )
+        for i in range(len(_HEADER), width):
+            if names[i]:
+                raise self.error(line, f"unexpected header column {i + 1}: {names[i]!r}")
+
+    def _row(self, cells: list[str], line: int) -> PtpRow:
+        if len(cells) < _CELLS:
+            raise ValueError(
+                f"too few cells: {len(cells)}, expected {_CELLS} (column 1, column 2, prior to "
+                "1996, effective date, deletion date, modifier indicator, rationale)"
+            )
+        if len(cells) > _CELLS:
+            for i in range(_CELLS, len(cells)):
+                if cells[i].strip():
+                    raise ValueError(f"unexpected value in cell {i + 1}: {cells[i]!r}")
+        raw1, raw2, prior, raw_eff, raw_del, indicator, raw_why = cells[:_CELLS]
+        try:
+            column1 = self.codes[raw1]
+        except KeyError:
+            column1 = self.codes[raw1] = _code(raw1, "column 1")
+        try:
+            column2 = self.codes[raw2]
+        except KeyError:
+            column2 = self.codes[raw2] = _code(raw2, "column 2")
+        if prior == "":
+            prior_1996 = False
+        elif prior == "*":
+            prior_1996 = True
+        else:
+            prior_1996 = self._prior(prior)
+        try:
+            effective = self.effective[raw_eff]
+        except KeyError:
+            effective = self.effective[raw_eff] = _date(raw_eff, "effective date")
+        try:
+            deletion = self.deletion[raw_del]
+        except KeyError:
+            deletion = self.deletion[raw_del] = (
+                None if raw_del.strip() == "*" else _date(raw_del, "deletion date")
+            )
+        if deletion is not None and deletion < effective:
+            raise ValueError(
+                f"deletion date {raw_del.strip()} is before effective date {raw_eff.strip()}"
+            )
+        if indicator not in _INDICATORS:
+            indicator = indicator.strip()
+            if indicator not in _INDICATORS:
+                raise ValueError(
+                    f"modifier indicator: {cells[5]!r} is not 0 (not allowed), 1 (allowed) or "
+                    "9 (not applicable)"
+                )
+        try:
+            rationale = self.rationales[raw_why]
+        except KeyError:
+            rationale = self.rationales[raw_why] = " ".join(raw_why.split())
+        return PtpRow(
+            column1,
+            column2,
+            prior_1996,
+            effective,
+            deletion,
+            indicator,
+            rationale,
+            f"{self.name}:{line}",
+        )
+
+    @staticmethod
+    def _prior(value: str) -> bool:
+        text = value.strip()
+        if text not in {"", "*"}:
+            raise ValueError(
+                f"prior to 1996: {value!r} is not '*' (in existence prior to 1996) or empty"
+            )
+        return text == "*"
+
+
+def read_ptp(path: Path) -> tuple[PtpRow, ...]:
+    """Read a CMS practitioner PTP file: the ``.TXT``, a gzip of one, or a zip of several.
+
+    The kind is told from the file's first bytes, not its name. A zip's members whose names end
+    in ``.txt`` (any case) are read in name order, each with its own header; other members
+    (CMS ships a PDF with the edits) are ignored. Every row is validated; the first bad one
+    raises ``CmsFileError`` (a ``PtpFileError``) naming the file -- ``zip!member`` for a zip --
+    and the 1-based line, and nothing is returned.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise PtpFileError(path, 1, f"cannot open the file: {exc.strerror}") from None
+    if magic[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as gz:
+            return tuple(_Reader(path, None).read(cast(IO[bytes], gz)))
+    if magic[:2] == b"PK":
+        return tuple(_read_zip(path))
+    with path.open("rb") as fh:
+        return tuple(_Reader(path, None).read(fh))
+
+
+def _read_zip(path: Path) -> list[PtpRow]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise PtpFileError(path, 1, f"not a readable zip archive: {exc}") from None
+    with archive:
+        members = sorted(
+            info.filename
+            for info in archive.infolist()
+            if not info.is_dir() and info.filename.lower().endswith(".txt")
+        )
+        if not members:
+            names = ", ".join(repr(i.filename) for i in archive.infolist()) or "none"
+            raise PtpFileError(path, 1, f"no .txt member in the zip (members: {names})")
+        rows: list[PtpRow] = []
+        for member in members:
+            try:
+                fh = archive.open(member)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError) as exc:
+                raise PtpFileError(path, 1, f"cannot open the member: {exc}", member) from None
+            with fh:
+                rows.extend(_Reader(path, member).read(fh))
+        return rows
+
+
+# ----------------------------------------------------------------------------- the bundle
+
+#: Indicator digit <-> the 2-bit value stored in the flags column.
+_INDICATOR_ORDER = ("0", "1", "9")
+_INDICATOR_BITS = {digit: i for i, digit in enumerate(_INDICATOR_ORDER)}
+_PRIOR_BIT = 1
+_INDICATOR_SHIFT = 1
+_RATIONALE_SHIFT = 3
+
+#: ``data`` layout, before zlib and base64. All integers little-endian. Columns are stored one
+#: after the other (not row by row) because equal neighbours compress far better.
+#:   header     magic "PTP1", rows (u32), dates (u32), then the byte width (1, 2 or 4) of the
+#:              column-1, date and flags columns (u8 each)
+#:   dates      u32 x dates: the distinct dates (proleptic ordinals), ascending
+#:   offsets    u32 x (codes + 1): rows with column 2 = codes[i] are rows offsets[i]:offsets[i+1]
+#:   column1    index into codes, ascending within each column-2 group
+#:   effective  1-based index into dates
+#:   deletion   1-based index into dates, 0 for none
+#:   flags      rationale index << 3 | indicator (0, 1, 2 for "0", "1", "9") << 1 | prior-1996
+_MAGIC = b"PTP1"
+_HEAD = struct.Struct("<4sIIBBB")
+_TYPECODES = {1: "B", 2: "H", 4: "I"}
+if array("I").itemsize != 4:  # pragma: no cover - every platform CPython supports today
+    raise RuntimeError("array('I') is not 4 bytes on this platform")
+
+
+def _width(largest: int) -> int:
+    return 1 if largest < 1 << 8 else 2 if largest < 1 << 16 else 4
+
+
+def _packed(typecode: str, values: Iterable[int]) -> bytes:
+    column = array(typecode, values)
+    if sys.byteorder == "big":  # pragma: no cover - the stored form is little-endian
+        column.byteswap()
+    return column.tobytes()
+
+
+def _unpacked(typecode: str, data: memoryview, start: int, count: int) -> tuple[array[int], int]:
+    column = array(typecode)
+    end = start + count * column.itemsize
+    if end > len(data):
+        raise ValueError("PTP table data is truncated")
+    column.frombytes(data[start:end])
+    if sys.byteorder == "big":  # pragma: no cover
+        column.byteswap()
+    return column, end
+
+
+class PtpTable(BaseModel):
+    """The PTP edits as the reference-data bundle stores them: compact, JSON-safe, canonical.
+
+    ``codes`` and ``rationales`` are sorted and distinct; ``data`` (see the layout above) refers
+    to them by index. ``from_rows`` sorts the rows by (column 2, column 1, effective, deletion
+    with "none" last, indicator, prior-1996, rationale), so the table -- and so the bundle's
+    content hash -- depends on which rows there are, not on the order files were read in.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int = Field(ge=0, description="number of rows (edits)")
+    codes: tuple[str, ...] = Field(description="distinct column 1 and column 2 codes, sorted")
+    rationales: tuple[str, ...] = Field(description="distinct PTP edit rationales, sorted")
+    data: str = Field(description="base64 of zlib of the packed row columns")
+
+    @model_validator(mode="after")
+    def _canonical(self) -> PtpTable:
+        """Refuse lists that ``from_rows`` would never write: the index relies on code order."""
+        if any(a >= b for a, b in itertools.pairwise(self.codes)):
+            raise ValueError("codes must be sorted and distinct")
+        bad = next((c for c in self.codes if not _CODE_RE.fullmatch(c)), None)
+        if bad is not None:
+            raise ValueError(f"{bad!r} is not a 5-character HCPCS/CPT code")
+        if any(a >= b for a, b in itertools.pairwise(self.rationales)):
+            raise ValueError("rationales must be sorted and distinct")
+        return self
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[PtpRow]) -> PtpTable:
+        """Encode rows (of any number of files); every row is kept, equal rows included."""
+        rows = list(rows)
+        codes = tuple(sorted({r.column1 for r in rows} | {r.column2 for r in rows}))
+        code_ids = {code: i for i, code in enumerate(codes)}
+        rationales = tuple(sorted({r.rationale for r in rows}))
+        rationale_ids = {text: i for i, text in enumerate(rationales)}
+        days = sorted({r.effective for r in rows} | {r.deletion for r in rows if r.deletion})
+        day_ids: dict[date | None, int] = {day: i for i, day in enumerate(days, start=1)}
+        open_end = len(days) + 1  # sorts an open deletion after every date
+        day_ids[None] = open_end
+
+        # One integer per row, its fields packed most significant first, so that sorting the
+        # integers sorts the rows in the canonical order: far less memory than a tuple per row.
+        rationale_bits = max(len(rationales) - 1, 0).bit_length()
+        day_bits = open_end.bit_length()
+        code_bits = max(len(codes) - 1, 0).bit_length()
+        s_prior = rationale_bits
+        s_indicator = s_prior + 1
+        s_deletion = s_indicator + 2
+        s_effective = s_deletion + day_bits
+        s_column1 = s_effective + day_bits
+        s_column2 = s_column1 + code_bits
+        keys = sorted(
+            code_ids[r.column2] << s_column2
+            | code_ids[r.column1] << s_column1
+            | day_ids[r.effective] << s_effective
+            | day_ids[r.deletion] << s_deletion
+            | _INDICATOR_BITS[r.modifier_indicator] << s_indicator
+            | r.prior_1996 << s_prior
+            | rationale_ids[r.rationale]
+            for r in rows
+        )
+        del rows
+
+        offsets = array("I", bytes(4 * (len(codes) + 1)))
+        for group, members in itertools.groupby(k >> s_column2 for k in keys):
+            offsets[group + 1] = sum(1 for _ in members)
+        for i in range(len(codes)):
+            offsets[i + 1] += offsets[i]
+        code_mask = (1 << code_bits) - 1
+        day_mask = (1 << day_bits) - 1
+        rationale_mask = (1 << rationale_bits) - 1
+        w_code = _width(len(codes))
+        w_day = _width(open_end)
+        w_flags = _width(len(rationales) << _RATIONALE_SHIFT)
+        parts = [
+            _HEAD.pack(_MAGIC, len(keys), len(days), w_code, w_day, w_flags),
+            _packed("I", (day.toordinal() for day in days)),
+            _packed("I", offsets),
+            _packed(_TYPECODES[w_code], (k >> s_column1 & code_mask for k in keys)),
+            _packed(_TYPECODES[w_day], (k >> s_effective & day_mask for k in keys)),
+            _packed(
+                _TYPECODES[w_day],
+                (0 if (d := k >> s_deletion & day_mask) == open_end else d for k in keys),
+            ),
+            # indicator << 1 | prior sit in the key just as in the flags
+            _packed(
+                _TYPECODES[w_flags],
+                ((k & rationale_mask) << _RATIONALE_SHIFT | k >> s_prior & 7 for k in keys),
+            ),
+        ]
+        data = base64.b64encode(zlib.compress(b"".join(parts), 9)).decode("ascii")
+        return cls(count=len(keys), codes=codes, rationales=rationales, data=data)
+
+    @classmethod
+    def empty(cls) -> PtpTable:
+        """The table of a bundle built without a PTP file: every lookup misses."""
+        return cls.from_rows(())
+
+
+# ------------------------------------------------------------------------------- the index
+
+
+class PtpIndex:
+    """The PTP edits in memory, for the hot path: a few bytes per row and no object per row.
+
+    Rows are grouped by column 2 code (``offsets``) and sorted by column 1 inside each group, so
+    ``edits`` is two dict lookups and one ``bisect`` over a slice of a packed ``array``. Built
+    once per reference-data version by ``from_table``.
+    """
+
+    __slots__ = (
+        "_codes",
+        "_column1",
+        "_days",
+        "_deletion",
+        "_effective",
+        "_flags",
+        "_ids",
+        "_offsets",
+        "_rationales",
+    )
+
+    def __init__(
+        self,
+        codes: tuple[str, ...],
+        rationales: tuple[str, ...],
+        days: list[date | None],
+        columns: tuple[array[int], array[int], array[int], array[int], array[int]],
+    ) -> None:
+        self._codes = codes
+        self._ids = {code: i for i, code in enumerate(codes)}
+        self._rationales = rationales
+        self._days = days
+        self._offsets, self._column1, self._effective, self._deletion, self._flags = columns
+
+    @classmethod
+    def from_table(cls, table: PtpTable) -> PtpIndex:
+        """Decode a table, checking that its columns fit together (a bundle is outside input).
+
+        Raises ``ValueError`` for data that is not what ``PtpTable.from_rows`` writes. The checks
+        are whole-column passes at C speed, and they mean a damaged bundle fails here, when a
+        version is loaded, rather than misanswering lookups.
+        """
+        try:
+            raw = zlib.decompress(base64.b64decode(table.data, validate=True))
+        except (ValueError, zlib.error) as exc:
+            raise ValueError(f"PTP table data is not base64 of zlib data: {exc}") from None
+        view = memoryview(raw)
+        if len(view) < _HEAD.size:
+            raise ValueError("PTP table data is truncated")
+        magic, rows, n_days, w_code, w_day, w_flags = _HEAD.unpack_from(view)
+        if magic != _MAGIC:
+            raise ValueError(f"PTP table data has format {magic!r}, expected {_MAGIC!r}")
+        if rows != table.count:
+            raise ValueError(f"PTP table data holds {rows} rows, the table says {table.count}")
+        if not {w_code, w_day, w_flags} <= _TYPECODES.keys():
+            raise ValueError("PTP table data has an unknown column width")
+        at = _HEAD.size
+        ordinals, at = _unpacked("I", view, at, n_days)
+        offsets, at = _unpacked("I", view, at, len(table.codes) + 1)
+        column1, at = _unpacked(_TYPECODES[w_code], view, at, rows)
+        effective, at = _unpacked(_TYPECODES[w_day], view, at, rows)
+        deletion, at = _unpacked(_TYPECODES[w_day], view, at, rows)
+        flags, at = _unpacked(_TYPECODES[w_flags], view, at, rows)
+        if at != len(view):
+            raise ValueError("PTP table data has bytes after its last column")
+        del view, raw
+        try:
+            days: list[date | None] = [None, *(date.fromordinal(o) for o in ordinals)]
+        except (ValueError, OverflowError):
+            raise ValueError("PTP table data holds an impossible date") from None
+        _check(table, rows, days, offsets, column1, effective, deletion, flags)
+        columns = (offsets, column1, effective, deletion, flags)
+        return cls(table.codes, table.rationales, days, columns)
+
+    def __len__(self) -> int:
+        return len(self._column1)
+
+    def edits(self, column1: str, column2: str) -> tuple[PtpEdit, ...]:
+        """Every row of the pair, ordered by (effective, deletion with none last, indicator).
+
+        Rows equal in all three follow by prior-1996 flag, then rationale. ``()`` for a pair
+        without edits.
+        """
+        i = self._ids.get(column1)
+        j = self._ids.get(column2)
+        if i is None or j is None:
+            return ()
+        offsets = self._offsets
+        hi = offsets[j + 1]
+        col1 = self._column1
+        at = bisect.bisect_left(col1, i, offsets[j], hi)
+        if at == hi or col1[at] != i:
+            return ()
+        days = self._days
+        found = []
+        while at < hi and col1[at] == i:
+            flags = self._flags[at]
+            found.append(
+                PtpEdit(
+                    column1,
+                    column2,
+                    days[self._effective[at]],  # type: ignore[arg-type]  # checked: never 0
+                    days[self._deletion[at]],
+                    _INDICATOR_ORDER[flags >> _INDICATOR_SHIFT & 3],
+                    self._rationales[flags >> _RATIONALE_SHIFT],
+                    bool(flags & _PRIOR_BIT),
+                )
+            )
+            at += 1
+        return tuple(found)
+
+    def column1_codes(self, column2: str) -> Set[str]:
+        """The codes that have an edit with ``column2`` in column 2 (any date, any indicator).
+
+        A view, not a copy: made in constant time and answering ``in`` with a bisect, so a rule
+        can ask it for every line of a claim to skip the lines no edit can touch.
+        """
+        j = self._ids.get(column2)
+        if j is None:
+            return _EMPTY
+        return _Column1Codes(self, self._offsets[j], self._offsets[j + 1])
+
+    def has_edits(self, code: str) -> bool:
+        """Whether the code is in column 1 or column 2 of any row (every code in the table is)."""
+        return code in self._ids
+
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+class _Column1Codes(Set[str]):
+    """The distinct column 1 codes of one column 2 group, read from the index's arrays."""
+
+    __slots__ = ("_hi", "_index", "_lo", "_size")
+
+    def __init__(self, index: PtpIndex, lo: int, hi: int) -> None:
+        self._index = index
+        self._lo = lo
+        self._hi = hi
+        self._size = -1
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Any]) -> frozenset[Any]:
+        return frozenset(it)  # what &, | and - give: a plain set, not a view
+
+    def __contains__(self, code: object) -> bool:
+        i = self._index._ids.get(code) if isinstance(code, str) else None
+        if i is None:
+            return False
+        col1 = self._index._column1
+        at = bisect.bisect_left(col1, i, self._lo, self._hi)
+        return at < self._hi and col1[at] == i
+
+    def _distinct(self) -> Iterator[int]:
+        previous = -1
+        for i in self._index._column1[self._lo : self._hi]:
+            if i != previous:
+                yield i
+                previous = i
+
+    def __iter__(self) -> Iterator[str]:
+        codes = self._index._codes
+        return (codes[i] for i in self._distinct())
+
+    def __len__(self) -> int:
+        if self._size < 0:
+            self._size = sum(1 for _ in self._distinct())
+        return self._size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+def _check(
+    table: PtpTable,
+    rows: int,
+    days: list[date | None],
+    offsets: array[int],
+    column1: array[int],
+    effective: array[int],
+    deletion: array[int],
+    flags: array[int],
+) -> None:
+    """The invariants ``edits`` relies on: indexes in range, groups contiguous and sorted."""
+    if offsets[0] != 0 or offsets[-1] != rows:
+        raise ValueError("PTP table data: the group offsets do not cover the rows")
+    if any(a > b for a, b in itertools.pairwise(offsets)):
+        raise ValueError("PTP table data: the group offsets go backwards")
+    if rows:
+        if max(column1) >= len(table.codes):
+            raise ValueError("PTP table data: a column 1 code index is out of range")
+        if min(effective) == 0 or max(effective) >= len(days):
+            raise ValueError("PTP table data: an effective date index is out of range")
+        if max(deletion) >= len(days):
+            raise ValueError("PTP table data: a deletion date index is out of range")
+        indicators = {f >> _INDICATOR_SHIFT & 3 for f in flags}
+        if max(flags) >> _RATIONALE_SHIFT >= len(table.rationales) or 3 in indicators:
+            raise ValueError("PTP table data: a rationale or indicator is out of range")
+    for lo, hi in itertools.pairwise(offsets):
+        if hi - lo > 1 and not all(map(operator.le, column1[lo : hi - 1], column1[lo + 1 : hi])):
+            raise ValueError("PTP table data: column 1 codes are not sorted within a group")
