@@ -212,22 +212,38 @@ def refdata_build(
     mue: Annotated[
         Path | None, typer.Option(help="NCCI practitioner MUE CSV (default: shipped extract)")
     ] = None,
+    ptp: Annotated[
+        list[Path] | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="NCCI practitioner PTP file (TXT, zip or gz); repeat for each part "
+            "(default: the shipped extract)",
+        ),
+    ] = None,
     no_cms: Annotated[bool, typer.Option("--no-cms", help="seeds only")] = False,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("build/refdata.json"),
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
-    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP, build_bundle
+    from scrubber.refdata.cms import CmsFileError
 
-    bundle = build_bundle(
-        seeds,
-        mpfs=None if no_cms else (mpfs or DEFAULT_MPFS),
-        mue=None if no_cms else (mue or DEFAULT_MUE),
-    )
+    try:
+        bundle = build_bundle(
+            seeds,
+            mpfs=None if no_cms else (mpfs or DEFAULT_MPFS),
+            mue=None if no_cms else (mue or DEFAULT_MUE),
+            ptp=() if no_cms else tuple(ptp or (DEFAULT_PTP,)),
+        )
+    except CmsFileError as exc:
+        console.print(f"[red]refusing to build:[/red] {exc}")
+        raise typer.Exit(2) from exc
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(bundle.to_json())
+    edits = bundle.ptp.count if bundle.ptp else 0
     out.print(
         f"bundle {bundle.version}: {len(bundle.codes)} codes, {len(bundle.modifiers)} modifiers, "
-        f"{len(bundle.corrections)} corrections -> {output}"
+        f"{edits} NCCI PTP edits, {len(bundle.corrections)} corrections -> {output}"
     )
 
 

@@ -49,11 +49,13 @@ from scrubber.refdata.model import (
     ModifierReference,
     SourceFile,
 )
+from scrubber.refdata.ptp import PtpTable, read_ptp
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
 
 __all__ = [
     "DEFAULT_MPFS",
     "DEFAULT_MUE",
+    "DEFAULT_PTP",
     "MASTER_MODIFIERS",
     "PACKAGE_DIR",
     "build_bundle",
@@ -63,6 +65,9 @@ __all__ = [
 
 PACKAGE_DIR = Path(__file__).parent
 MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
+#: Real rows of the NCCI practitioner PTP table, 2026 Q3 (``ccipra-v322r0-f1.TXT``), in CMS's
+#: own layout: the default until a deployment passes the four full parts with ``--ptp``.
+DEFAULT_PTP = PACKAGE_DIR / "cms" / "ccipra-v322r0-f1-extract.txt"
 
 #: PPRRVU columns copied onto the bundle (bundle field = MpfsRow attribute): the indicators the
 #: seeds can state too, and ENDO BASE.
@@ -217,8 +222,17 @@ def corrections_from_findings(
     return out
 
 
-def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = None) -> Bundle:
-    """Merge seeds, the master lists and (optionally) CMS files into a versioned bundle."""
+def build_bundle(
+    seeds_dir: Path,
+    mpfs: Path | None = None,
+    mue: Path | None = None,
+    ptp: Sequence[Path] = (),
+) -> Bundle:
+    """Merge seeds, the master lists and (optionally) CMS files into a versioned bundle.
+
+    ``ptp`` are the parts of the NCCI practitioner PTP table (CMS ships four), each a TXT, a zip
+    holding it, or a gzip of it; every row of every part is kept. A bad row stops the build.
+    """
     documents = parse_seeds(seeds_dir)
     master = read_master_lists()
     modifiers = read_master_modifiers()
@@ -280,12 +294,20 @@ def build_bundle(seeds_dir: Path, mpfs: Path | None = None, mue: Path | None = N
             )
             d.put("mue_indicator", mrow.indicator, mrow.source)
 
+    ptp_table = None
+    if ptp:
+        rows = [row for path in ptp for row in read_ptp(path)]
+        ptp_table = PtpTable.from_rows(rows)
+        for path in ptp:
+            sources.append(SourceFile(name=path.name, kind="cms:ncci-ptp", sha256=_sha256(path)))
+
     corrections.sort(key=lambda c: (*_source_key(c.source), c.subject, c.action, c.reason))
     bundle = Bundle(
         sources=tuple(sources),
         codes={code: d.freeze() for code, d in sorted(drafts.items())},
         modifiers=dict(sorted(modifiers.items())),
         corrections=tuple(corrections),
+        ptp=ptp_table,
     )
     return bundle.with_version()
 

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from scrubber.refdata.ptp import PtpIndex, PtpTable
+
 BUNDLE_FORMAT = "claim-scrubber/refdata-bundle"
 BUNDLE_FORMAT_VERSION = 1
 
@@ -93,10 +95,21 @@ class Bundle(_Frozen):
     codes: dict[str, CodeReference] = Field(default_factory=dict)
     modifiers: dict[str, ModifierReference] = Field(default_factory=dict)
     corrections: tuple[Correction, ...] = ()
+    ptp: PtpTable | None = Field(
+        default=None, description="NCCI procedure-to-procedure edits (practitioner table)"
+    )
+
+    def _absent_sections(self) -> set[str]:
+        """Optional sections this bundle does not have.
+
+        They are left out of the content hash, so a bundle built before a section existed keeps
+        the version it was stamped with (a worker can still load it, and roll back to it).
+        """
+        return {name for name in _OPTIONAL_SECTIONS if not getattr(self, name)}
 
     def content_hash(self) -> str:
         """A hash of everything but the version itself, stable across builds of the same inputs."""
-        body = self.model_dump(mode="json", exclude={"version"})
+        body = self.model_dump(mode="json", exclude={"version", *self._absent_sections()})
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return digest[:16]
 
@@ -106,7 +119,8 @@ class Bundle(_Frozen):
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, so equal bundles are equal files."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        body = self.model_dump(mode="json", exclude=self._absent_sections())
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Bundle:
@@ -124,21 +138,28 @@ class Bundle(_Frozen):
         return bundle
 
 
+#: Sections a bundle may lack (older bundles, or inputs not given to the build).
+_OPTIONAL_SECTIONS = ("ptp",)
+
+_NO_PTP = PtpIndex.from_table(PtpTable.empty())
+
+
 class ReferenceSnapshot:
     """The in-memory, read-only view of one bundle that the engine reads on the hot path.
 
-    Built once per version (loading is the expensive part), then shared by every event until a
-    new version replaces it; the engine never sees a half-loaded version because a snapshot is
-    only published once it is complete.
+    Built once per version (loading and indexing are the expensive part), then shared by every
+    event until a new version replaces it; the engine never sees a half-loaded version because
+    a snapshot is only published once it is complete.
     """
 
-    __slots__ = ("bundle", "codes", "modifiers", "version")
+    __slots__ = ("bundle", "codes", "modifiers", "ptp", "version")
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.codes = bundle.codes
         self.modifiers = bundle.modifiers
+        self.ptp = PtpIndex.from_table(bundle.ptp) if bundle.ptp else _NO_PTP
 
     def code(self, code: str) -> CodeReference | None:
         """The reference record for a procedure code, or None when the data does not know it."""

@@ -51,6 +51,31 @@ in the order below.
 """
 
 
+_NOTES = """\
+## NCCI procedure-to-procedure edits: which line carries the modifier
+
+An NCCI PTP edit pairs a column 1 code with a column 2 code that one provider may not report for
+one patient on one date of service. The scrubber flags the **column 2** line (`ncci_ptp.edit`,
+CARC 236) when the two lines have the same patient, date of service and rendering NPI, on the
+same claim or on different claims, and the edit is in force on that date (effective date <= date
+of service <= deletion date). Modifier indicator 9 rows never fire; indicator 0 edits are never
+bypassed; indicator 1 edits are bypassed by an NCCI-associated modifier, which leaves an info
+note (`ncci_ptp.bypassed`) naming the modifier and the line that carries it.
+
+Which line must carry the modifier: the NCCI Policy Manual for Medicare Services (ch. I, §E,
+"Modifiers and Modifier Indicators") and CMS's article on modifier 59 say the NCCI-associated
+modifier is appended to the **column 2** code, since that is the service the edit would deny;
+Medicare's claims processing bypasses the edit when the modifier is reported on either code of
+the pair, so the scrubber accepts either line and its note says which one carries it (a billing
+office can move it to the column 2 line). The NCCI-associated modifiers are the anatomic
+modifiers E1-E4, FA, F1-F9, TA, T1-T9, LT, RT, LC, LD, LM, RC, RI; the global surgery modifiers
+24, 25, 57, 58, 78, 79; and 27, 59, 91, XE, XS, XP, XU. Anatomic modifiers bypass only when
+they show different sites on the two lines (LT against RT, F1 against F2, LC against RC): the
+same site on both lines is exactly what the edit describes. Where several rows of a pair are in
+force on the date, indicator 0 wins over 1.
+"""
+
+
 def engine_rules() -> list[Rule]:
     """The product's rules, in evaluation order."""
     return list(default_rules())
@@ -103,5 +128,6 @@ def render_markdown() -> str:
             "",
             *carcs,
             "",
+            _NOTES,
         ]
     )

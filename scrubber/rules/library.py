@@ -20,6 +20,7 @@ from scrubber.rules import (
     duplicates,
     global_period,
     modifiers,
+    ncci,
     provider,
     units,
 )
@@ -27,11 +28,22 @@ from scrubber.rules.base import Rule
 from scrubber.rules.engine import Engine
 
 #: The families whose rules the product applies.
-FAMILIES = (code, modifiers, units, diagnosis, provider, dates, add_on, global_period, duplicates)
+FAMILIES = (
+    code,
+    modifiers,
+    units,
+    diagnosis,
+    provider,
+    dates,
+    add_on,
+    global_period,
+    ncci,
+    duplicates,
+)
 
 #: Every rule of the product, in the order findings are listed: the procedure code first, then
 #: what is on the line (modifiers, units, diagnoses, providers, dates), then what depends on the
-#: patient's other lines (add-on primaries, global periods, duplicates).
+#: patient's other lines (add-on primaries, global periods, NCCI pairs, duplicates).
 RULE_ORDER: tuple[str, ...] = (
     "code.unknown",
     "code.not_payable.invalid",
@@ -68,6 +80,8 @@ RULE_ORDER: tuple[str, ...] = (
     "global_period.em_postop_without_24",
     "global_period.procedure_postop_without_modifier",
     "global_period.return_without_surgery",
+    "ncci_ptp.edit",
+    "ncci_ptp.bypassed",
     "duplicate.line",
 )
 

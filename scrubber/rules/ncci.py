@@ -29,6 +29,7 @@ from typing import Any
 
 from scrubber.contracts import Category, ClaimLine, Severity
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.refdata.ptp import PtpEdit
 from scrubber.rules.base import Changes, Gate, Hit, LineContext, Rule, rule
 
 SOURCE = (
@@ -84,7 +85,7 @@ def bypass_modifier(line: ClaimLine, other: ClaimLine) -> tuple[str, ClaimLine] 
     return None
 
 
-def _pairs(ctx: LineContext) -> Iterator[tuple[ClaimLine, Any]]:
+def _pairs(ctx: LineContext) -> Iterator[tuple[ClaimLine, PtpEdit]]:
     """(column 1 line, edit) for every edit in force with this line in column 2, in order.
 
     One edit per other line: of several rows in force for the pair, indicator 0 (no bypass)
@@ -107,13 +108,15 @@ def _pairs(ctx: LineContext) -> Iterator[tuple[ClaimLine, Any]]:
             if e.modifier_indicator != NOT_APPLICABLE and e.in_force(day)
         ]
         if edits:
-            edit = min(edits, key=lambda e: (e.modifier_indicator, e.effective, e.deletion or date.max))
+            edit = min(
+                edits, key=lambda e: (e.modifier_indicator, e.effective, e.deletion or date.max)
+            )
             found.append((other.line_id, other, edit))
     for _, other, edit in sorted(found, key=lambda f: f[0]):
         yield other, edit
 
 
-def _reference(line: ClaimLine, other: ClaimLine, edit: Any) -> dict[str, Any]:
+def _reference(line: ClaimLine, other: ClaimLine, edit: PtpEdit) -> dict[str, Any]:
     return {
         "column1": edit.column1,
         "column2": edit.column2,
@@ -125,7 +128,7 @@ def _reference(line: ClaimLine, other: ClaimLine, edit: Any) -> dict[str, Any]:
     }
 
 
-def _describe(edit: Any, other: ClaimLine) -> str:
+def _describe(edit: PtpEdit, other: ClaimLine) -> str:
     return (
         f"{edit.column2} is column 2 of NCCI PTP edit {edit.column1}/{edit.column2} with "
         f"{edit.column1} on line {other.line_id} (same patient, date of service and rendering "
@@ -144,8 +147,10 @@ def ptp_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
     return Changes(
         day,
         day,
-        lambda other: other.rendering_provider.npi == npi
-        and code in index.column1_codes(other.procedure_code),
+        lambda other: (
+            other.rendering_provider.npi == npi
+            and code in index.column1_codes(other.procedure_code)
+        ),
     )
 
 
