@@ -241,8 +241,11 @@ profiles:
     ],
 )
 def test_the_first_matching_profile_applies(payer_id: str, profile: str | None) -> None:
-    found = parse(MATCHING).match(payer_id)
+    profiles = parse(MATCHING)
+    found = profiles.match(payer_id)
     assert (found.name if found else None) == profile
+    resolved = ProfileMatcher(profiles, RULES, GROUPS).for_payer(payer_id)
+    assert (resolved.name if resolved else None) == profile
 
 
 def test_a_catch_all_matches_every_payer_id() -> None:
@@ -337,10 +340,17 @@ def test_resolve_reports_names_the_engine_does_not_know_and_never_raises() -> No
     assert dict(result.severity) == {}  # disabling wins over the override
 
 
-def test_a_resolved_profile_is_read_only() -> None:
-    r = resolve(one('profiles: [{name: p, payers: ["P"], severity: {units: info}}]'), RULES, {})
+def test_a_resolved_profile_is_read_only_and_hashable() -> None:
+    text = 'profiles: [{name: p, payers: ["P"], severity: {units: info}}]'
+    r = resolve(one(text), RULES, {})
     with pytest.raises(TypeError):
         r.severity["units.mue_line"] = E  # type: ignore[index]
+    again = resolve(one(text), RULES, {})
+    assert again == r
+    assert hash(again) == hash(r)
+    other = resolve(one(text.replace("info", "warning")), RULES, {})
+    assert other != r
+    assert len({r, again, other}) == 2
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -947,12 +957,12 @@ def brute_force(
     return None
 
 
-_ALPHABET = "AB1-"
+_ALPHABET = "AB1-!["
 _names = st.sampled_from(sorted(RULE_IDS | CATEGORIES | GROUPS.keys()))
 _severity_keys = st.sampled_from(sorted(RULE_IDS | CATEGORIES))
 _profile = st.builds(
     lambda patterns, disable, severity: (patterns, disable, severity),
-    st.lists(st.text(_ALPHABET + "*?", min_size=1, max_size=4), min_size=1, max_size=3),
+    st.lists(st.text(_ALPHABET + "*?[]!", min_size=1, max_size=4), min_size=1, max_size=3),
     st.lists(_names, max_size=4, unique=True),
     st.dictionaries(_severity_keys, st.sampled_from(list(Severity)), max_size=4),
 )
