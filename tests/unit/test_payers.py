@@ -37,10 +37,10 @@ RULES: tuple[tuple[str, str, Severity], ...] = (
     ("code.unknown", "code", E),
     ("code.not_payable.invalid", "code", E),
     ("code.not_payable.non_covered", "code", E),
-    ("code.not_payable.excluded", "code", E),
     ("code.not_payable.bundled", "code", E),
     ("code.reporting_only", "code", INFO),
     ("code.carrier_priced", "code", INFO),
+    ("code.outside_fee_schedule", "code", INFO),
     ("modifier.malformed", "modifier", E),
     ("modifier.unknown", "modifier", E),
     ("modifier.too_many", "modifier", E),
@@ -85,13 +85,24 @@ RULE_IDS = frozenset(r for r, _, _ in RULES)
 CATEGORIES = frozenset(c for _, c, _ in RULES)
 RULE_CATEGORIES = {r: c for r, c, _ in RULES}
 CATALOGUED = {r: s for r, _, s in RULES}
-#: The Medicare policy rules, as the engine will mark them (the tests only need a plausible set).
+#: The Medicare policy rules as the engine marks them (``Rule.medicare_policy``), plus NCCI PTP.
 MEDICARE_POLICY = frozenset(
     r
     for r, c, _ in RULES
     if c in {"units", "global_period", "ncci_ptp"}
-    or r.startswith("code.not_payable.")
-    or r in {"code.carrier_priced", "modifier.bilateral_not_allowed", "modifier.co_surgeons"}
+    or (c == "code" and r != "code.unknown")
+    or r
+    in {
+        "modifier.global_split_not_applicable",
+        "modifier.bilateral_not_allowed",
+        "modifier.pctc_not_allowed",
+        "modifier.assistant_not_allowed",
+        "modifier.assistant_documentation",
+        "modifier.co_surgeons",
+        "modifier.co_surgeons_documentation",
+        "modifier.team_surgery",
+        "modifier.team_surgery_documentation",
+    }
 )
 GROUPS = {
     "medicare_policy": MEDICARE_POLICY,
@@ -131,7 +142,7 @@ def load_default(*, rule_categories: bool = False) -> PayerProfiles:
 #: Every rule id the shipped file names: the engine must keep them (or the file must change).
 DEFAULT_NAMES = {
     "code.not_payable.non_covered",
-    "code.not_payable.excluded",
+    "code.outside_fee_schedule",
     "code.carrier_priced",
     "code.not_payable.invalid",
     "code.not_payable.bundled",
@@ -190,7 +201,7 @@ def test_the_shipped_commercial_profile_keeps_ncci_and_demotes_mue() -> None:
     assert commercial is not None
     assert commercial.disabled == {
         "code.not_payable.non_covered",
-        "code.not_payable.excluded",
+        "code.outside_fee_schedule",
         "code.carrier_priced",
     }
     assert dict(commercial.severity) == {
