@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BUNDLE := build/refdata.json
 DEMO_INPUT := seeds/examples/claims.jsonl
+PAYERS := scrubber/refdata/payers/default.yaml
 
 .PHONY: help venv lock stack-up stack-down stack-status stack-reset refdata topics \
         worker-start worker-stop demo test test-unit lint format contracts \
@@ -49,8 +50,8 @@ stack-reset: worker-stop
 	deploy/local/stack.sh reset
 
 $(BUNDLE): venv $(wildcard seeds/*.txt) $(wildcard scrubber/refdata/*.py) \
-           $(wildcard scrubber/refdata/cms/*.csv) scrubber/refdata/master/modifiers.csv
-	$(BIN)/scrubber refdata build --seeds seeds -o $(BUNDLE)
+           $(wildcard scrubber/refdata/cms/*) scrubber/refdata/master/modifiers.csv $(PAYERS)
+	$(BIN)/scrubber refdata build --seeds seeds --payers $(PAYERS) -o $(BUNDLE)
 
 refdata: $(BUNDLE) stack-up
 	$(BIN)/scrubber refdata load --bundle $(BUNDLE)

@@ -221,12 +221,22 @@ def refdata_build(
             "(default: the shipped extract)",
         ),
     ] = None,
+    payers: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="payer profiles YAML (the shipped default: scrubber/refdata/payers/default.yaml); "
+            "without it every payer is judged with every rule as catalogued",
+        ),
+    ] = None,
     no_cms: Annotated[bool, typer.Option("--no-cms", help="seeds only")] = False,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("build/refdata.json"),
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
     from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP, build_bundle
     from scrubber.refdata.cms import CmsFileError
+    from scrubber.refdata.payers import PayerProfileError
 
     try:
         bundle = build_bundle(
@@ -234,16 +244,19 @@ def refdata_build(
             mpfs=None if no_cms else (mpfs or DEFAULT_MPFS),
             mue=None if no_cms else (mue or DEFAULT_MUE),
             ptp=() if no_cms else tuple(ptp or (DEFAULT_PTP,)),
+            payers=payers,
         )
-    except CmsFileError as exc:
+    except (CmsFileError, PayerProfileError) as exc:
         console.print(f"[red]refusing to build:[/red] {exc}")
         raise typer.Exit(2) from exc
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(bundle.to_json())
     edits = bundle.ptp.count if bundle.ptp else 0
+    profiles = len(bundle.payers.profiles) if bundle.payers else 0
     out.print(
         f"bundle {bundle.version}: {len(bundle.codes)} codes, {len(bundle.modifiers)} modifiers, "
-        f"{edits} NCCI PTP edits, {len(bundle.corrections)} corrections -> {output}"
+        f"{edits} NCCI PTP edits, {profiles} payer profiles, "
+        f"{len(bundle.corrections)} corrections -> {output}"
     )
 
 
@@ -439,6 +452,13 @@ def contracts_check(directory: Path = Path("contracts")) -> None:
 def rules(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="docs/rules.md")] = False,
+    payer: Annotated[
+        str | None,
+        typer.Option(help="show the rules as this payer id's profile applies them (see --refdata)"),
+    ] = None,
+    refdata: Annotated[
+        Path, typer.Option(dir_okay=False, help="bundle whose payer profiles --payer uses")
+    ] = Path("build/refdata.json"),
 ) -> None:
     """Print the rule catalogue: id, category, severity, CARC, description, source."""
     from scrubber.rules.catalogue import catalogue, render_markdown
@@ -446,6 +466,9 @@ def rules(
 
     if markdown:
         sys.stdout.write(render_markdown())
+        return
+    if payer is not None:
+        _rules_for_payer(payer, refdata, as_json)
         return
 
     if as_json:
@@ -462,6 +485,53 @@ def rules(
         table.add_column(col)
     for r in default_rules():
         table.add_row(r.rule_id, r.category.value, r.severity.value, r.carc or "", r.description)
+    out.print(table)
+
+
+def _rules_for_payer(payer: str, refdata: Path, as_json: bool) -> None:
+    """The catalogue as the payer's profile in a bundle applies it: on or off, and severity."""
+    from scrubber.refdata.model import Bundle, ReferenceSnapshot
+    from scrubber.rules.library import default_engine
+
+    if not refdata.is_file():
+        console.print(f"[red]error:[/red] no bundle at {refdata} (build one, or pass --refdata)")
+        raise typer.Exit(2)
+    snapshot = ReferenceSnapshot(Bundle.from_json(refdata.read_bytes()))
+    engine = default_engine()
+    profile = engine.profile_for(snapshot, payer)
+    rows = []
+    for r in engine.rules:
+        disabled = profile is not None and r.rule_id in profile.disabled
+        severity = profile.severity.get(r.rule_id, r.severity) if profile else r.severity
+        rows.append(
+            {
+                "rule_id": r.rule_id,
+                "category": r.category.value,
+                "applies": not disabled,
+                "severity": None if disabled else severity.value,
+                "catalogued_severity": r.severity.value,
+                "medicare_policy": r.medicare_policy,
+            }
+        )
+    name = profile.name if profile is not None else None
+    if as_json:
+        doc = {"payer_id": payer, "profile": name, "refdata_version": snapshot.version}
+        sys.stdout.write(orjson.dumps({**doc, "rules": rows}, option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return
+    title = f"rules for payer {payer}: profile {name or '(none: every rule as catalogued)'}"
+    table = Table(title=title)
+    for col in ("rule id", "category", "applies", "severity", "catalogued", "Medicare policy"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            str(row["rule_id"]),
+            str(row["category"]),
+            "yes" if row["applies"] else "no",
+            str(row["severity"] or "-"),
+            str(row["catalogued_severity"]),
+            "yes" if row["medicare_policy"] else "",
+        )
     out.print(table)
 
 

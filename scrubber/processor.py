@@ -262,6 +262,7 @@ class LineProcessor:
             reference=verdict.reference,
             refdata_version=snapshot.version,
             scrubbed_at=now,
+            profile=verdict.profile,
         )
         return Emission(
             kind="flagged" if result.outcome is Outcome.FLAGGED else "accepted",

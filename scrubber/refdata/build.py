@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scrubber.contracts import Category
 from scrubber.refdata.cms import read_mpfs, read_mue
 from scrubber.refdata.lint import (
     DEFAULT_MPFS,
@@ -49,8 +50,10 @@ from scrubber.refdata.model import (
     ModifierReference,
     SourceFile,
 )
+from scrubber.refdata.payers import load_payer_profiles
 from scrubber.refdata.ptp import PtpTable, read_ptp
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
+from scrubber.rules.library import default_engine
 
 __all__ = [
     "DEFAULT_MPFS",
@@ -227,11 +230,14 @@ def build_bundle(
     mpfs: Path | None = None,
     mue: Path | None = None,
     ptp: Sequence[Path] = (),
+    payers: Path | None = None,
 ) -> Bundle:
     """Merge seeds, the master lists and (optionally) CMS files into a versioned bundle.
 
     ``ptp`` are the parts of the NCCI practitioner PTP table (CMS ships four), each a TXT, a zip
     holding it, or a gzip of it; every row of every part is kept. A bad row stops the build.
+    ``payers`` is a payer profile file, validated against the product's rules (an unknown rule
+    id, category or severity stops the build with file:line).
     """
     documents = parse_seeds(seeds_dir)
     master = read_master_lists()
@@ -301,6 +307,19 @@ def build_bundle(
         for path in ptp:
             sources.append(SourceFile(name=path.name, kind="cms:ncci-ptp", sha256=_sha256(path)))
 
+    profiles = None
+    if payers is not None:
+        engine = default_engine()
+        specs = engine.rule_specs()
+        profiles = load_payer_profiles(
+            payers,
+            rule_ids=[rule_id for rule_id, _, _ in specs],
+            categories=[c.value for c in Category],
+            groups=engine.groups(),
+            rule_categories={rule_id: category for rule_id, category, _ in specs},
+        )
+        sources.append(SourceFile(name=payers.name, kind="payers", sha256=_sha256(payers)))
+
     corrections.sort(key=lambda c: (*_source_key(c.source), c.subject, c.action, c.reason))
     bundle = Bundle(
         sources=tuple(sources),
@@ -308,6 +327,7 @@ def build_bundle(
         modifiers=dict(sorted(modifiers.items())),
         corrections=tuple(corrections),
         ptp=ptp_table,
+        payers=profiles,
     )
     return bundle.with_version()
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from scrubber.refdata.payers import PayerProfiles
 from scrubber.refdata.ptp import PtpIndex, PtpTable
 
 BUNDLE_FORMAT = "claim-scrubber/refdata-bundle"
@@ -98,6 +99,9 @@ class Bundle(_Frozen):
     ptp: PtpTable | None = Field(
         default=None, description="NCCI procedure-to-procedure edits (practitioner table)"
     )
+    payers: PayerProfiles | None = Field(
+        default=None, description="payer profiles: which rules apply to which payer ids"
+    )
 
     def _absent_sections(self) -> set[str]:
         """Optional sections this bundle does not have.
@@ -139,7 +143,7 @@ class Bundle(_Frozen):
 
 
 #: Sections a bundle may lack (older bundles, or inputs not given to the build).
-_OPTIONAL_SECTIONS = ("ptp",)
+_OPTIONAL_SECTIONS = ("ptp", "payers")
 
 _NO_PTP = PtpIndex.from_table(PtpTable.empty())
 

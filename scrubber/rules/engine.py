@@ -14,19 +14,24 @@ each cross-line rule declares (``Rule.affects``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
 from scrubber.refdata.model import CodeReference, ReferenceSnapshot
+from scrubber.refdata.payers import ProfileMatcher, ResolvedProfile
 from scrubber.rules.base import INFLUENCE_DAYS, Changes, Gate, LineContext, Rule
 from scrubber.rules.code import NOTED_STATUSES
 from scrubber.rules.codes import is_add_on, is_em
 from scrubber.rules.global_period import POSTOP_DAYS, opens_period
 
-__all__ = ["Engine", "Evaluation", "Reach", "outcome_of"]
+__all__ = ["MEDICARE_POLICY", "Engine", "Evaluation", "Reach", "outcome_of"]
+
+#: The group of rules that enforce Medicare payment policy (``Rule.medicare_policy``), which a
+#: payer profile can disable as a whole.
+MEDICARE_POLICY = "medicare_policy"
 
 _Plan = tuple[Rule, ...]
 
@@ -49,6 +54,8 @@ class Evaluation:
     outcome: Outcome
     findings: tuple[Finding, ...]
     reference: dict[str, Any] | None
+    profile: str | None = None
+    """The payer profile the line was judged with (None: every rule as catalogued)."""
 
 
 def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
@@ -118,25 +125,6 @@ class Dated(Protocol):
         ...
 
 
-class ResolvedProfile(Protocol):
-    """A payer profile as the engine applies it (``scrubber.refdata.payers.ResolvedProfile``)."""
-
-    @property
-    def name(self) -> str:
-        """The profile's name, unique within a reference data version."""
-        ...
-
-    @property
-    def disabled(self) -> frozenset[str]:
-        """Rule ids that produce no finding for this payer."""
-        ...
-
-    @property
-    def severity(self) -> Mapping[str, Severity]:
-        """Rule id -> the severity its findings get for this payer."""
-        ...
-
-
 class Reach:
     """Which earlier lines of the patient one new line can change, under one engine."""
 
@@ -179,6 +167,7 @@ class Engine:
             None,
             {},
         )
+        self._matcher: tuple[ReferenceSnapshot | None, ProfileMatcher | None] = (None, None)
 
     def rule(self, rule_id: str) -> Rule:
         """The engine's rule of that id (KeyError when it has none)."""
@@ -203,6 +192,28 @@ class Engine:
                 table.clear()
             found = table[code] = _facts_of(snapshot, code)
         return found
+
+    def profile_for(self, snapshot: ReferenceSnapshot, payer_id: str) -> ResolvedProfile | None:
+        """The payer profile of a payer id under a snapshot's profiles, resolved for this engine.
+
+        None when the snapshot has no profiles or none matches: every rule as catalogued.
+        """
+        owner, matcher = self._matcher
+        if owner is not snapshot:
+            profiles = snapshot.bundle.payers
+            matcher = None
+            if profiles is not None and profiles.profiles:
+                matcher = ProfileMatcher(profiles, self.rule_specs(), self.groups())
+            self._matcher = (snapshot, matcher)
+        return matcher.for_payer(payer_id) if matcher is not None else None
+
+    def rule_specs(self) -> tuple[tuple[str, str, Severity], ...]:
+        """(rule id, category, severity) of every rule, as payer profiles resolve against."""
+        return tuple((r.rule_id, r.category.value, r.severity) for r in self.rules)
+
+    def groups(self) -> dict[str, frozenset[str]]:
+        """Named groups of rule ids a payer profile can disable together."""
+        return {MEDICARE_POLICY: frozenset(r.rule_id for r in self.rules if r.medicare_policy)}
 
     def plan(
         self, snapshot: ReferenceSnapshot, facts: int, profile: ResolvedProfile | None = None
@@ -237,13 +248,15 @@ class Engine:
         snapshot: ReferenceSnapshot,
         as_of: date,
         others: tuple[ClaimLine, ...] = (),
-        profile: ResolvedProfile | None = None,
     ) -> Evaluation:
-        """Apply the engine's rules, in order, to one line.
+        """Apply the engine's rules, in order, to one line, as its payer's profile has them.
 
         ``others`` are the patient's other known lines within ``INFLUENCE_DAYS``; cross-line
-        rules judge from that set only, never from the order lines arrived in.
+        rules judge from that set only, never from the order lines arrived in. The payer profile
+        comes from the snapshot (reference data), so a hot swap changes profiles and rules
+        together.
         """
+        profile = self.profile_for(snapshot, line.payer_id)
         ref, facts, view = self.code_facts(snapshot, line.procedure_code)
         if line.modifiers:
             facts |= _MODIFIERS
@@ -259,6 +272,7 @@ class Engine:
             outcome=outcome_of(findings),
             findings=findings,
             reference=dict(view) if view is not None else None,
+            profile=profile.name if profile is not None else None,
         )
 
     def reach(self, line: ClaimLine, snapshot: ReferenceSnapshot) -> Reach:

@@ -9,7 +9,6 @@ the code cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 
 from scrubber.rules import (
@@ -85,9 +84,6 @@ RULE_ORDER: tuple[str, ...] = (
     "duplicate.line",
 )
 
-#: Groups of rules a payer profile can name as a whole, besides rule ids and categories.
-MEDICARE_POLICY = "medicare_policy"
-
 
 def _defined() -> dict[str, Rule]:
     found: dict[str, Rule] = {}
@@ -116,12 +112,6 @@ def default_rules() -> tuple[Rule, ...]:
 def default_engine() -> Engine:
     """The engine of the product (immutable; built once per process)."""
     return Engine(default_rules())
-
-
-def groups(rules: tuple[Rule, ...] | None = None) -> Mapping[str, frozenset[str]]:
-    """Named groups of rule ids that payer profiles can disable together."""
-    chosen = default_rules() if rules is None else rules
-    return {MEDICARE_POLICY: frozenset(r.rule_id for r in chosen if r.medicare_policy)}
 
 
 # Checked at import: a rule defined but not ordered (or the reverse) is a bug, found at once.

@@ -205,8 +205,8 @@ def test_the_shipped_commercial_profile_keeps_ncci_and_demotes_mue() -> None:
         "code.carrier_priced",
     }
     assert dict(commercial.severity) == {
-        "code.not_payable.invalid": INFO,
-        "code.not_payable.bundled": INFO,
+        "code.not_payable.invalid": W,
+        "code.not_payable.bundled": W,
         "units.mue_line": W,
         "units.mue_date_of_service": W,
         "modifier.assistant_not_allowed": W,
