@@ -142,9 +142,10 @@ def normalize(code: str) -> str:
     """The code as the order file writes it: the dot after the third character dropped.
 
     Case is kept: a lower-case code is not an ICD-10-CM code on an X12 claim, so it must stay
-    unequal to every code in the set. A dot anywhere else is kept too, for the same reason.
+    unequal to every code in the set. A dot anywhere else, or with nothing after it ("E11."), is
+    kept too, for the same reason.
     """
-    if len(code) > 3 and code[3] == ".":
+    if len(code) > 4 and code[3] == ".":
         return code[:3] + code[4:]
     return code
 
@@ -370,7 +371,9 @@ def _parse(where: Path, text: str) -> _Parsed:
             if not line.strip():
                 raise CmsFileError(where, number, "blank line between codes")
             _check_line(where, number, line)  # raises, naming the position that is wrong
-            raise CmsFileError(where, number, "line does not fit the order-file layout")
+            raise CmsFileError(  # pragma: no cover - _check_line refuses what the pattern does
+                where, number, "line does not fit the order-file layout"
+            )
         order, code, flag, long = match.groups()
         if int(order) <= previous:
             raise CmsFileError(
@@ -564,7 +567,7 @@ class Icd10Index:
         if i < 0:
             return "no_code_set"
         built = self._built[i]
-        if len(code) > 3 and code[3] == ".":
+        if len(code) > 4 and code[3] == ".":  # normalize(), inlined: this is the hot path
             code = code[:3] + code[4:]
         if code in built.billable:
             return "billable"
