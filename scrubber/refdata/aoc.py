@@ -27,7 +27,9 @@ primary counts while ``day <= Primary_Code_DelDT``, and an add-on code is edited
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,7 +38,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from scrubber.refdata.cms import CmsFileError
 
@@ -116,8 +118,8 @@ def _as_tuple(row: AocRow) -> AocTuple:
 
 
 def _sort_key(row: AocTuple) -> tuple[Any, ...]:
-    # None sorts before any value of its column, so rows order totally and deterministically.
-    return tuple((value is not None, value if value is not None else 0) for value in row)
+    """By add-on code, then every field; None before any value, so the order is total."""
+    return (row[1], *((value is not None, value if value is not None else 0) for value in row))
 
 
 class AocTable(BaseModel):
@@ -130,6 +132,21 @@ class AocTable(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rows: tuple[AocTuple, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> AocTable:
+        """Refuse rows a reader would have refused, and rows out of order (JSON not canonical)."""
+        for number, row in enumerate(self.rows, start=1):
+            edit_type, add_on, _, primary, *_ = row
+            if edit_type not in _PRECEDENCE:
+                raise ValueError(f"row {number}: edit type {edit_type} is not 1, 2 or 3")
+            for code in (add_on, primary):
+                if code is not None and not _CODE_RE.fullmatch(code):
+                    raise ValueError(f"row {number}: {code!r} is not a 5-character code")
+        keys = [_sort_key(row) for row in self.rows]
+        if any(a > b for a, b in itertools.pairwise(keys)):
+            raise ValueError("rows are not in the table's order (build it with from_rows)")
+        return self
 
     @classmethod
     def from_rows(cls, rows: Iterable[AocRow]) -> AocTable:
@@ -371,25 +388,69 @@ def _last_day(*days: date | None) -> date | None:
     return min(known) if known else None
 
 
+def _rule_at(edits: Sequence[_Edit], day: date) -> AocRule | None:
+    """The rule the edits make on one day (see ``AocIndex.rule_for``)."""
+    live = [e for e in edits if e.effective <= day and (e.last_day is None or day <= e.last_day)]
+    if not live:
+        return None
+    edit_type = min((e.edit_type for e in live), key=_PRECEDENCE.__getitem__)
+    chosen = [e for e in live if e.edit_type == edit_type]
+    primaries = frozenset(
+        e.primary
+        for e in chosen
+        if e.primary is not None and (e.primary_deletion is None or day <= e.primary_deletion)
+    )
+    return AocRule(
+        edit_type=edit_type,
+        primaries=primaries,
+        contractor_defined=any(e.primary is None for e in chosen),
+        notes="; ".join(sorted({e.notes for e in chosen if e.notes})),
+    )
+
+
+def _timeline(edits: Sequence[_Edit]) -> tuple[tuple[date, ...], tuple[AocRule | None, ...]]:
+    """The days on which an add-on's rule can change, and the rule from each of them on.
+
+    A rule changes only on an effective date or the day after a deletion date, so evaluating it
+    on those days gives every rule the add-on ever has; consecutive equal rules are merged.
+    """
+    one_day = timedelta(days=1)
+    days: set[date] = set()
+    for e in edits:
+        days.add(e.effective)
+        days.update(d + one_day for d in (e.last_day, e.primary_deletion) if d is not None)
+    starts: list[date] = []
+    rules: list[AocRule | None] = []
+    for day in sorted(days):
+        rule = _rule_at(edits, day)
+        if not rules or rule != rules[-1]:
+            starts.append(day)
+            rules.append(rule)
+    return tuple(starts), tuple(rules)
+
+
 class AocIndex:
     """The AOC edits by add-on code, built once per reference-data version.
 
-    An add-on has a handful to a few hundred rows, so ``rule_for`` scans its rows; there is no
-    per-day precomputation to go stale.
+    Each add-on's rules are computed ahead for every period in which they are constant (an add-on
+    has a handful of distinct dates even when it lists hundreds of primaries), so ``rule_for`` is
+    a dictionary lookup and a bisect, and every line asking about the same add-on and period gets
+    the same ``AocRule`` with its frozenset already built.
     """
 
-    __slots__ = ("_by_add_on", "_primaries")
+    __slots__ = ("_primaries", "_timelines")
 
-    def __init__(self, by_add_on: dict[str, tuple[_Edit, ...]]) -> None:
-        self._by_add_on = by_add_on
-        self._primaries = {
-            add_on: frozenset(e.primary for e in edits if e.primary is not None)
-            for add_on, edits in by_add_on.items()
-        }
+    def __init__(
+        self,
+        timelines: dict[str, tuple[tuple[date, ...], tuple[AocRule | None, ...]]],
+        primaries: dict[str, frozenset[str]],
+    ) -> None:
+        self._timelines = timelines
+        self._primaries = primaries
 
     @classmethod
     def from_table(cls, table: AocTable) -> AocIndex:
-        """Group the table's rows by add-on code."""
+        """Group the table's rows by add-on code and work out each add-on's rules over time."""
         grouped: dict[str, list[_Edit]] = {}
         for row in table.to_rows():
             grouped.setdefault(row.add_on, []).append(
@@ -402,7 +463,13 @@ class AocIndex:
                     notes=row.notes,
                 )
             )
-        return cls({k: tuple(v) for k, v in grouped.items()})
+        return cls(
+            {add_on: _timeline(edits) for add_on, edits in grouped.items()},
+            {
+                add_on: frozenset(e.primary for e in edits if e.primary is not None)
+                for add_on, edits in grouped.items()
+            },
+        )
 
     def rule_for(self, add_on: str, day: date) -> AocRule | None:
         """The rule in force for ``add_on`` on ``day``; None when the file says nothing then.
@@ -412,32 +479,16 @@ class AocIndex:
         most restrictive type is applied: 1 over 3 over 2, with that type's rows only. A listed
         primary whose own deletion date has passed is not among ``primaries``.
         """
-        edits = self._by_add_on.get(add_on)
-        if not edits:
+        timeline = self._timelines.get(add_on)
+        if timeline is None:
             return None
-        live = [
-            e for e in edits if e.effective <= day and (e.last_day is None or day <= e.last_day)
-        ]
-        if not live:
-            return None
-        edit_type = min((e.edit_type for e in live), key=_PRECEDENCE.__getitem__)
-        chosen = [e for e in live if e.edit_type == edit_type]
-        primaries = frozenset(
-            e.primary
-            for e in chosen
-            if e.primary is not None and (e.primary_deletion is None or day <= e.primary_deletion)
-        )
-        notes = "; ".join(sorted({e.notes for e in chosen if e.notes}))
-        return AocRule(
-            edit_type=edit_type,
-            primaries=primaries,
-            contractor_defined=any(e.primary is None for e in chosen),
-            notes=notes,
-        )
+        starts, rules = timeline
+        i = bisect.bisect_right(starts, day) - 1
+        return rules[i] if i >= 0 else None
 
     def add_ons(self) -> frozenset[str]:
         """Every add-on code the file names, on any date."""
-        return frozenset(self._by_add_on)
+        return frozenset(self._timelines)
 
     def primaries_anyday(self, add_on: str) -> frozenset[str]:
         """Every primary the file lists for ``add_on``, whatever the dates (for messages)."""
