@@ -16,6 +16,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from scrubber.refdata import make_icd10cm_default as generator
 from scrubber.refdata.cms import CmsFileError
 from scrubber.refdata.icd10cm import (
     Icd10CodeSet,
@@ -793,3 +794,83 @@ def test_the_shipped_file_is_in_the_generated_layout() -> None:
         head = [next(text) for _ in range(3)]
     assert head[0] == "00001 A00     0 " + " " * 60 + " Cholera\n"
     assert head[1].startswith("00002 A000    1 ")
+
+
+class _FakeLibrary:
+    """The few calls of ``simple_icd_10_cm`` the generator makes, over a tiny tabular list."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.__file__ = str(data_dir.parent / "simple_icd_10_cm.py")
+        self.codes = {  # code: (leaf, title, "code first" note)
+            "G63": (True, "Polyneuropathy in diseases classified elsewhere", "underlying disease"),
+            "M14": (False, "Arthropathies in other diseases classified elsewhere", ""),
+            "M146": (False, "Charcôt's joint", ""),
+            "M1461": (True, "Charcôt's joint, shoulder", ""),
+            "B20": (True, "Human immunodeficiency virus [HIV] disease", "HIV in pregnancy"),
+        }
+        self.versions: list[tuple[str, str]] = []
+
+    def get_all_codes(self, with_dots: bool) -> list[str]:
+        assert not with_dots
+        return ["1", "A00-B99", "B20", "B20", "G63", "M14", "M146", "M1461"]  # B20: block too
+
+    def is_category_or_subcategory(self, code: str) -> bool:
+        return code in self.codes
+
+    def is_leaf(self, code: str) -> bool:
+        return self.codes[code][0]
+
+    def get_description(self, code: str) -> str:
+        return self.codes[code][1]
+
+    def get_code_first(self, code: str, search_in_ancestors: bool = False) -> str:
+        return self.codes[code][2]
+
+    def change_version(self, codes: str, tabular: str) -> None:
+        self.versions.append((codes, tabular))
+
+
+def _tabular(path: Path, version: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'<?xml version="1.0"?>\n<ICD10CM.tabular>\n  <version>{version}</version>\n')
+    return path
+
+
+def test_the_generator_writes_reads_back_and_measures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = _FakeLibrary(tmp_path / "lib" / "data")
+    tabular = _tabular(tmp_path / "lib" / "data" / "icd10c-tabular-April-1-2026.xml", "2026")
+    monkeypatch.setattr(generator, "_library", lambda: fake)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "icd10cm-order-2025.txt.gz").write_bytes(b"the previous default")
+    assert generator.main(["--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["icd10cm-order-april-2026.txt.gz"]
+    code_set = read_icd10cm_order(out / "icd10cm-order-april-2026.txt.gz")
+    assert _codes(code_set.billable) == {"B20", "G63", "M1461"}
+    assert _codes(code_set.manifestation) == {"G63", "M14", "M146", "M1461"}
+    printed = capsys.readouterr().out
+    assert "title on the code or a code above it            4 /      2" in printed
+    assert "'code first' note on the code                   2 /      2" in printed  # G63, B20
+    assert generator.main(["--out-dir", str(out), "--check"]) == 0
+    (out / "icd10cm-order-april-2026.txt.gz").write_bytes(gzip.compress(b"other\n"))
+    assert generator.main(["--out-dir", str(out), "--check"]) == 1
+    codes = tmp_path / "codes.txt"
+    other = _tabular(tmp_path / "icd10cm_tabular_2027.xml", "2027")
+    assert (
+        generator.main(["--out-dir", str(out), "--codes", str(codes), "--tabular", str(other)]) == 0
+    )
+    assert fake.versions == [(str(codes), str(other))]
+    assert (out / "icd10cm-order-2027.txt.gz").exists()
+    assert tabular.exists()
+
+
+def test_the_generator_refuses_a_tabular_list_of_another_year(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeLibrary(tmp_path / "lib" / "data")
+    _tabular(tmp_path / "lib" / "data" / "icd10c-tabular-April-1-2026.xml", "2025")
+    monkeypatch.setattr(generator, "_library", lambda: fake)
+    with pytest.raises(SystemExit, match="<version> 2025 is not fiscal year 2026"):
+        generator.main(["--out-dir", str(tmp_path)])
