@@ -157,6 +157,19 @@ class AocTable(BaseModel):
         """The rows back as ``AocRow`` objects."""
         return tuple(AocRow(*row) for row in self.rows)
 
+    def describe(self) -> dict[str, Any]:
+        """What ``scrubber refdata status`` shows: files, counts, add-ons by edit type, dates."""
+        by_type: dict[int, set[str]] = {1: set(), 2: set(), 3: set()}
+        for row in self.rows:
+            by_type[row[0]].add(row[1])
+        return {
+            "files": sorted({row[8].rsplit(":", 1)[0] for row in self.rows}),
+            "rows": len(self.rows),
+            "add_ons": len({row[1] for row in self.rows}),
+            "add_ons_by_type": {str(t): len(codes) for t, codes in by_type.items()},
+            "newest_effective": max((row[5] for row in self.rows), default=None),
+        }
+
 
 # ------------------------------------------------------------------------------ reading
 

@@ -344,6 +344,17 @@ def test_the_table_is_sorted_deterministic_and_round_trips(aoc_file: Path) -> No
     assert '"2024-06-30"' in table.model_dump_json()  # dates as ISO text in the bundle
 
 
+def test_the_table_describes_itself_for_status(aoc_file: Path) -> None:
+    assert AocTable.from_rows(read_aoc(aoc_file)).describe() == {
+        "files": ["AOC_V2025Q1.xlsx"],
+        "rows": len(ROWS),
+        "add_ons": 9,
+        "add_ons_by_type": {"1": 5, "2": 3, "3": 3},  # 64480 and 64484 carry two types
+        "newest_effective": date(2024, 1, 1),
+    }
+    assert AocTable.from_rows([]).describe()["newest_effective"] is None
+
+
 def test_the_table_is_frozen_and_strict() -> None:
     table = AocTable.from_rows([])
     with pytest.raises(pydantic.ValidationError):
