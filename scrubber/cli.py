@@ -230,14 +230,32 @@ def refdata_build(
             "without it every payer is judged with every rule as catalogued",
         ),
     ] = None,
+    icd10cm: Annotated[
+        list[Path] | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="CMS ICD-10-CM order file (TXT, gz or zip; the name dates it); repeat for each "
+            "release (default: the shipped FY2026 April set)",
+        ),
+    ] = None,
+    aoc: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="CMS NCCI add-on code edit workbook (xlsx or zip)"
+        ),
+    ] = None,
     no_cms: Annotated[bool, typer.Option("--no-cms", help="seeds only")] = False,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("build/refdata.json"),
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
     from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP, build_bundle
-    from scrubber.refdata.cms import CmsFileError
-    from scrubber.refdata.payers import PayerProfileError
+    from scrubber.refdata.icd10cm import Icd10CodeSet, default_code_set
 
+    settings = Settings()
+    code_sets: list[Path | Icd10CodeSet] = []
+    if not no_cms:
+        code_sets = list(icd10cm) if icd10cm else [default_code_set()]
     try:
         bundle = build_bundle(
             seeds,
@@ -245,18 +263,23 @@ def refdata_build(
             mue=None if no_cms else (mue or DEFAULT_MUE),
             ptp=() if no_cms else tuple(ptp or (DEFAULT_PTP,)),
             payers=payers,
+            icd10cm=code_sets,
+            aoc=aoc,
+            lateness_days=settings.lateness_days,
         )
-    except (CmsFileError, PayerProfileError) as exc:
+    except ValueError as exc:  # CmsFileError, PayerProfileError and file-level errors
         console.print(f"[red]refusing to build:[/red] {exc}")
         raise typer.Exit(2) from exc
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(bundle.to_json())
     edits = bundle.ptp.count if bundle.ptp else 0
     profiles = len(bundle.payers.profiles) if bundle.payers else 0
+    sets = ", ".join(f"{s.name} from {s.effective_from}" for s in bundle.icd10cm) or "none"
+    aoc_rows = len(bundle.aoc.rows) if bundle.aoc else 0
     out.print(
         f"bundle {bundle.version}: {len(bundle.codes)} codes, {len(bundle.modifiers)} modifiers, "
-        f"{edits} NCCI PTP edits, {profiles} payer profiles, "
-        f"{len(bundle.corrections)} corrections -> {output}"
+        f"{edits} NCCI PTP edits, {aoc_rows} add-on code edits, {profiles} payer profiles, "
+        f"ICD-10-CM code sets: {sets}; {len(bundle.corrections)} corrections -> {output}"
     )
 
 

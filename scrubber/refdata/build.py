@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from scrubber.contracts import Category
+from scrubber.refdata.aoc import AocTable, read_aoc
 from scrubber.refdata.cms import read_mpfs, read_mue
+from scrubber.refdata.icd10cm import Icd10CodeSet, Icd10Index, read_icd10cm_order, sets_needed
 from scrubber.refdata.lint import (
     DEFAULT_MPFS,
     DEFAULT_MUE,
@@ -53,6 +55,7 @@ from scrubber.refdata.model import (
 from scrubber.refdata.payers import load_payer_profiles
 from scrubber.refdata.ptp import PtpTable, read_ptp
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
+from scrubber.revisions import DEFAULT_LATENESS_DAYS
 from scrubber.rules.library import default_engine
 
 __all__ = [
@@ -172,6 +175,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _text_sha256(code_set: Icd10CodeSet) -> str:
+    """The hash of a code set given as data rather than as a file (the shipped default)."""
+    return hashlib.sha256(code_set.model_dump_json().encode()).hexdigest()
+
+
 def read_master_modifiers(path: Path = MASTER_MODIFIERS) -> dict[str, ModifierReference]:
     """The master list of real modifiers, each with the publication it comes from."""
     master = read_master_lists(path.parent)
@@ -231,13 +239,20 @@ def build_bundle(
     mue: Path | None = None,
     ptp: Sequence[Path] = (),
     payers: Path | None = None,
+    icd10cm: Sequence[Path | Icd10CodeSet] = (),
+    aoc: Path | None = None,
+    lateness_days: int = DEFAULT_LATENESS_DAYS,
 ) -> Bundle:
     """Merge seeds, the master lists and (optionally) CMS files into a versioned bundle.
 
     ``ptp`` are the parts of the NCCI practitioner PTP table (CMS ships four), each a TXT, a zip
     holding it, or a gzip of it; every row of every part is kept. A bad row stops the build.
     ``payers`` is a payer profile file, validated against the product's rules (an unknown rule
-    id, category or severity stops the build with file:line).
+    id, category or severity stops the build with file:line). ``icd10cm`` are ICD-10-CM code
+    sets (CMS order files, or sets already read such as the shipped default); the bundle keeps
+    the ones a line up to ``lateness_days`` behind the newest set's start can need, judged from
+    the sets themselves, never from the clock, so the same inputs give the same version.
+    ``aoc`` is CMS's add-on code edit workbook.
     """
     documents = parse_seeds(seeds_dir)
     master = read_master_lists()
@@ -307,6 +322,28 @@ def build_bundle(
         for path in ptp:
             sources.append(SourceFile(name=path.name, kind="cms:ncci-ptp", sha256=_sha256(path)))
 
+    code_sets = []
+    for item in icd10cm:
+        if isinstance(item, Path):
+            code_set = read_icd10cm_order(item)
+            sources.append(SourceFile(name=item.name, kind="cms:icd10cm", sha256=_sha256(item)))
+        else:
+            code_set = item
+            sources.append(
+                SourceFile(name=code_set.name, kind="icd10cm", sha256=_text_sha256(code_set))
+            )
+        code_sets.append(code_set)
+    kept: tuple[Icd10CodeSet, ...] = ()
+    if code_sets:
+        newest = max(s.effective_from for s in code_sets)
+        kept = sets_needed(code_sets, newest, lateness_days)
+        Icd10Index.from_sets(kept)  # two sets starting the same day are refused here
+
+    aoc_table = None
+    if aoc is not None:
+        aoc_table = AocTable.from_rows(read_aoc(aoc))
+        sources.append(SourceFile(name=aoc.name, kind="cms:aoc", sha256=_sha256(aoc)))
+
     profiles = None
     if payers is not None:
         engine = default_engine()
@@ -328,6 +365,8 @@ def build_bundle(
         corrections=tuple(corrections),
         ptp=ptp_table,
         payers=profiles,
+        icd10cm=kept,
+        aoc=aoc_table,
     )
     return bundle.with_version()
 

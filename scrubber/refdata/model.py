@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from scrubber.refdata.aoc import AocIndex, AocTable
+from scrubber.refdata.icd10cm import Icd10CodeSet, Icd10Index
 from scrubber.refdata.payers import PayerProfiles
 from scrubber.refdata.ptp import PtpIndex, PtpTable
 
@@ -102,6 +104,10 @@ class Bundle(_Frozen):
     payers: PayerProfiles | None = Field(
         default=None, description="payer profiles: which rules apply to which payer ids"
     )
+    icd10cm: tuple[Icd10CodeSet, ...] = Field(
+        default=(), description="ICD-10-CM code sets, each in force from its effective date"
+    )
+    aoc: AocTable | None = Field(default=None, description="CMS NCCI add-on code edits")
 
     def _absent_sections(self) -> set[str]:
         """Optional sections this bundle does not have.
@@ -143,9 +149,10 @@ class Bundle(_Frozen):
 
 
 #: Sections a bundle may lack (older bundles, or inputs not given to the build).
-_OPTIONAL_SECTIONS = ("ptp", "payers")
+_OPTIONAL_SECTIONS = ("ptp", "payers", "icd10cm", "aoc")
 
 _NO_PTP = PtpIndex.from_table(PtpTable.empty())
+_NO_AOC = AocIndex.from_table(AocTable.from_rows(()))
 
 
 class ReferenceSnapshot:
@@ -156,7 +163,7 @@ class ReferenceSnapshot:
     a snapshot is only published once it is complete.
     """
 
-    __slots__ = ("bundle", "codes", "modifiers", "ptp", "version")
+    __slots__ = ("aoc", "bundle", "codes", "icd10", "modifiers", "ptp", "version")
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -164,6 +171,8 @@ class ReferenceSnapshot:
         self.codes = bundle.codes
         self.modifiers = bundle.modifiers
         self.ptp = PtpIndex.from_table(bundle.ptp) if bundle.ptp else _NO_PTP
+        self.icd10 = Icd10Index.from_sets(bundle.icd10cm)
+        self.aoc = AocIndex.from_table(bundle.aoc) if bundle.aoc else _NO_AOC
 
     def code(self, code: str) -> CodeReference | None:
         """The reference record for a procedure code, or None when the data does not know it."""
