@@ -216,7 +216,8 @@ def refdata_build(
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("build/refdata.json"),
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
-    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+    from scrubber.refdata.build import build_bundle
+    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 
     bundle = build_bundle(
         seeds,

@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from scrubber.config import Settings
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 
 from . import report as reporting

@@ -32,16 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from scrubber.refdata.cms import read_mpfs, read_mue
-from scrubber.refdata.lint import (
-    DEFAULT_MPFS,
-    DEFAULT_MUE,
-    MASTER_DIR,
-    SEED_INDICATOR_FIELDS,
-    LintFinding,
-    LintReference,
-    lint,
-    read_master_lists,
-)
+from scrubber.refdata.inputs import MASTER_MODIFIERS
+from scrubber.refdata.lint import SEED_INDICATOR_FIELDS, LintFinding, LintReference, lint
+from scrubber.refdata.master import read_master_lists
 from scrubber.refdata.model import (
     Bundle,
     CodeReference,
@@ -51,18 +44,7 @@ from scrubber.refdata.model import (
 )
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
 
-__all__ = [
-    "DEFAULT_MPFS",
-    "DEFAULT_MUE",
-    "MASTER_MODIFIERS",
-    "PACKAGE_DIR",
-    "build_bundle",
-    "corrections_from_findings",
-    "read_master_modifiers",
-]
-
-PACKAGE_DIR = Path(__file__).parent
-MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
+__all__ = ["build_bundle", "corrections_from_findings", "read_master_modifiers"]
 
 #: PPRRVU columns copied onto the bundle (bundle field = MpfsRow attribute): the indicators the
 #: seeds can state too, and ENDO BASE.
@@ -178,7 +160,7 @@ def read_master_modifiers(path: Path = MASTER_MODIFIERS) -> dict[str, ModifierRe
 
 
 def _publication(source: str) -> str:
-    """``"modifiers.csv:12 (CPT Appendix A)"`` from the lint's ``"modifiers.csv:12, CPT ..."``."""
+    """``"modifiers.csv:12 (CPT Appendix A)"`` from a master list's ``"modifiers.csv:12, CPT"``."""
     where, _, publication = source.partition(", ")
     return f"{where} ({publication})"
 

@@ -12,20 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, MASTER_DIR
 from scrubber.refdata.lint import (
-    DEFAULT_MPFS,
-    DEFAULT_MUE,
-    MASTER_DIR,
     LintFinding,
     LintReference,
-    MasterListError,
     exit_status,
     lint,
     load_reference,
-    read_master_lists,
     render_text,
     run_lint,
 )
+from scrubber.refdata.master import MasterListError, read_master_lists
 from scrubber.refdata.seeds import SeedDocument, parse_seeds, parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
