@@ -119,7 +119,7 @@ def kafka_reachable(bootstrap: str) -> bool:
 
 def full_size_bundle(codes: int, work: Path) -> Bundle:
     """The seeds with a synthetic full-size fee schedule instead of the shipped extract."""
-    from scrubber.refdata.cms import synthetic_mpfs
+    from scrubber.bench.synthetic import synthetic_mpfs
 
     path = work / "PPRRVU-synthetic.csv"
     synthetic_mpfs(path, n_codes=codes)
