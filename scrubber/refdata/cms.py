@@ -30,6 +30,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from scrubber.standards import (
+    ASSISTANT_VALUES,
+    BILATERAL_VALUES,
+    GLOBAL_DAYS_VALUES,
+    HCPCS_CODE_SHAPE,
+    MODIFIER_SHAPE,
+    MPFS_COLUMNS,
+    MUE_INDICATOR_LABELS,
+    MUE_INDICATORS,
+    MULT_PROC_VALUES,
+    PCTC_VALUES,
+    STATUS_CODES,
+    SURGEONS_VALUES,
+)
+
 __all__ = [
     "CmsFileError",
     "MpfsFile",
@@ -107,28 +122,10 @@ class MueRow:
     source: str  # "<file name>:<line>"
 
 
-# ---------------------------------------------------------------------------- value sets
-# From RVU25D (the record layout and Attachment A). Anything outside them means the file is not
-# what we think it is, so it is refused rather than guessed at.
+# The value sets every indicator is checked against are RVU25D's (the record layout and
+# Attachment A), kept with their meanings in ``scrubber.standards``. Anything outside them means
+# the file is not what we think it is, so it is refused rather than guessed at.
 
-_STATUS_CODES = frozenset("ABCDEFGHIJMNPRTX")
-_PCTC = frozenset("0123456789")
-_GLOBAL_DAYS = frozenset({"000", "010", "090", "MMM", "XXX", "YYY", "ZZZ"})
-_MULT_PROC = frozenset("012345679")
-_BILATERAL = frozenset("01239")
-_ASSISTANT = frozenset("0129")
-_CO_SURGEONS = frozenset("0129")
-_TEAM_SURGERY = frozenset("0129")
-
-#: MUE adjudication indicators and the words CMS writes after the digit.
-_MUE_INDICATORS = {
-    "1": "Line Edit",
-    "2": "Date of Service Edit: Policy",
-    "3": "Date of Service Edit: Clinical",
-}
-
-_CODE_RE = re.compile(r"[A-Z0-9]{5}")  # CPT, Category II/III and level II HCPCS are 5 characters
-_MODIFIER_RE = re.compile(r"(?:[A-Z0-9]{2})?")
 _DECIMAL_RE = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _RELEASED_RE = re.compile(r"\bRELEASED\b\W*(\d{1,2})/(\d{1,2})/(\d{4})\b", re.IGNORECASE)
 _TITLE_RE = re.compile(r"RELATIVE\s+VALUE\s+FILE", re.IGNORECASE)
@@ -266,14 +263,17 @@ def _one_of(values: frozenset[str], what: str) -> Callable[[str], str]:
 
 def _code(value: str) -> str:
     code = value.upper()
-    if not _CODE_RE.fullmatch(code):
-        raise ValueError(f"{value!r} is not a 5-character HCPCS/CPT code")
+    if not HCPCS_CODE_SHAPE.fullmatch(code):
+        raise ValueError(
+            f"{value!r} is not a HCPCS/CPT code (5 characters: a letter or digit, three digits, "
+            "a letter or digit)"
+        )
     return code
 
 
 def _modifier(value: str) -> str:
     mod = value.upper()
-    if not _MODIFIER_RE.fullmatch(mod):
+    if mod and not MODIFIER_SHAPE.fullmatch(mod):
         raise ValueError(f"{value!r} is not a 2-character modifier")
     return mod
 
@@ -301,20 +301,27 @@ def _fraction(value: str) -> str | None:
     return number
 
 
+def _indicator(
+    field: str, values: frozenset[str], what: str
+) -> tuple[str, str, Callable[[str], str | None]]:
+    """An indicator's entry in ``_MPFS_COLUMNS``: its field, its PPRRVU column, its value check."""
+    return field, MPFS_COLUMNS[field], _one_of(values, what)
+
+
 #: PPRRVU columns read into MpfsRow, in the dataclass's field order (so a row is built
 #: positionally, the cheapest way for 19,000 rows): (attribute, documented column name, validator).
 _MPFS_COLUMNS: tuple[tuple[str, str, Callable[[str], str | None]], ...] = (
     ("code", "HCPCS", _code),
     ("modifier", "MOD", _modifier),
     ("description", "DESCRIPTION", _text),
-    ("status", "STATUS CODE", _one_of(_STATUS_CODES, "status code")),
-    ("pctc", "PCTC IND", _one_of(_PCTC, "PC/TC indicator")),
-    ("global_days", "GLOB DAYS", _one_of(_GLOBAL_DAYS, "global surgery period")),
-    ("mult_proc", "MULT PROC", _one_of(_MULT_PROC, "multiple procedure indicator")),
-    ("bilateral", "BILAT SURG", _one_of(_BILATERAL, "bilateral surgery indicator")),
-    ("assistant", "ASST SURG", _one_of(_ASSISTANT, "assistant at surgery indicator")),
-    ("co_surgeons", "CO-SURG", _one_of(_CO_SURGEONS, "co-surgeons indicator")),
-    ("team_surgery", "TEAM SURG", _one_of(_TEAM_SURGERY, "team surgery indicator")),
+    _indicator("status", STATUS_CODES, "status code"),
+    _indicator("pctc", PCTC_VALUES, "PC/TC indicator"),
+    _indicator("global_days", GLOBAL_DAYS_VALUES, "global surgery period"),
+    _indicator("mult_proc", MULT_PROC_VALUES, "multiple procedure indicator"),
+    _indicator("bilateral", BILATERAL_VALUES, "bilateral surgery indicator"),
+    _indicator("assistant", ASSISTANT_VALUES, "assistant at surgery indicator"),
+    _indicator("co_surgeons", SURGEONS_VALUES, "co-surgeons indicator"),
+    _indicator("team_surgery", SURGEONS_VALUES, "team surgery indicator"),
     ("endo_base", "ENDO BASE", _endo_base),
     ("work_rvu", "WORK RVU", _decimal),
     ("pre_op", "PRE OP", _fraction),
@@ -447,13 +454,13 @@ def _mue_indicator(value: str) -> tuple[str, str]:
     """``("2", "2 Date of Service Edit: Policy")`` from the cell; the words must fit the digit."""
     text = " ".join(value.split())
     match = _MUE_INDICATOR_RE.fullmatch(text)
-    if not match or match.group(1) not in _MUE_INDICATORS:
-        allowed = "; ".join(f"{d} {t}" for d, t in _MUE_INDICATORS.items())
+    if not match or match.group(1) not in MUE_INDICATORS:
+        allowed = "; ".join(f"{d} {t}" for d, t in MUE_INDICATOR_LABELS.items())
         raise ValueError(f"{value!r} is not an MUE adjudication indicator (expected {allowed})")
     digit, words = match.groups()
-    if words and column_key(words) != column_key(_MUE_INDICATORS[digit]):
+    if words and column_key(words) != column_key(MUE_INDICATOR_LABELS[digit]):
         raise ValueError(
-            f"{value!r}: indicator {digit} means {_MUE_INDICATORS[digit]!r}, not {words!r}"
+            f"{value!r}: indicator {digit} means {MUE_INDICATOR_LABELS[digit]!r}, not {words!r}"
         )
     return digit, text
 

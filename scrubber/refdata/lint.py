@@ -39,9 +39,6 @@ from scrubber.refdata import vocabulary as vocab
 from scrubber.refdata.cms import MpfsRow, MueRow, read_mpfs, read_mue
 from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, MASTER_DIR
 from scrubber.refdata.master import (
-    _CPT_NUMERIC,
-    _ICD_SHAPE,
-    _TAXONOMY_SHAPE,
     MasterLists,
     MasterModifier,
     MasterProcedure,
@@ -54,6 +51,25 @@ from scrubber.refdata.seeds import (
     SeedModifier,
     SeedTaxonomy,
     parse_seeds,
+)
+from scrubber.standards import (
+    ADD_ON_GLOBAL_DAYS,
+    ASSISTANT_DOCUMENTATION,
+    ASSISTANT_MEANINGS,
+    ASSISTANT_MODIFIERS,
+    ASSISTANT_NOT_PAID,
+    BILATERAL_VALUES,
+    CPT_NUMERIC_SHAPE,
+    GLOBAL_DAYS_VALUES,
+    GLOBAL_SPLIT_MODIFIERS,
+    ICD10CM_SHAPE,
+    MPFS_COLUMNS,
+    PCTC_ALLOWED,
+    PCTC_VALUES,
+    SPLIT_GLOBAL_DAYS,
+    SURGEONS_DOCUMENTATION,
+    SURGEONS_NOT_PERMITTED,
+    TAXONOMY_SHAPE,
 )
 
 __all__ = [
@@ -181,16 +197,26 @@ def render_text(findings: Sequence[LintFinding]) -> str:
 class _IndicatorRule:
     """Which values of an MPFS indicator forbid (or need documentation for) some modifiers.
 
-    Values from the RVU25D layout; a value outside both sets (or no value at all) says nothing,
-    so a finding is never built on missing data.
+    The values are the standard's (``scrubber.standards``), each with the reason a finding gives;
+    a value outside both (or no value at all) says nothing, so a finding is never built on
+    missing data.
     """
 
     modifiers: frozenset[str]
     field: str
-    column: str
     forbidden: Mapping[str, str]
     documentation: Mapping[str, str]
     cite: str
+
+    @property
+    def column(self) -> str:
+        """The indicator's PPRRVU column, as findings name it."""
+        return MPFS_COLUMNS[self.field]
+
+
+def _each(values: Iterable[str], reason: str | Mapping[str, str]) -> dict[str, str]:
+    """Each value with its reason: one for all, or each its own (the lint's wording of it)."""
+    return {v: reason if isinstance(reason, str) else reason[v] for v in sorted(values)}
 
 
 _RVU = "RVU25D layout"
@@ -198,81 +224,85 @@ _INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
     _IndicatorRule(
         frozenset({"50"}),
         "bilateral",
-        "BILAT SURG",
-        {
-            "0": "150% bilateral adjustment does not apply",
-            "2": "the code is already bilateral",
-            "3": "each side is paid at 100% (diagnostic services)",
-            "9": "the bilateral concept does not apply",
-        },
+        _each(
+            BILATERAL_VALUES - {"1"},
+            {
+                "0": "150% bilateral adjustment does not apply",
+                "2": "the code is already bilateral",
+                "3": "each side is paid at 100% (diagnostic services)",
+                "9": "the bilateral concept does not apply",
+            },
+        ),
         {},
         f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.7: modifier 50 only with indicator 1",
     ),
     _IndicatorRule(
-        frozenset({"80", "81", "82", "AS"}),
+        frozenset(ASSISTANT_MODIFIERS),
         "assistant",
-        "ASST SURG",
+        _each(ASSISTANT_NOT_PAID, ASSISTANT_MEANINGS),
         {
-            "1": "statutory payment restriction: an assistant at surgery may not be paid",
-            "9": "the assistant at surgery concept does not apply",
+            ASSISTANT_DOCUMENTATION: "an assistant at surgery is paid only with documentation "
+            "of medical necessity"
         },
-        {"0": "an assistant at surgery is paid only with documentation of medical necessity"},
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"62"}),
         "co_surgeons",
-        "CO-SURG",
-        {"0": "co-surgeons not permitted", "9": "the co-surgeons concept does not apply"},
-        {"1": "co-surgeons are paid only with documentation of medical necessity"},
+        _each(
+            SURGEONS_NOT_PERMITTED,
+            {"0": "co-surgeons not permitted", "9": "the co-surgeons concept does not apply"},
+        ),
+        {
+            SURGEONS_DOCUMENTATION: "co-surgeons are paid only with documentation of "
+            "medical necessity"
+        },
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"66"}),
         "team_surgery",
-        "TEAM SURG",
-        {"0": "team surgeons not permitted", "9": "the team surgery concept does not apply"},
-        {"1": "a team is paid only with documentation of medical necessity"},
+        _each(
+            SURGEONS_NOT_PERMITTED,
+            {"0": "team surgeons not permitted", "9": "the team surgery concept does not apply"},
+        ),
+        {SURGEONS_DOCUMENTATION: "a team is paid only with documentation of medical necessity"},
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"26"}),
         "pctc",
-        "PCTC IND",
-        {
-            v: "modifier 26 cannot be used with this PC/TC indicator"
-            for v in ("0", "2", "3", "4", "5", "7", "8", "9")
-        },
+        _each(
+            (v for v in PCTC_VALUES if "26" not in PCTC_ALLOWED[v]),
+            "modifier 26 cannot be used with this PC/TC indicator",
+        ),
         {},
         f"{_RVU}, Attachment A",
     ),
     _IndicatorRule(
         frozenset({"TC"}),
         "pctc",
-        "PCTC IND",
-        {
-            v: "modifier TC cannot be used with this PC/TC indicator"
-            for v in ("0", "2", "3", "4", "5", "6", "7", "8", "9")
-        },
+        _each(
+            (v for v in PCTC_VALUES if "TC" not in PCTC_ALLOWED[v]),
+            "modifier TC cannot be used with this PC/TC indicator",
+        ),
         {},
         f"{_RVU}, Attachment A",
     ),
     _IndicatorRule(
-        frozenset({"54", "55", "56"}),
+        frozenset(GLOBAL_SPLIT_MODIFIERS),
         "global_days",
-        "GLOB DAYS",
-        {
-            v: "split global care applies to 010 and 090 codes only"
-            for v in ("000", "MMM", "XXX", "YYY", "ZZZ")
-        },
+        _each(
+            GLOBAL_DAYS_VALUES - SPLIT_GLOBAL_DAYS,
+            "split global care applies to 010 and 090 codes only",
+        ),
         {},
         f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.2",
     ),
     _IndicatorRule(
         frozenset({"51"}),
         "global_days",
-        "GLOB DAYS",
-        {"ZZZ": "an add-on code is never reported with modifier 51"},
+        {ADD_ON_GLOBAL_DAYS: "an add-on code is never reported with modifier 51"},
         {},
         f"{_RVU}; CPT Appendix A (modifier 51)",
     ),
@@ -399,7 +429,7 @@ class _Linter:
     def _modifier_scope(self, mod: SeedModifier, code: str) -> Iterator[LintFinding]:
         scopes = self.master.modifier_scopes.get(mod.code)
         # Ranges are of numeric CPT codes; a level II HCPCS code is not judged by them.
-        if not scopes or not _CPT_NUMERIC.fullmatch(code):
+        if not scopes or not CPT_NUMERIC_SHAPE.fullmatch(code):
             return
         if any(s.first <= int(code) <= s.last for s in scopes):
             return
@@ -464,7 +494,7 @@ class _Linter:
     # -- taxonomies --------------------------------------------------------------------------
 
     def _taxonomy(self, tax: SeedTaxonomy) -> Iterator[LintFinding]:
-        if not _TAXONOMY_SHAPE.fullmatch(tax.code):
+        if not TAXONOMY_SHAPE.fullmatch(tax.code):
             yield LintFinding(
                 "error",
                 "taxonomy.malformed",
@@ -507,7 +537,7 @@ class _Linter:
     # -- diagnoses ---------------------------------------------------------------------------
 
     def _diagnosis(self, dx: SeedDiagnosis) -> Iterator[LintFinding]:
-        if not _ICD_SHAPE.fullmatch(dx.code):
+        if not ICD10CM_SHAPE.fullmatch(dx.code):
             yield LintFinding(
                 "error",
                 "diagnosis.malformed",
@@ -567,7 +597,7 @@ class _Linter:
             named += [(a.add_on, a.source, False) for a in doc.add_ons]
             named += [(m.code, m.source, False) for m in doc.mentions if not m.is_family]
             for code, source, related in named:
-                if not _CPT_NUMERIC.fullmatch(code):
+                if not CPT_NUMERIC_SHAPE.fullmatch(code):
                     continue
                 for rng in self.master.ranges:
                     if rng.first <= int(code) <= rng.last and code not in rng.codes:

@@ -15,7 +15,6 @@ not on it is *unknown*, never wrong.
 from __future__ import annotations
 
 import csv
-import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from scrubber.refdata import vocabulary as vocab
 from scrubber.refdata.inputs import MASTER_DIR, MASTER_FILES
+from scrubber.standards import CPT_NUMERIC_SHAPE, ICD10CM_SHAPE, MODIFIER_SHAPE, TAXONOMY_SHAPE
 
 __all__ = [
     "MasterDiagnosis",
@@ -177,19 +177,11 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise MasterListError(f"{where}: {message}")
 
 
-_MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
-_CPT_NUMERIC = re.compile(r"[0-9]{5}")
-_TAXONOMY_SHAPE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
-#: ICD-10-CM: a letter, a digit, a letter or digit, then up to 4 more; the dot after the third
-#: character is optional (X12 carries none). Upper case, as the code set writes it.
-_ICD_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?")
-
-
 def _read_modifiers(path: Path) -> dict[str, MasterModifier]:
     out: dict[str, MasterModifier] = {}
     for where, _, row in _csv_rows(path, ("modifier", "kind", "description", "source")):
         code = row["modifier"]
-        _check(bool(_MODIFIER_SHAPE.fullmatch(code)), where, f"{code!r} is not a modifier")
+        _check(bool(MODIFIER_SHAPE.fullmatch(code)), where, f"{code!r} is not a modifier")
         _check(code not in out, where, f"modifier {code} listed twice")
         _check(bool(row["description"] and row["source"]), where, "description and source needed")
         out[code] = MasterModifier(
@@ -208,7 +200,7 @@ def _read_scopes(
         code, first, last = row["modifier"], row["first_code"], row["last_code"]
         _check(code in modifiers, where, f"{code!r} is not on the modifier master list")
         _check(
-            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
+            bool(CPT_NUMERIC_SHAPE.fullmatch(first) and CPT_NUMERIC_SHAPE.fullmatch(last))
             and int(first) <= int(last),
             where,
             f"{first!r}-{last!r} is not a range of numeric CPT codes",
@@ -227,7 +219,7 @@ def _read_taxonomies(path: Path) -> dict[str, MasterTaxonomy]:
     columns = ("code", "grouping", "classification", "specialization", "also_called", "source")
     for where, _, row in _csv_rows(path, columns):
         code = row["code"]
-        _check(bool(_TAXONOMY_SHAPE.fullmatch(code)), where, f"{code!r} is not a NUCC code")
+        _check(bool(TAXONOMY_SHAPE.fullmatch(code)), where, f"{code!r} is not a NUCC code")
         _check(code not in out, where, f"taxonomy {code} listed twice")
         _check(bool(row["classification"] and row["source"]), where, "classification and source")
         also = tuple(n.strip() for n in row["also_called"].split(";") if n.strip())
@@ -251,7 +243,7 @@ def _read_diagnoses(path: Path) -> dict[str, MasterDiagnosis]:
     out: dict[str, MasterDiagnosis] = {}
     for where, _, row in _csv_rows(path, ("code", "description", "billable", "note", "source")):
         code = row["code"]
-        _check(bool(_ICD_SHAPE.fullmatch(code)), where, f"{code!r} is not an ICD-10-CM code")
+        _check(bool(ICD10CM_SHAPE.fullmatch(code)), where, f"{code!r} is not an ICD-10-CM code")
         _check(icd_key(code) not in out, where, f"diagnosis {code} listed twice")
         _check(row["billable"] in {"Y", "N"}, where, "billable must be Y or N")
         _check(
@@ -276,7 +268,7 @@ def _read_procedures(path: Path) -> dict[str, MasterProcedure]:
     out: dict[str, MasterProcedure] = {}
     for where, _, row in _csv_rows(path, ("code", "kinds", "sites", "size", "summary", "source")):
         code = row["code"]
-        _check(bool(_CPT_NUMERIC.fullmatch(code)), where, f"{code!r} is not a CPT code")
+        _check(bool(CPT_NUMERIC_SHAPE.fullmatch(code)), where, f"{code!r} is not a CPT code")
         _check(code not in out, where, f"CPT code {code} listed twice")
         kinds, sites = _split(row["kinds"]), _split(row["sites"])
         unknown = [k for k in kinds if k not in vocab.PROCEDURE_KINDS] + [
@@ -304,13 +296,15 @@ def _read_ranges(path: Path) -> tuple[MasterRange, ...]:
     for where, _, row in _csv_rows(path, ("first_code", "last_code", "codes", "source")):
         first, last, codes = row["first_code"], row["last_code"], _split(row["codes"])
         _check(
-            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
+            bool(CPT_NUMERIC_SHAPE.fullmatch(first) and CPT_NUMERIC_SHAPE.fullmatch(last))
             and int(first) <= int(last),
             where,
             "not a range of numeric CPT codes",
         )
         _check(
-            all(_CPT_NUMERIC.fullmatch(c) and int(first) <= int(c) <= int(last) for c in codes),
+            all(
+                CPT_NUMERIC_SHAPE.fullmatch(c) and int(first) <= int(c) <= int(last) for c in codes
+            ),
             where,
             "a listed code is outside the range",
         )

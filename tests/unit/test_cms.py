@@ -412,9 +412,17 @@ def test_mue_bare_indicator_digit(tmp_path: Path) -> None:
     assert (row.indicator, row.indicator_text) == ("1", "1")
 
 
-def test_mue_bad_code(tmp_path: Path) -> None:
-    path = _edited(tmp_path, MUE, 3, _set(0, "1100"))
-    _raises_at(path, 3, "HCPCS/CPT Code")
+@pytest.mark.parametrize("value", ["1100", "110041", "ABCDE", "A12B4", "11-04"])
+def test_mue_bad_code(tmp_path: Path, value: str) -> None:
+    path = _edited(tmp_path, MUE, 3, _set(0, value))
+    _raises_at(path, 3, "HCPCS/CPT Code", f"{value!r} is not a HCPCS/CPT code")
+
+
+@pytest.mark.parametrize("value", ["27447", "0001U", "3008F", "0591T", "G0121", "D0120", "j1100"])
+def test_mue_every_kind_of_code(tmp_path: Path, value: str) -> None:
+    """CPT Category I, PLA, II and III codes, level II HCPCS and dental codes all read."""
+    path = _edited(tmp_path, MUE, 3, _set(0, value))
+    assert read_mue(path)[1].code == value.upper()
 
 
 def test_mue_short_row(tmp_path: Path) -> None:
