@@ -8,9 +8,9 @@ so the readers are deliberately strict about values and deliberately tolerant ab
   future release that inserts a column still reads, and one that drops a column we need fails
   loudly at the header line instead of shifting every value one cell to the left.
 * Every value the scrubber uses is checked against the value set CMS documents for it (RVU25D
-  record layout, Attachment A). A wrong indicator silently read would turn into a wrong verdict on
-  real claims, so a bad value or a short row is an error naming the file, the 1-based line and
-  the column -- never a skipped row.
+  record layout, Attachment A; ``scrubber.standards`` keeps them with their meanings). A wrong
+  indicator silently read would turn into a wrong verdict on real claims, so a bad value or a
+  short row is an error naming the file, the 1-based line and the column -- never a skipped row.
 * What the real files do that is harmless is accepted: a byte-order mark, quoted cells (with
   commas or even line breaks in descriptions), padding spaces, trailing empty columns, blank lines
   at the end, and a preamble of copyright lines before the MUE header.

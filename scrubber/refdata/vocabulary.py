@@ -91,13 +91,6 @@ _SITES: tuple[tuple[str, str, str | None], ...] = (
     ("trunk", r"trunk", None),
     ("wrist", r"wrists?", "arm"),
 )
-_SITE_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _SITES}
-_SITE_RE = re.compile(
-    r"\b(?:"
-    + "|".join(f"(?P<s{i}>{pattern})" for i, (_, pattern, _) in enumerate(_SITES))
-    + r")\b",
-    re.IGNORECASE,
-)
 
 #: Kinds of lesion an ICD-10-CM description names, and the broader kind each is one of.
 _LESIONS: tuple[tuple[str, str, str | None], ...] = (
@@ -113,13 +106,6 @@ _LESIONS: tuple[tuple[str, str, str | None], ...] = (
     ("contusion", r"contusions?", None),
     ("fracture", r"fractures?", None),
 )
-_LESION_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _LESIONS}
-_LESION_RE = re.compile(
-    r"\b(?:"
-    + "|".join(f"(?P<l{i}>{pattern})" for i, (_, pattern, _) in enumerate(_LESIONS))
-    + r")\b",
-    re.IGNORECASE,
-)
 _LATERALITY_RE = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
 
 #: A size: a number (or "a to b") and its unit; cm2, cm² and sq cm are areas, cm a length.
@@ -134,9 +120,9 @@ Size = tuple[float, str]
 #: The procedure kinds the vocabulary knows (a master list row may name only these).
 PROCEDURE_KINDS = frozenset(_KIND_RES)
 #: Each body site and the site it is part of (``None``: a whole).
-SITE_PARENT: Mapping[str, str | None] = _SITE_PARENT
+SITE_PARENT: Mapping[str, str | None] = {name: parent for name, _, parent in _SITES}
 #: Each kind of lesion and the broader kind it is one of.
-LESION_PARENT: Mapping[str, str | None] = _LESION_PARENT
+LESION_PARENT: Mapping[str, str | None] = {name: parent for name, _, parent in _LESIONS}
 
 
 def sizes(text: str) -> frozenset[Size]:
@@ -155,18 +141,30 @@ def format_sizes(found: Iterable[Size]) -> str:
     return ", ".join(f"{value:g} {dim}" for value, dim in sorted(found))
 
 
-def _terms(pattern: re.Pattern[str], names: Sequence[str], text: str) -> frozenset[str]:
-    """The canonical names of the vocabulary terms a text mentions."""
-    found: set[str] = set()
-    for match in pattern.finditer(text):
-        group = match.lastgroup
-        if group is not None:
-            found.add(names[int(group[1:])])
-    return frozenset(found)
+class _Terms:
+    """Finds the terms of one family (sites, lesions) in a text, in one pass of one expression.
+
+    Each term is a named group, so a match says which term it is; alternatives are tried in
+    table order, which is why multi-word terms come first in the tables.
+    """
+
+    def __init__(self, table: Sequence[tuple[str, str, str | None]]) -> None:
+        self.names = tuple(name for name, _, _ in table)
+        alternatives = "|".join(f"(?P<t{i}>{pattern})" for i, (_, pattern, _) in enumerate(table))
+        self.pattern = re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+    def found(self, text: str) -> frozenset[str]:
+        """The canonical names of the terms a text mentions."""
+        found: set[str] = set()
+        for match in self.pattern.finditer(text):
+            group = match.lastgroup
+            if group is not None:
+                found.add(self.names[int(group[1:])])
+        return frozenset(found)
 
 
-_SITE_NAMES = tuple(name for name, _, _ in _SITES)
-_LESION_NAMES = tuple(name for name, _, _ in _LESIONS)
+_SITE_TERMS = _Terms(_SITES)
+_LESION_TERMS = _Terms(_LESIONS)
 
 
 def procedure_kinds(text: str) -> frozenset[str]:
@@ -176,12 +174,12 @@ def procedure_kinds(text: str) -> frozenset[str]:
 
 def sites(text: str) -> frozenset[str]:
     """The body sites a text names (multi-word sites read as one: "upper arm", not "arm")."""
-    return _terms(_SITE_RE, _SITE_NAMES, text)
+    return _SITE_TERMS.found(text)
 
 
 def lesions(text: str) -> frozenset[str]:
     """The kinds of lesion a text names."""
-    return _terms(_LESION_RE, _LESION_NAMES, text)
+    return _LESION_TERMS.found(text)
 
 
 def sides(text: str) -> frozenset[str]:
