@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scrubber.standards import HCPCS_CODE_PATTERN
+from scrubber.standards import HCPCS_CODE_PATTERN, MODIFIER_SHAPE
 
 __all__ = [
     "SeedAddOn",
@@ -599,7 +599,7 @@ _ADDON_RE = re.compile(
     re.IGNORECASE,
 )
 #: One line of the modifier list: two characters, a space, the description.
-_MODIFIER_LINE_RE = re.compile(r"^(?P<code>[0-9A-Z]{2})\s+(?P<desc>\S.*?)\s*$")
+_MODIFIER_LINE_RE = re.compile(rf"^(?P<code>{MODIFIER_SHAPE.pattern})\s+(?P<desc>\S.*?)\s*$")
 #: The revision history table that follows the modifier list.
 _HISTORY_RE = re.compile(r"^\s*Date\s*$")
 
