@@ -249,8 +249,9 @@ def refdata_build(
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("build/refdata.json"),
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
-    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP, build_bundle
+    from scrubber.refdata.build import build_bundle
     from scrubber.refdata.icd10cm import Icd10CodeSet, default_code_set
+    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP
 
     settings = Settings()
     code_sets: list[Path | Icd10CodeSet] = []

@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from scrubber.config import Settings
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 
 from . import report as reporting
@@ -118,7 +119,7 @@ def kafka_reachable(bootstrap: str) -> bool:
 
 def full_size_bundle(codes: int, work: Path) -> Bundle:
     """The seeds with a synthetic full-size fee schedule instead of the shipped extract."""
-    from scrubber.refdata.cms import synthetic_mpfs
+    from scrubber.bench.synthetic import synthetic_mpfs
 
     path = work / "PPRRVU-synthetic.csv"
     synthetic_mpfs(path, n_codes=codes)

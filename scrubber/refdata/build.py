@@ -35,16 +35,9 @@ from scrubber.contracts import Category
 from scrubber.refdata.aoc import AocTable, read_aoc
 from scrubber.refdata.cms import read_mpfs, read_mue
 from scrubber.refdata.icd10cm import Icd10CodeSet, Icd10Index, read_icd10cm_order, sets_needed
-from scrubber.refdata.lint import (
-    DEFAULT_MPFS,
-    DEFAULT_MUE,
-    MASTER_DIR,
-    SEED_INDICATOR_FIELDS,
-    LintFinding,
-    LintReference,
-    lint,
-    read_master_lists,
-)
+from scrubber.refdata.inputs import MASTER_MODIFIERS
+from scrubber.refdata.lint import SEED_INDICATOR_FIELDS, LintFinding, LintReference, lint
+from scrubber.refdata.master import read_master_lists
 from scrubber.refdata.model import (
     Bundle,
     CodeReference,
@@ -58,22 +51,7 @@ from scrubber.refdata.seeds import SeedDocument, parse_seeds
 from scrubber.revisions import DEFAULT_LATENESS_DAYS
 from scrubber.rules.library import default_engine
 
-__all__ = [
-    "DEFAULT_MPFS",
-    "DEFAULT_MUE",
-    "DEFAULT_PTP",
-    "MASTER_MODIFIERS",
-    "PACKAGE_DIR",
-    "build_bundle",
-    "corrections_from_findings",
-    "read_master_modifiers",
-]
-
-PACKAGE_DIR = Path(__file__).parent
-MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
-#: Real rows of the NCCI practitioner PTP table, 2026 Q3 (``ccipra-v322r0-f1.TXT``), in CMS's
-#: own layout: the default until a deployment passes the four full parts with ``--ptp``.
-DEFAULT_PTP = PACKAGE_DIR / "cms" / "ccipra-v322r0-f1-extract.txt"
+__all__ = ["build_bundle", "corrections_from_findings", "read_master_modifiers"]
 
 #: PPRRVU columns copied onto the bundle (bundle field = MpfsRow attribute): the indicators the
 #: seeds can state too, and ENDO BASE.
@@ -194,7 +172,7 @@ def read_master_modifiers(path: Path = MASTER_MODIFIERS) -> dict[str, ModifierRe
 
 
 def _publication(source: str) -> str:
-    """``"modifiers.csv:12 (CPT Appendix A)"`` from the lint's ``"modifiers.csv:12, CPT ..."``."""
+    """``"modifiers.csv:12 (CPT Appendix A)"`` from a master list's ``"modifiers.csv:12, CPT"``."""
     where, _, publication = source.partition(", ")
     return f"{where} ({publication})"
 

@@ -8,9 +8,9 @@ so the readers are deliberately strict about values and deliberately tolerant ab
   future release that inserts a column still reads, and one that drops a column we need fails
   loudly at the header line instead of shifting every value one cell to the left.
 * Every value the scrubber uses is checked against the value set CMS documents for it (RVU25D
-  record layout, Attachment A). A wrong indicator silently read would turn into a wrong verdict on
-  real claims, so a bad value or a short row is an error naming the file, the 1-based line and
-  the column -- never a skipped row.
+  record layout, Attachment A; ``scrubber.standards`` keeps them with their meanings). A wrong
+  indicator silently read would turn into a wrong verdict on real claims, so a bad value or a
+  short row is an error naming the file, the 1-based line and the column -- never a skipped row.
 * What the real files do that is harmless is accepted: a byte-order mark, quoted cells (with
   commas or even line breaks in descriptions), padding spaces, trailing empty columns, blank lines
   at the end, and a preamble of copyright lines before the MUE header.
@@ -23,28 +23,39 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from scrubber.standards import (
+    ASSISTANT_VALUES,
+    BILATERAL_VALUES,
+    GLOBAL_DAYS_VALUES,
+    HCPCS_CODE_SHAPE,
+    MODIFIER_SHAPE,
+    MPFS_COLUMNS,
+    MUE_INDICATOR_LABELS,
+    MUE_INDICATORS,
+    MULT_PROC_VALUES,
+    PCTC_VALUES,
+    STATUS_CODES,
+    SURGEONS_VALUES,
+)
+
 __all__ = [
     "CmsFileError",
     "MpfsFile",
+    "MpfsHeader",
     "MpfsRow",
     "MueRow",
+    "column_key",
     "read_mpfs",
+    "read_mpfs_header",
     "read_mue",
-    "synthetic_mpfs",
 ]
-
-#: The shipped PPRRVU extract; ``synthetic_mpfs`` copies its header block so the synthetic file
-#: has exactly the layout the reader meets in production.
-_TEMPLATE = Path(__file__).parent / "cms" / "PPRRVU2025_Oct-extract.csv"
 
 
 class CmsFileError(ValueError):
@@ -111,28 +122,10 @@ class MueRow:
     source: str  # "<file name>:<line>"
 
 
-# ---------------------------------------------------------------------------- value sets
-# From RVU25D (the record layout and Attachment A). Anything outside them means the file is not
-# what we think it is, so it is refused rather than guessed at.
+# The value sets every indicator is checked against are RVU25D's (the record layout and
+# Attachment A), kept with their meanings in ``scrubber.standards``. Anything outside them means
+# the file is not what we think it is, so it is refused rather than guessed at.
 
-_STATUS_CODES = frozenset("ABCDEFGHIJMNPRTX")
-_PCTC = frozenset("0123456789")
-_GLOBAL_DAYS = frozenset({"000", "010", "090", "MMM", "XXX", "YYY", "ZZZ"})
-_MULT_PROC = frozenset("012345679")
-_BILATERAL = frozenset("01239")
-_ASSISTANT = frozenset("0129")
-_CO_SURGEONS = frozenset("0129")
-_TEAM_SURGERY = frozenset("0129")
-
-#: MUE adjudication indicators and the words CMS writes after the digit.
-_MUE_INDICATORS = {
-    "1": "Line Edit",
-    "2": "Date of Service Edit: Policy",
-    "3": "Date of Service Edit: Clinical",
-}
-
-_CODE_RE = re.compile(r"[A-Z0-9]{5}")  # CPT, Category II/III and level II HCPCS are 5 characters
-_MODIFIER_RE = re.compile(r"(?:[A-Z0-9]{2})?")
 _DECIMAL_RE = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _RELEASED_RE = re.compile(r"\bRELEASED\b\W*(\d{1,2})/(\d{1,2})/(\d{4})\b", re.IGNORECASE)
 _TITLE_RE = re.compile(r"RELATIVE\s+VALUE\s+FILE", re.IGNORECASE)
@@ -140,7 +133,7 @@ _WORD_RE = re.compile(r"[A-Z0-9]+")
 _MUE_INDICATOR_RE = re.compile(r"([0-9])(?![0-9])\W*(.*)", re.DOTALL)
 
 
-def _key(name: str) -> tuple[str, ...]:
+def column_key(name: str) -> tuple[str, ...]:
     """A column name reduced to its words, so "CO-SURG", "CO- SURG" and "co surg" are equal."""
     return tuple(_WORD_RE.findall(name.upper()))
 
@@ -232,10 +225,10 @@ def _locate(
     Exact name first; failing that, a unique column whose name *ends* with the wanted words (so
     stray text stacked above a header cell in some release does not hide the column).
     """
-    keys = [_key(n) for n in names]
+    keys = [column_key(n) for n in names]
     found: dict[str, int] = {}
     for name in (*wanted, *optional):
-        want = _key(name)
+        want = column_key(name)
         hits = [i for i, k in enumerate(keys) if k == want]
         if not hits:
             hits = [i for i, k in enumerate(keys) if len(k) > len(want) and k[-len(want) :] == want]
@@ -270,14 +263,17 @@ def _one_of(values: frozenset[str], what: str) -> Callable[[str], str]:
 
 def _code(value: str) -> str:
     code = value.upper()
-    if not _CODE_RE.fullmatch(code):
-        raise ValueError(f"{value!r} is not a 5-character HCPCS/CPT code")
+    if not HCPCS_CODE_SHAPE.fullmatch(code):
+        raise ValueError(
+            f"{value!r} is not a HCPCS/CPT code (5 characters: a letter or digit, three digits, "
+            "a letter or digit)"
+        )
     return code
 
 
 def _modifier(value: str) -> str:
     mod = value.upper()
-    if not _MODIFIER_RE.fullmatch(mod):
+    if mod and not MODIFIER_SHAPE.fullmatch(mod):
         raise ValueError(f"{value!r} is not a 2-character modifier")
     return mod
 
@@ -305,20 +301,27 @@ def _fraction(value: str) -> str | None:
     return number
 
 
+def _indicator(
+    field: str, values: frozenset[str], what: str
+) -> tuple[str, str, Callable[[str], str | None]]:
+    """An indicator's entry in ``_MPFS_COLUMNS``: its field, its PPRRVU column, its value check."""
+    return field, MPFS_COLUMNS[field], _one_of(values, what)
+
+
 #: PPRRVU columns read into MpfsRow, in the dataclass's field order (so a row is built
 #: positionally, the cheapest way for 19,000 rows): (attribute, documented column name, validator).
 _MPFS_COLUMNS: tuple[tuple[str, str, Callable[[str], str | None]], ...] = (
     ("code", "HCPCS", _code),
     ("modifier", "MOD", _modifier),
     ("description", "DESCRIPTION", _text),
-    ("status", "STATUS CODE", _one_of(_STATUS_CODES, "status code")),
-    ("pctc", "PCTC IND", _one_of(_PCTC, "PC/TC indicator")),
-    ("global_days", "GLOB DAYS", _one_of(_GLOBAL_DAYS, "global surgery period")),
-    ("mult_proc", "MULT PROC", _one_of(_MULT_PROC, "multiple procedure indicator")),
-    ("bilateral", "BILAT SURG", _one_of(_BILATERAL, "bilateral surgery indicator")),
-    ("assistant", "ASST SURG", _one_of(_ASSISTANT, "assistant at surgery indicator")),
-    ("co_surgeons", "CO-SURG", _one_of(_CO_SURGEONS, "co-surgeons indicator")),
-    ("team_surgery", "TEAM SURG", _one_of(_TEAM_SURGERY, "team surgery indicator")),
+    _indicator("status", STATUS_CODES, "status code"),
+    _indicator("pctc", PCTC_VALUES, "PC/TC indicator"),
+    _indicator("global_days", GLOBAL_DAYS_VALUES, "global surgery period"),
+    _indicator("mult_proc", MULT_PROC_VALUES, "multiple procedure indicator"),
+    _indicator("bilateral", BILATERAL_VALUES, "bilateral surgery indicator"),
+    _indicator("assistant", ASSISTANT_VALUES, "assistant at surgery indicator"),
+    _indicator("co_surgeons", SURGEONS_VALUES, "co-surgeons indicator"),
+    _indicator("team_surgery", SURGEONS_VALUES, "team surgery indicator"),
     ("endo_base", "ENDO BASE", _endo_base),
     ("work_rvu", "WORK RVU", _decimal),
     ("pre_op", "PRE OP", _fraction),
@@ -331,8 +334,12 @@ if (*(a for a, _, _ in _MPFS_COLUMNS), "source") != tuple(f.name for f in fields
 
 
 @dataclass(frozen=True, slots=True)
-class _Header:
-    """Where the PPRRVU column header row is and what the header block above it says."""
+class MpfsHeader:
+    """Where the PPRRVU column header row is and what the header block above it says.
+
+    ``block`` holds the records above the header row as ``(line, cells)``; ``names`` each
+    column's full name, rebuilt from the cells stacked above it ("CO-" over "SURG").
+    """
 
     line: int
     block: tuple[tuple[int, tuple[str, ...]], ...]
@@ -340,7 +347,7 @@ class _Header:
     names: tuple[str, ...]
 
 
-def _read_header(path: Path, records: Iterator[tuple[int, list[str]]]) -> _Header:
+def _read_header(path: Path, records: Iterator[tuple[int, list[str]]]) -> MpfsHeader:
     """Consume records up to and including the row whose first cell is ``HCPCS``."""
     block: list[tuple[int, tuple[str, ...]]] = []
     last = 1
@@ -348,14 +355,23 @@ def _read_header(path: Path, records: Iterator[tuple[int, list[str]]]) -> _Heade
         last = line
         if _first_cell(cells) == "HCPCS":
             names = _column_names([c for _, c in block], cells)
-            return _Header(line, tuple(block), tuple(cells), tuple(names))
+            return MpfsHeader(line, tuple(block), tuple(cells), tuple(names))
         block.append((line, tuple(cells)))
     raise CmsFileError(
         path, last, "no column header row (a row whose first cell is 'HCPCS') in the file"
     )
 
 
-def _release(path: Path, header: _Header) -> tuple[str | None, str | None]:
+def read_mpfs_header(path: Path) -> MpfsHeader:
+    """The header of a PPRRVU file as the reader sees it, without reading the data rows.
+
+    For whatever has to match the reader's view of the layout, such as a writer of synthetic
+    files in the same layout.
+    """
+    return _read_header(path, _records(path))
+
+
+def _release(path: Path, header: MpfsHeader) -> tuple[str | None, str | None]:
     """The release title and the ISO date of the ``RELEASED mm/dd/yyyy`` line, if present."""
     title: str | None = None
     released: str | None = None
@@ -438,13 +454,13 @@ def _mue_indicator(value: str) -> tuple[str, str]:
     """``("2", "2 Date of Service Edit: Policy")`` from the cell; the words must fit the digit."""
     text = " ".join(value.split())
     match = _MUE_INDICATOR_RE.fullmatch(text)
-    if not match or match.group(1) not in _MUE_INDICATORS:
-        allowed = "; ".join(f"{d} {t}" for d, t in _MUE_INDICATORS.items())
+    if not match or match.group(1) not in MUE_INDICATORS:
+        allowed = "; ".join(f"{d} {t}" for d, t in MUE_INDICATOR_LABELS.items())
         raise ValueError(f"{value!r} is not an MUE adjudication indicator (expected {allowed})")
     digit, words = match.groups()
-    if words and _key(words) != _key(_MUE_INDICATORS[digit]):
+    if words and column_key(words) != column_key(MUE_INDICATOR_LABELS[digit]):
         raise ValueError(
-            f"{value!r}: indicator {digit} means {_MUE_INDICATORS[digit]!r}, not {words!r}"
+            f"{value!r}: indicator {digit} means {MUE_INDICATOR_LABELS[digit]!r}, not {words!r}"
         )
     return digit, text
 
@@ -460,10 +476,10 @@ def read_mue(path: Path) -> tuple[MueRow, ...]:
     header_line = 0
     names: list[str] = []
     last = 1
-    code_key = _key(_MUE_CODE)
+    code_key = column_key(_MUE_CODE)
     for line, cells in records:
         last = line
-        if any(_key(cell) == code_key for cell in cells):
+        if any(column_key(cell) == code_key for cell in cells):
             header_line, names = line, [" ".join(c.replace("\ufeff", "").split()) for c in cells]
             break
     else:
@@ -509,155 +525,3 @@ def read_mue(path: Path) -> tuple[MueRow, ...]:
             )
         )
     return tuple(rows)
-
-
-# ------------------------------------------------------------------------------ synthetic
-
-
-def _synthetic_codes(rng: random.Random) -> Iterator[str]:
-    """Endless unique, plausible codes: CPT, Category III, level II HCPCS and dental."""
-    seen: set[str] = set()
-    while True:
-        kind = rng.random()
-        if kind < 0.72:
-            code = f"{rng.randint(10000, 99999)}"
-        elif kind < 0.75:
-            code = f"0{rng.randint(1, 999):03d}T"
-        elif kind < 0.95:
-            code = f"{rng.choice('ABCEGJKLQV')}{rng.randint(0, 9999):04d}"
-        else:
-            code = f"D{rng.randint(0, 9999):04d}"
-        if code not in seen:
-            seen.add(code)
-            yield code
-
-
-def _money(value: float) -> str:
-    return f"{max(value, 0.0):.2f}"
-
-
-def _synthetic_code_rows(
-    rng: random.Random, code: str, components: bool, conversion_factor: str, endo: str
-) -> list[dict[str, str]]:
-    """The record(s) of one synthetic code, keyed by column name; 3 rows if it has PC/TC parts.
-
-    Values stay inside the RVU25D value sets and keep the documented relations (non-payable
-    statuses carry indicator 9, PC/TC codes are XXX diagnostic tests whose TC row has no work).
-    """
-    dental = code.startswith("D")
-    status = "R" if dental else rng.choices("ABCINXEMTJ", [80, 3, 4, 3, 3, 2, 2, 1, 1, 1])[0]
-    payable = status in {"A", "R", "T"}
-    if components:
-        pctc, glob = "1", "XXX"
-    elif payable and not dental:
-        pctc = rng.choices("023456789", [85, 2, 3, 1, 2, 1, 1, 1, 4])[0]
-        glob = rng.choices(
-            ["000", "010", "090", "XXX", "ZZZ", "YYY", "MMM"], [15, 8, 15, 45, 12, 3, 2]
-        )[0]
-        if pctc != "0":
-            glob = "XXX"
-    else:
-        pctc, glob = "9", rng.choice(["XXX", "YYY"])
-    split = ("0.00", "0.00", "0.00")
-    if glob in {"010", "090"}:
-        pre = rng.choice([0.09, 0.10, 0.11, 0.12])
-        post = rng.choice([0.10, 0.17, 0.19, 0.21])
-        split = (f"{pre:.2f}", f"{1 - pre - post:.2f}", f"{post:.2f}")
-    surgical = glob in {"000", "010", "090"}
-    if not payable:
-        mult, bilat, asst, cosurg, team = "9", "9", "9", "9", "9"
-    else:
-        mult = "4" if components else rng.choice("223") if surgical else rng.choice("0009")
-        bilat = rng.choice("0123") if surgical or components else "0"
-        asst = rng.choice("0112") if surgical else "0"
-        cosurg = rng.choice("0012") if surgical else "0"
-        team = rng.choice("0002") if surgical else "0"
-    work = round(rng.uniform(0.0, 30.0), 2) if payable else 0.0
-    pe_nf, pe_f = round(work * rng.uniform(0.3, 2.0), 2), round(work * 0.5, 2)
-    mp = round(work / 8, 2)
-    base = {
-        "DESCRIPTION": f"Synthetic service {code}, for benchmarks",  # a comma: quoted cell
-        "STATUS CODE": status,
-        "NOT USED FOR MEDICARE PAYMENT": "+" if status == "I" else "",
-        "NON-FAC NA INDICATOR": "NA" if glob == "090" else "",
-        "FACILITY NA INDICATOR": "",
-        "PCTC IND": pctc,
-        "GLOB DAYS": glob,
-        "PRE OP": split[0],
-        "INTRA OP": split[1],
-        "POST OP": split[2],
-        "MULT PROC": mult,
-        "BILAT SURG": bilat,
-        "ASST SURG": asst,
-        "CO-SURG": cosurg,
-        "TEAM SURG": team,
-        "ENDO BASE": endo if mult == "3" else "",
-        "CONV FACTOR": conversion_factor,
-        "PHYSICIAN SUPERVISION OF DIAGNOSTIC PROCEDURES": "01" if components else "09",
-        "CALCULATION FLAG": "0",
-        "DIAGNOSTIC IMAGING FAMILY INDICATOR": "88" if components else "99",
-        "NON-FACILITY PE USED FOR OPPS PAYMENT AMOUNT": "0.00",
-        "FACILITY PE USED FOR OPPS PAYMENT AMOUNT": "0.00",
-        "MP USED FOR OPPS PAYMENT AMOUNT": "0.00",
-    }
-    variants = [("", work, pe_nf, pe_f, mp)]
-    if components:  # global = professional (26) + technical (TC)
-        variants += [("26", work, pe_f, pe_f, mp * 0.8), ("TC", 0.0, pe_nf - pe_f, 0.0, mp * 0.2)]
-    elif payable and rng.random() < 0.002:
-        variants.append(("53", work / 2, pe_nf / 2, pe_f / 2, mp / 2))  # discontinued procedure
-    out = []
-    for mod, w, nf, f, m in variants:
-        row = dict(base)
-        row["HCPCS"] = code
-        row["MOD"] = mod
-        row["WORK RVU"] = _money(w)
-        row["NON-FAC PE RVU"] = _money(nf)
-        row["FACILITY PE RVU"] = _money(f)
-        row["MP RVU"] = _money(m)
-        row["NON-FACILITY TOTAL"] = _money(w + nf + m)
-        row["FACILITY TOTAL"] = _money(w + f + m)
-        out.append(row)
-    return out
-
-
-def synthetic_mpfs(path: Path, n_codes: int = 19000, seed: int = 0) -> None:
-    """Write a full-size synthetic PPRRVU file in the shipped extract's exact layout.
-
-    For benchmarks and scale tests: the real file is ~19,000 records and cannot be shipped (CPT
-    descriptors are AMA copyright). The header block and column order are copied from the
-    packaged extract, so the synthetic file exercises the same header reconstruction the real one
-    does; values are random but inside CMS's value sets, and about one code in twenty is a
-    diagnostic test with its 26 and TC component rows. ``n_codes`` is the number of data records
-    (code and modifier rows) written, like the row count of the real file; the same ``seed``
-    writes the same file.
-    """
-    records = _records(_TEMPLATE)
-    header = _read_header(_TEMPLATE, records)
-    template = read_mpfs(_TEMPLATE)
-    factors = Counter(r.conversion_factor for r in template.rows if r.conversion_factor)
-    conversion_factor = factors.most_common(1)[0][0] if factors else "0.0000"
-
-    rng = random.Random(seed)
-    codes = _synthetic_codes(rng)
-    out: list[dict[str, str]] = []
-    endoscopy_bases: list[str] = []
-    while len(out) < n_codes:
-        code = next(codes)
-        components = n_codes - len(out) >= 3 and rng.random() < 0.05
-        endo = rng.choice(endoscopy_bases) if endoscopy_bases else code
-        rows = _synthetic_code_rows(rng, code, components, conversion_factor, endo)
-        if len(out) + len(rows) > n_codes:
-            rows = rows[:1]
-        if rows[0]["GLOB DAYS"] == "000" and len(endoscopy_bases) < 200:
-            endoscopy_bases.append(code)
-        out.extend(rows)
-    out.sort(key=lambda r: (r["HCPCS"], r["MOD"]))
-
-    # Template columns -> the names generated above; a column we do not know stays empty.
-    known = {_key(name): name for name in out[0]} if out else {}
-    columns = [known.get(_key(name), "") for name in header.names]
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerows(cells for _, cells in header.block)
-        writer.writerow(header.cells)
-        writer.writerows([row.get(column, "") for column in columns] for row in out)

@@ -15,9 +15,11 @@ Every finding is backed by something that ships with the package, never by memor
   and an unknown code is never reported as wrong, only, where it helps, as unverified;
 * the CMS files (PPRRVU indicators, NCCI MUE values), the same files the build takes.
 
-No value of any seed is written into this module. The only vocabulary here is generic: the CMS
-value sets of the indicators (RVU25D layout), and the words that name procedure kinds and body
-sites, which is what lets a free-text description be compared with a master list entry.
+No value of any seed is written into this module. It owns the findings and the judgement: which
+modifiers an MPFS indicator value refuses, what counts as a contradiction, and each finding's kind,
+severity and message. The evidence comes from elsewhere: the master lists are read by
+``scrubber.refdata.master``, the words a free-text description is compared by are
+``scrubber.refdata.vocabulary``, and the CMS files are read by ``scrubber.refdata.cms``.
 
 Severities: ``error`` where a master list or a CMS file says the seed is wrong; ``warning`` where
 the evidence is weaker (ICD-10-CM facts beyond the code's shape, a taxonomy code missing from the
@@ -27,15 +29,22 @@ what is not wrong but is not a billable fact either (a code family such as ``143
 
 from __future__ import annotations
 
-import csv
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from scrubber.refdata import vocabulary as vocab
 from scrubber.refdata.cms import MpfsRow, MueRow, read_mpfs, read_mue
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, MASTER_DIR
+from scrubber.refdata.master import (
+    MasterLists,
+    MasterModifier,
+    MasterProcedure,
+    icd_key,
+    read_master_lists,
+)
 from scrubber.refdata.seeds import (
     SeedDiagnosis,
     SeedDocument,
@@ -43,47 +52,39 @@ from scrubber.refdata.seeds import (
     SeedTaxonomy,
     parse_seeds,
 )
+from scrubber.standards import (
+    ADD_ON_GLOBAL_DAYS,
+    ASSISTANT_DOCUMENTATION,
+    ASSISTANT_MEANINGS,
+    ASSISTANT_MODIFIERS,
+    ASSISTANT_NOT_PAID,
+    BILATERAL_VALUES,
+    CPT_NUMERIC_SHAPE,
+    GLOBAL_DAYS_VALUES,
+    GLOBAL_SPLIT_MODIFIERS,
+    ICD10CM_SHAPE,
+    MPFS_COLUMNS,
+    PCTC_ALLOWED,
+    PCTC_VALUES,
+    SPLIT_GLOBAL_DAYS,
+    SURGEONS_DOCUMENTATION,
+    SURGEONS_NOT_PERMITTED,
+    TAXONOMY_SHAPE,
+)
 
 __all__ = [
-    "DEFAULT_MPFS",
-    "DEFAULT_MUE",
-    "MASTER_DIR",
     "SEED_INDICATOR_FIELDS",
     "LintFinding",
     "LintReference",
-    "MasterDiagnosis",
-    "MasterListError",
-    "MasterLists",
-    "MasterModifier",
-    "MasterProcedure",
-    "MasterRange",
-    "MasterTaxonomy",
-    "ModifierScope",
     "Severity",
     "exit_status",
     "lint",
     "load_reference",
-    "read_master_lists",
     "render_text",
     "run_lint",
 ]
 
 Severity = Literal["error", "warning", "info"]
-
-PACKAGE_DIR = Path(__file__).parent
-MASTER_DIR = PACKAGE_DIR / "master"
-DEFAULT_MPFS = PACKAGE_DIR / "cms" / "PPRRVU2025_Oct-extract.csv"
-DEFAULT_MUE = PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2-extract.csv"
-
-#: The master list files, in the order a build lists them among its sources.
-MASTER_FILES = (
-    "modifiers.csv",
-    "modifier_scope.csv",
-    "taxonomy.csv",
-    "icd10cm.csv",
-    "cpt_codes.csv",
-    "cpt_ranges.csv",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,302 +102,6 @@ class LintFinding:
     source: str
     subject: str
     message: str
-
-
-# ------------------------------------------------------------------------------ master lists
-
-
-class MasterListError(ValueError):
-    """A master list row that cannot be trusted; the message is ``"<file>:<line>: ..."``.
-
-    A typo in a master list would silently switch a check off (or on), so rows are validated
-    as strictly as the CMS files are.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class MasterModifier:
-    """A real CPT or HCPCS level II modifier (``master/modifiers.csv``)."""
-
-    code: str
-    kind: str
-    description: str
-    source: str  # "modifiers.csv:12 (CPT Appendix A)"
-
-
-@dataclass(frozen=True, slots=True)
-class ModifierScope:
-    """A code range a modifier applies to (``master/modifier_scope.csv``).
-
-    A modifier may have several ranges, and applies to a code inside any of them.
-    """
-
-    modifier: str
-    first: int
-    last: int
-    applies_to: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class MasterTaxonomy:
-    """A NUCC taxonomy code and the specialty it stands for (``master/taxonomy.csv``).
-
-    ``also_called`` holds names in common use for the same specialty ("General Surgery" for
-    NUCC's "Surgery") so that a seed's specialty column can be matched to it.
-    """
-
-    code: str
-    grouping: str
-    classification: str
-    specialization: str
-    also_called: tuple[str, ...]
-    source: str
-
-    @property
-    def display(self) -> str:
-        """NUCC's name: the classification, then the specialization when there is one."""
-        if self.specialization:
-            return f"{self.classification}, {self.specialization}"
-        return self.classification
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every name a seed may use for this code's specialty.
-
-        A specialization's code is rightly called by its classification too: 2086X0206X is
-        Surgery, Surgical Oncology.
-        """
-        return (*self.own_names, self.classification)
-
-    @property
-    def own_names(self) -> tuple[str, ...]:
-        """The names of exactly this code: its specialization (or classification) and aliases."""
-        return (self.specialization or self.classification, *self.also_called)
-
-
-@dataclass(frozen=True, slots=True)
-class MasterDiagnosis:
-    """An ICD-10-CM code, its description and whether a claim may carry it (``icd10cm.csv``)."""
-
-    code: str
-    description: str
-    billable: bool
-    note: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class MasterProcedure:
-    """The facts of a CPT code a description can be checked against (``cpt_codes.csv``).
-
-    Elements of the descriptor rather than the descriptor itself: the procedure kinds it is
-    (a vocabulary of this module), the body sites it covers and its size range.
-    """
-
-    code: str
-    kinds: frozenset[str]
-    sites: frozenset[str]
-    size: str
-    summary: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class MasterRange:
-    """A CPT code range whose codes are all listed (``cpt_ranges.csv``).
-
-    A code inside the range that is not listed does not exist.
-    """
-
-    first: int
-    last: int
-    codes: frozenset[str]
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class MasterLists:
-    """Everything in ``master/``, read and validated."""
-
-    modifiers: Mapping[str, MasterModifier]
-    modifier_scopes: Mapping[str, tuple[ModifierScope, ...]]
-    taxonomies: Mapping[str, MasterTaxonomy]
-    diagnoses: Mapping[str, MasterDiagnosis]
-    procedures: Mapping[str, MasterProcedure]
-    ranges: tuple[MasterRange, ...]
-    files: tuple[Path, ...]
-
-
-def _csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[str, int, dict[str, str]]]:
-    """``(file:line prefix, line, stripped cells)`` for each row; missing columns fail loudly."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in columns if c not in (reader.fieldnames or ())]
-        if missing:
-            raise MasterListError(f"{path.name}:1: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            yield f"{path.name}:{reader.line_num}", reader.line_num, cells
-
-
-def _check(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise MasterListError(f"{where}: {message}")
-
-
-_MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
-_CPT_NUMERIC = re.compile(r"[0-9]{5}")
-_TAXONOMY_SHAPE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
-#: ICD-10-CM: a letter, a digit, a letter or digit, then up to 4 more; the dot after the third
-#: character is optional (X12 carries none). Upper case, as the code set writes it.
-_ICD_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?")
-
-
-def _read_modifiers(path: Path) -> dict[str, MasterModifier]:
-    out: dict[str, MasterModifier] = {}
-    for where, _, row in _csv_rows(path, ("modifier", "kind", "description", "source")):
-        code = row["modifier"]
-        _check(bool(_MODIFIER_SHAPE.fullmatch(code)), where, f"{code!r} is not a modifier")
-        _check(code not in out, where, f"modifier {code} listed twice")
-        _check(bool(row["description"] and row["source"]), where, "description and source needed")
-        out[code] = MasterModifier(
-            code, row["kind"], row["description"], f"{where}, {row['source']}"
-        )
-    return out
-
-
-def _read_scopes(
-    path: Path, modifiers: Mapping[str, MasterModifier]
-) -> dict[str, tuple[ModifierScope, ...]]:
-    out: dict[str, list[ModifierScope]] = defaultdict(list)
-    for where, _, row in _csv_rows(
-        path, ("modifier", "first_code", "last_code", "applies_to", "source")
-    ):
-        code, first, last = row["modifier"], row["first_code"], row["last_code"]
-        _check(code in modifiers, where, f"{code!r} is not on the modifier master list")
-        _check(
-            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
-            and int(first) <= int(last),
-            where,
-            f"{first!r}-{last!r} is not a range of numeric CPT codes",
-        )
-        _check(bool(row["source"]), where, "source needed")
-        out[code].append(
-            ModifierScope(
-                code, int(first), int(last), row["applies_to"], f"{where}, {row['source']}"
-            )
-        )
-    return {code: tuple(scopes) for code, scopes in out.items()}
-
-
-def _read_taxonomies(path: Path) -> dict[str, MasterTaxonomy]:
-    out: dict[str, MasterTaxonomy] = {}
-    columns = ("code", "grouping", "classification", "specialization", "also_called", "source")
-    for where, _, row in _csv_rows(path, columns):
-        code = row["code"]
-        _check(bool(_TAXONOMY_SHAPE.fullmatch(code)), where, f"{code!r} is not a NUCC code")
-        _check(code not in out, where, f"taxonomy {code} listed twice")
-        _check(bool(row["classification"] and row["source"]), where, "classification and source")
-        also = tuple(n.strip() for n in row["also_called"].split(";") if n.strip())
-        out[code] = MasterTaxonomy(
-            code,
-            row["grouping"],
-            row["classification"],
-            row["specialization"],
-            also,
-            f"{where}, {row['source']}",
-        )
-    return out
-
-
-def _icd_key(code: str) -> str:
-    return code.replace(".", "").upper()
-
-
-def _read_diagnoses(path: Path) -> dict[str, MasterDiagnosis]:
-    out: dict[str, MasterDiagnosis] = {}
-    for where, _, row in _csv_rows(path, ("code", "description", "billable", "note", "source")):
-        code = row["code"]
-        _check(bool(_ICD_SHAPE.fullmatch(code)), where, f"{code!r} is not an ICD-10-CM code")
-        _check(_icd_key(code) not in out, where, f"diagnosis {code} listed twice")
-        _check(row["billable"] in {"Y", "N"}, where, "billable must be Y or N")
-        _check(
-            row["billable"] == "Y" or bool(row["note"]), where, "a non-billable code needs a note"
-        )
-        _check(bool(row["description"] and row["source"]), where, "description and source needed")
-        out[_icd_key(code)] = MasterDiagnosis(
-            code,
-            row["description"],
-            row["billable"] == "Y",
-            row["note"],
-            f"{where}, {row['source']}",
-        )
-    return out
-
-
-def _split(cell: str) -> list[str]:
-    return [part.strip() for part in cell.split(";") if part.strip()]
-
-
-def _read_procedures(path: Path) -> dict[str, MasterProcedure]:
-    out: dict[str, MasterProcedure] = {}
-    for where, _, row in _csv_rows(path, ("code", "kinds", "sites", "size", "summary", "source")):
-        code = row["code"]
-        _check(bool(_CPT_NUMERIC.fullmatch(code)), where, f"{code!r} is not a CPT code")
-        _check(code not in out, where, f"CPT code {code} listed twice")
-        kinds, sites = _split(row["kinds"]), _split(row["sites"])
-        unknown = [k for k in kinds if k not in _KIND_RES] + [
-            s for s in sites if s not in _SITE_PARENT
-        ]
-        _check(not unknown, where, f"not in the lint's vocabulary: {', '.join(unknown)}")
-        _check(bool(kinds), where, "at least one procedure kind needed")
-        _check(not row["size"] or bool(_sizes(row["size"])), where, f"size {row['size']!r} unread")
-        _check(bool(row["source"]), where, "source needed")
-        out[code] = MasterProcedure(
-            code,
-            frozenset(kinds),
-            frozenset(sites),
-            row["size"],
-            row["summary"],
-            f"{where}, {row['source']}",
-        )
-    return out
-
-
-def _read_ranges(path: Path) -> tuple[MasterRange, ...]:
-    out: list[MasterRange] = []
-    for where, _, row in _csv_rows(path, ("first_code", "last_code", "codes", "source")):
-        first, last, codes = row["first_code"], row["last_code"], _split(row["codes"])
-        _check(
-            bool(_CPT_NUMERIC.fullmatch(first) and _CPT_NUMERIC.fullmatch(last))
-            and int(first) <= int(last),
-            where,
-            "not a range of numeric CPT codes",
-        )
-        _check(
-            all(_CPT_NUMERIC.fullmatch(c) and int(first) <= int(c) <= int(last) for c in codes),
-            where,
-            "a listed code is outside the range",
-        )
-        out.append(
-            MasterRange(int(first), int(last), frozenset(codes), f"{where}, {row['source']}")
-        )
-    return tuple(out)
-
-
-def read_master_lists(directory: Path = MASTER_DIR) -> MasterLists:
-    """Read and validate every master list in ``directory`` (the package's ``master/``)."""
-    modifiers = _read_modifiers(directory / "modifiers.csv")
-    return MasterLists(
-        modifiers=modifiers,
-        modifier_scopes=_read_scopes(directory / "modifier_scope.csv", modifiers),
-        taxonomies=_read_taxonomies(directory / "taxonomy.csv"),
-        diagnoses=_read_diagnoses(directory / "icd10cm.csv"),
-        procedures=_read_procedures(directory / "cpt_codes.csv"),
-        ranges=_read_ranges(directory / "cpt_ranges.csv"),
-        files=tuple(directory / name for name in MASTER_FILES),
-    )
 
 
 # ----------------------------------------------------------------------------- reference
@@ -452,166 +157,6 @@ def exit_status(findings: Sequence[LintFinding], *, strict: bool) -> int:
     return 1 if strict and any(f.severity == "error" for f in findings) else 0
 
 
-# -------------------------------------------------------------------------------- vocabulary
-# Words that name procedure kinds and body sites in descriptors. They are how a free-text
-# description is compared with a master entry; they are generic language, not facts about a
-# code (those are in the master lists).
-
-#: Procedure kinds and the words that say a description is of that kind.
-_KIND_RES: dict[str, re.Pattern[str]] = {
-    name: re.compile(pattern, re.IGNORECASE)
-    for name, pattern in (
-        ("tissue expander", r"\bexpanders?\b"),
-        ("graft", r"\bgraft(?:s|ing)?\b"),
-        ("flap", r"\bflaps?\b"),
-        ("adjacent tissue transfer", r"\badjacent tissue\b|\btissue transfer\b|\brearrangement\b"),
-        ("complex repair", r"\bcomplex\b"),
-        ("intermediate repair", r"\bintermediate\b|\blayer(?:ed)? closure\b"),
-        ("simple repair", r"\bsimple\b"),
-    )
-}
-
-#: Body sites: canonical name -> (pattern, the site it is part of). Multi-word sites first, so
-#: that "upper arm" is read as one site rather than as "arm".
-_SITES: tuple[tuple[str, str, str | None], ...] = (
-    ("abdominal wall", r"abdominal walls?", "trunk"),
-    ("lower leg", r"lower legs?", "leg"),
-    ("lower limb", r"lower (?:limbs?|extremit(?:y|ies))", "extremity"),
-    ("upper arm", r"upper arms?", "arm"),
-    ("upper limb", r"upper (?:limbs?|extremit(?:y|ies))", "extremity"),
-    ("midface", r"mid-?face", "face"),
-    ("arm", r"arms?", "upper limb"),
-    ("axilla", r"axill(?:a|ae|ary)", "trunk"),
-    ("breast", r"breasts?", "trunk"),
-    ("cheek", r"cheeks?", "face"),
-    ("chest", r"chest", "trunk"),
-    ("chin", r"chins?", "face"),
-    ("ear", r"ears?", "head"),
-    ("extremity", r"extremit(?:y|ies)", None),
-    ("eyelid", r"eyelids?", "face"),
-    ("face", r"face|facial", "head"),
-    ("finger", r"fingers?", "hand"),
-    ("foot", r"foot|feet", "lower limb"),
-    ("forearm", r"forearms?", "arm"),
-    ("forehead", r"foreheads?", "face"),
-    ("genitalia", r"genitalia|genitals?", None),
-    ("hand", r"hands?", "upper limb"),
-    ("head", r"head", None),
-    ("hip", r"hips?", "lower limb"),
-    ("knee", r"knees?", "leg"),
-    ("leg", r"legs?", "lower limb"),
-    ("lip", r"lips?", "face"),
-    ("mouth", r"mouth", "face"),
-    ("nail", r"nails?", None),
-    ("neck", r"neck", None),
-    ("nose", r"nose|nasal", "face"),
-    ("perineum", r"perine(?:um|al)", None),
-    ("scalp", r"scalp", "head"),
-    ("shoulder", r"shoulders?", "upper limb"),
-    ("thigh", r"thighs?", "leg"),
-    ("thumb", r"thumbs?", "hand"),
-    ("toe", r"toes?", "foot"),
-    ("trunk", r"trunk", None),
-    ("wrist", r"wrists?", "arm"),
-)
-_SITE_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _SITES}
-_SITE_RE = re.compile(
-    r"\b(?:"
-    + "|".join(f"(?P<s{i}>{pattern})" for i, (_, pattern, _) in enumerate(_SITES))
-    + r")\b",
-    re.IGNORECASE,
-)
-
-#: Kinds of lesion an ICD-10-CM description names, and the broader kind each is one of.
-_LESIONS: tuple[tuple[str, str, str | None], ...] = (
-    ("basal cell carcinoma", r"basal cell carcinomas?", "malignant neoplasm"),
-    ("squamous cell carcinoma", r"squamous cell carcinomas?", "malignant neoplasm"),
-    ("malignant neoplasm", r"malignant neoplasms?", None),
-    ("melanoma", r"melanomas?", "malignant neoplasm"),
-    ("open wound", r"open wounds?", None),
-    ("laceration", r"lacerations?", "open wound"),
-    ("puncture wound", r"puncture wounds?", "open wound"),
-    ("open bite", r"open bites?", "open wound"),
-    ("abrasion", r"abrasions?", None),
-    ("contusion", r"contusions?", None),
-    ("fracture", r"fractures?", None),
-)
-_LESION_PARENT: dict[str, str | None] = {name: parent for name, _, parent in _LESIONS}
-_LESION_RE = re.compile(
-    r"\b(?:"
-    + "|".join(f"(?P<l{i}>{pattern})" for i, (_, pattern, _) in enumerate(_LESIONS))
-    + r")\b",
-    re.IGNORECASE,
-)
-_LATERALITY_RE = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
-
-#: A size: a number (or "a to b") and its unit; cm2, cm² and sq cm are areas, cm a length.
-_SIZE_RE = re.compile(
-    r"(?P<value>\d+(?:\.\d+)?)\s*(?:(?:to|–|-)\s*(?P<upper>\d+(?:\.\d+)?)\s*)?"
-    r"(?P<unit>sq\.?\s*cm|square\s+centimet(?:er|re)s?|cm2|cm²|cm)(?![a-z])",
-    re.IGNORECASE,
-)
-
-Size = tuple[float, str]
-
-
-def _sizes(text: str) -> frozenset[Size]:
-    """The size figures a text states, as ``(value, "cm" | "sq cm")``."""
-    out: set[Size] = set()
-    for match in _SIZE_RE.finditer(text):
-        dim = "cm" if match["unit"].lower() == "cm" else "sq cm"
-        for value in (match["value"], match["upper"]):
-            if value is not None:
-                out.add((round(float(value), 2), dim))
-    return frozenset(out)
-
-
-def _terms(pattern: re.Pattern[str], names: Sequence[str], text: str) -> frozenset[str]:
-    """The canonical names of the vocabulary terms a text mentions."""
-    found: set[str] = set()
-    for match in pattern.finditer(text):
-        group = match.lastgroup
-        if group is not None:
-            found.add(names[int(group[1:])])
-    return frozenset(found)
-
-
-_SITE_NAMES = tuple(name for name, _, _ in _SITES)
-_LESION_NAMES = tuple(name for name, _, _ in _LESIONS)
-
-
-def _ancestors(term: str, parents: Mapping[str, str | None]) -> set[str]:
-    out: set[str] = set()
-    parent = parents.get(term)
-    while parent is not None and parent not in out:
-        out.add(parent)
-        parent = parents.get(parent)
-    return out
-
-
-def _incompatible(
-    stated: Iterable[str], known: Iterable[str], parents: Mapping[str, str | None]
-) -> list[str]:
-    """The stated terms that are neither a known term, a part of one nor a whole one is part of.
-
-    "arm" fits "upper arm" (broader) and "forearm" fits "arm" (narrower); "knee" does not fit
-    "lower leg" although both are parts of the leg.
-    """
-    known = set(known)
-    if not known:
-        return []
-    bad: list[str] = []
-    for term in sorted(set(stated)):
-        mine = _ancestors(term, parents)
-        if not any(term == k or term in _ancestors(k, parents) or k in mine for k in known):
-            bad.append(term)
-    return bad
-
-
-def _fmt_sizes(sizes: Iterable[Size]) -> str:
-    return ", ".join(f"{value:g} {dim}" for value, dim in sorted(sizes))
-
-
 # ------------------------------------------------------------------------------------ lint
 
 
@@ -652,16 +197,26 @@ def render_text(findings: Sequence[LintFinding]) -> str:
 class _IndicatorRule:
     """Which values of an MPFS indicator forbid (or need documentation for) some modifiers.
 
-    Values from the RVU25D layout; a value outside both sets (or no value at all) says nothing,
-    so a finding is never built on missing data.
+    The values are the standard's (``scrubber.standards``), each with the reason a finding gives;
+    a value outside both (or no value at all) says nothing, so a finding is never built on
+    missing data.
     """
 
     modifiers: frozenset[str]
     field: str
-    column: str
     forbidden: Mapping[str, str]
     documentation: Mapping[str, str]
     cite: str
+
+    @property
+    def column(self) -> str:
+        """The indicator's PPRRVU column, as findings name it."""
+        return MPFS_COLUMNS[self.field]
+
+
+def _each(values: Iterable[str], reason: str | Mapping[str, str]) -> dict[str, str]:
+    """Each value with its reason: one for all, or each its own (the lint's wording of it)."""
+    return {v: reason if isinstance(reason, str) else reason[v] for v in sorted(values)}
 
 
 _RVU = "RVU25D layout"
@@ -669,81 +224,85 @@ _INDICATOR_RULES: tuple[_IndicatorRule, ...] = (
     _IndicatorRule(
         frozenset({"50"}),
         "bilateral",
-        "BILAT SURG",
-        {
-            "0": "150% bilateral adjustment does not apply",
-            "2": "the code is already bilateral",
-            "3": "each side is paid at 100% (diagnostic services)",
-            "9": "the bilateral concept does not apply",
-        },
+        _each(
+            BILATERAL_VALUES - {"1"},
+            {
+                "0": "150% bilateral adjustment does not apply",
+                "2": "the code is already bilateral",
+                "3": "each side is paid at 100% (diagnostic services)",
+                "9": "the bilateral concept does not apply",
+            },
+        ),
         {},
         f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.7: modifier 50 only with indicator 1",
     ),
     _IndicatorRule(
-        frozenset({"80", "81", "82", "AS"}),
+        frozenset(ASSISTANT_MODIFIERS),
         "assistant",
-        "ASST SURG",
+        _each(ASSISTANT_NOT_PAID, ASSISTANT_MEANINGS),
         {
-            "1": "statutory payment restriction: an assistant at surgery may not be paid",
-            "9": "the assistant at surgery concept does not apply",
+            ASSISTANT_DOCUMENTATION: "an assistant at surgery is paid only with documentation "
+            "of medical necessity"
         },
-        {"0": "an assistant at surgery is paid only with documentation of medical necessity"},
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"62"}),
         "co_surgeons",
-        "CO-SURG",
-        {"0": "co-surgeons not permitted", "9": "the co-surgeons concept does not apply"},
-        {"1": "co-surgeons are paid only with documentation of medical necessity"},
+        _each(
+            SURGEONS_NOT_PERMITTED,
+            {"0": "co-surgeons not permitted", "9": "the co-surgeons concept does not apply"},
+        ),
+        {
+            SURGEONS_DOCUMENTATION: "co-surgeons are paid only with documentation of "
+            "medical necessity"
+        },
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"66"}),
         "team_surgery",
-        "TEAM SURG",
-        {"0": "team surgeons not permitted", "9": "the team surgery concept does not apply"},
-        {"1": "a team is paid only with documentation of medical necessity"},
+        _each(
+            SURGEONS_NOT_PERMITTED,
+            {"0": "team surgeons not permitted", "9": "the team surgery concept does not apply"},
+        ),
+        {SURGEONS_DOCUMENTATION: "a team is paid only with documentation of medical necessity"},
         _RVU,
     ),
     _IndicatorRule(
         frozenset({"26"}),
         "pctc",
-        "PCTC IND",
-        {
-            v: "modifier 26 cannot be used with this PC/TC indicator"
-            for v in ("0", "2", "3", "4", "5", "7", "8", "9")
-        },
+        _each(
+            (v for v in PCTC_VALUES if "26" not in PCTC_ALLOWED[v]),
+            "modifier 26 cannot be used with this PC/TC indicator",
+        ),
         {},
         f"{_RVU}, Attachment A",
     ),
     _IndicatorRule(
         frozenset({"TC"}),
         "pctc",
-        "PCTC IND",
-        {
-            v: "modifier TC cannot be used with this PC/TC indicator"
-            for v in ("0", "2", "3", "4", "5", "6", "7", "8", "9")
-        },
+        _each(
+            (v for v in PCTC_VALUES if "TC" not in PCTC_ALLOWED[v]),
+            "modifier TC cannot be used with this PC/TC indicator",
+        ),
         {},
         f"{_RVU}, Attachment A",
     ),
     _IndicatorRule(
-        frozenset({"54", "55", "56"}),
+        frozenset(GLOBAL_SPLIT_MODIFIERS),
         "global_days",
-        "GLOB DAYS",
-        {
-            v: "split global care applies to 010 and 090 codes only"
-            for v in ("000", "MMM", "XXX", "YYY", "ZZZ")
-        },
+        _each(
+            GLOBAL_DAYS_VALUES - SPLIT_GLOBAL_DAYS,
+            "split global care applies to 010 and 090 codes only",
+        ),
         {},
         f"{_RVU}; CMS Claims Processing Manual ch. 12 §40.2",
     ),
     _IndicatorRule(
         frozenset({"51"}),
         "global_days",
-        "GLOB DAYS",
-        {"ZZZ": "an add-on code is never reported with modifier 51"},
+        {ADD_ON_GLOBAL_DAYS: "an add-on code is never reported with modifier 51"},
         {},
         f"{_RVU}; CPT Appendix A (modifier 51)",
     ),
@@ -761,33 +320,6 @@ SEED_INDICATOR_FIELDS = {
     "co_surgeons": "co_surgeons",
     "team_surgery": "team_surgery",
 }
-
-# Words that carry no meaning of their own when a modifier's description is compared with
-# the master list ("physician or other qualified health care professional" is CPT's boilerplate).
-_STOPWORDS = frozenset(
-    {
-        "a", "an", "and", "or", "of", "the", "to", "by", "for", "in", "on", "at", "as", "with",
-        "without", "during", "same", "other", "qualified", "health", "care", "professional",
-        "individual", "this", "that", "is", "be", "when", "use", "used", "than", "more",
-    }
-)  # fmt: skip
-_WORD_RE = re.compile(r"[a-z0-9]+")
-
-
-def _words(text: str) -> frozenset[str]:
-    out: set[str] = set()
-    for word in _WORD_RE.findall(text.lower()):
-        if word in _STOPWORDS:
-            continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        out.add(word)
-    return frozenset(out)
-
-
-def _coverage(stated: frozenset[str], known: frozenset[str]) -> tuple[float, int]:
-    shared = len(stated & known)
-    return (shared / len(stated) if stated else 0.0, shared)
 
 
 # ------------------------------------------------------------------------------- the checks
@@ -818,7 +350,7 @@ class _Linter:
                 if name is not None and ind.for_code is not None:
                     self.seed_indicators.setdefault((ind.for_code, name), (ind.value, ind.source))
         self.modifier_words = {
-            code: _words(m.description) for code, m in self.master.modifiers.items()
+            code: vocab.words(m.description) for code, m in self.master.modifiers.items()
         }
 
     def run(self) -> Iterator[LintFinding]:
@@ -844,7 +376,7 @@ class _Linter:
     def _modifier(self, mod: SeedModifier) -> Iterator[LintFinding]:
         known = self.master.modifiers.get(mod.code)
         head = mod.description.split(": ", 1)[0]
-        stated = _words(head)
+        stated = vocab.words(head)
         if known is None:
             yield LintFinding(
                 "error",
@@ -865,7 +397,7 @@ class _Linter:
                     f"({other.description!r}, {other.source})",
                 )
             return
-        own, _ = _coverage(stated, self.modifier_words[mod.code])
+        own, _ = vocab.coverage(stated, self.modifier_words[mod.code])
         if own < 0.5:
             other = self._best_other_modifier(stated, exclude=mod.code)
             if other is not None:
@@ -889,7 +421,7 @@ class _Linter:
         for code, words in self.modifier_words.items():
             if code == exclude:
                 continue
-            share, shared = _coverage(stated, words)
+            share, shared = vocab.coverage(stated, words)
             if share >= 0.75 and shared >= 2 and (best is None or (share, shared) > best[:2]):
                 best = (share, shared, code)
         return None if best is None else self.master.modifiers[best[2]]
@@ -897,7 +429,7 @@ class _Linter:
     def _modifier_scope(self, mod: SeedModifier, code: str) -> Iterator[LintFinding]:
         scopes = self.master.modifier_scopes.get(mod.code)
         # Ranges are of numeric CPT codes; a level II HCPCS code is not judged by them.
-        if not scopes or not _CPT_NUMERIC.fullmatch(code):
+        if not scopes or not CPT_NUMERIC_SHAPE.fullmatch(code):
             return
         if any(s.first <= int(code) <= s.last for s in scopes):
             return
@@ -962,7 +494,7 @@ class _Linter:
     # -- taxonomies --------------------------------------------------------------------------
 
     def _taxonomy(self, tax: SeedTaxonomy) -> Iterator[LintFinding]:
-        if not _TAXONOMY_SHAPE.fullmatch(tax.code):
+        if not TAXONOMY_SHAPE.fullmatch(tax.code):
             yield LintFinding(
                 "error",
                 "taxonomy.malformed",
@@ -972,17 +504,17 @@ class _Linter:
                 "6 letters or digits, then X)",
             )
             return
-        stated = _words(tax.specialty)
+        stated = vocab.words(tax.specialty)
         entries = self.master.taxonomies.values()
         # The codes of exactly that specialty; failing that, of the classification it names.
-        named = [t for t in entries if _named(t.own_names, stated)] or [
-            t for t in entries if _named(t.names, stated)
+        named = [t for t in entries if vocab.same_name(t.own_names, stated)] or [
+            t for t in entries if vocab.same_name(t.names, stated)
         ]
         codes = ", ".join(sorted(t.code for t in named))
         listed = f"the list's code(s) for {tax.specialty}: {codes}"
         known = self.master.taxonomies.get(tax.code)
         if known is not None:
-            if _named(known.names, stated):
+            if vocab.same_name(known.names, stated):
                 return
             yield LintFinding(
                 "error",
@@ -1005,7 +537,7 @@ class _Linter:
     # -- diagnoses ---------------------------------------------------------------------------
 
     def _diagnosis(self, dx: SeedDiagnosis) -> Iterator[LintFinding]:
-        if not _ICD_SHAPE.fullmatch(dx.code):
+        if not ICD10CM_SHAPE.fullmatch(dx.code):
             yield LintFinding(
                 "error",
                 "diagnosis.malformed",
@@ -1015,7 +547,7 @@ class _Linter:
                 "digits; an optional dot after the third character)",
             )
             return
-        known = self.master.diagnoses.get(_icd_key(dx.code))
+        known = self.master.diagnoses.get(icd_key(dx.code))
         if known is None:
             return
         if not known.billable:
@@ -1065,7 +597,7 @@ class _Linter:
             named += [(a.add_on, a.source, False) for a in doc.add_ons]
             named += [(m.code, m.source, False) for m in doc.mentions if not m.is_family]
             for code, source, related in named:
-                if not _CPT_NUMERIC.fullmatch(code):
+                if not CPT_NUMERIC_SHAPE.fullmatch(code):
                     continue
                 for rng in self.master.ranges:
                     if rng.first <= int(code) <= rng.last and code not in rng.codes:
@@ -1087,14 +619,16 @@ class _Linter:
         )
         if text is None:
             return ""
-        kinds = _terms_kinds(text)
-        sites = _terms(_SITE_RE, _SITE_NAMES, text)
+        kinds = vocab.procedure_kinds(text)
+        sites = vocab.sites(text)
         if not kinds or not sites:
             return ""
         fits = sorted(
             p.code
             for p in self.master.procedures.values()
-            if kinds <= p.kinds and p.sites and not _incompatible(sites, p.sites, _SITE_PARENT)
+            if kinds <= p.kinds
+            and p.sites
+            and not vocab.incompatible(sites, p.sites, vocab.SITE_PARENT)
         )
         if not fits:
             return ""
@@ -1127,11 +661,11 @@ class _Linter:
         differences = _procedure_differences(record.text, known)
         if not differences:
             return
-        stated = _sizes(record.text)
+        stated = vocab.sizes(record.text)
         others = [
-            f"{r.source} gives {_fmt_sizes(_sizes(r.text))}"
+            f"{r.source} gives {vocab.format_sizes(vocab.sizes(r.text))}"
             for r in records
-            if r is not record and _sizes(r.text) and _sizes(r.text) != stated
+            if r is not record and vocab.sizes(r.text) and vocab.sizes(r.text) != stated
         ]
         also = f"; elsewhere in the seeds {', '.join(others)}" if others else ""
         yield LintFinding(
@@ -1151,15 +685,19 @@ class _Linter:
             for other in records:
                 if other is record:
                     continue
-                mine, theirs = _sizes(record.text), _sizes(other.text)
+                mine, theirs = vocab.sizes(record.text), vocab.sizes(other.text)
                 size_clash = mine and theirs and not (mine <= theirs or theirs <= mine)
-                sites_a = _terms(_SITE_RE, _SITE_NAMES, record.text)
-                sites_b = _terms(_SITE_RE, _SITE_NAMES, other.text)
-                site_clash = sites_a and sites_b and _incompatible(sites_a, sites_b, _SITE_PARENT)
+                sites_a = vocab.sites(record.text)
+                sites_b = vocab.sites(other.text)
+                site_clash = (
+                    sites_a and sites_b and vocab.incompatible(sites_a, sites_b, vocab.SITE_PARENT)
+                )
                 if size_clash or site_clash:
                     what = []
                     if size_clash:
-                        what.append(f"size {_fmt_sizes(mine)} vs {_fmt_sizes(theirs)}")
+                        what.append(
+                            f"size {vocab.format_sizes(mine)} vs {vocab.format_sizes(theirs)}"
+                        )
                     if site_clash:
                         what.append(
                             f"site {', '.join(sorted(sites_a))} vs {', '.join(sorted(sites_b))}"
@@ -1209,18 +747,6 @@ class _Linter:
                     )
 
 
-def _named(names: Iterable[str], stated: frozenset[str]) -> bool:
-    """Whether a specialty as a seed writes it is one of the names.
-
-    Word order, "&" against "and", and singular against plural do not matter.
-    """
-    return bool(stated) and any(_words(name) == stated for name in names)
-
-
-def _terms_kinds(text: str) -> frozenset[str]:
-    return frozenset(name for name, pattern in _KIND_RES.items() if pattern.search(text))
-
-
 def _procedure_differences(text: str, known: MasterProcedure) -> list[str]:
     """How a description of a procedure code contradicts its master entry (empty: it does not).
 
@@ -1229,14 +755,14 @@ def _procedure_differences(text: str, known: MasterProcedure) -> list[str]:
     that do not fit the code's sites are contradictions.
     """
     out: list[str] = []
-    kinds = _terms_kinds(text) - known.kinds
+    kinds = vocab.procedure_kinds(text) - known.kinds
     if kinds:
         out.append(f"kind: {', '.join(sorted(kinds))}, not {', '.join(sorted(known.kinds))}")
-    sizes = _sizes(text)
-    expected = _sizes(known.size)
+    sizes = vocab.sizes(text)
+    expected = vocab.sizes(known.size)
     if sizes and expected and not sizes <= expected:
-        out.append(f"size: {_fmt_sizes(sizes)}, not {known.size}")
-    sites = _incompatible(_terms(_SITE_RE, _SITE_NAMES, text), known.sites, _SITE_PARENT)
+        out.append(f"size: {vocab.format_sizes(sizes)}, not {known.size}")
+    sites = vocab.incompatible(vocab.sites(text), known.sites, vocab.SITE_PARENT)
     if sites:
         out.append(f"site: {', '.join(sites)}, not {', '.join(sorted(known.sites))}")
     return out
@@ -1253,25 +779,25 @@ def _diagnosis_differences(text: str, known: str) -> list[str]:
     facets: tuple[tuple[str, frozenset[str], frozenset[str], Mapping[str, str | None]], ...] = (
         (
             "site",
-            _terms(_SITE_RE, _SITE_NAMES, text),
-            _terms(_SITE_RE, _SITE_NAMES, known),
-            _SITE_PARENT,
+            vocab.sites(text),
+            vocab.sites(known),
+            vocab.SITE_PARENT,
         ),
         (
             "kind",
-            _terms(_LESION_RE, _LESION_NAMES, text),
-            _terms(_LESION_RE, _LESION_NAMES, known),
-            _LESION_PARENT,
+            vocab.lesions(text),
+            vocab.lesions(known),
+            vocab.LESION_PARENT,
         ),
         (
             "side",
-            frozenset(s.lower() for s in _LATERALITY_RE.findall(text)),
-            frozenset(s.lower() for s in _LATERALITY_RE.findall(known)),
+            vocab.sides(text),
+            vocab.sides(known),
             {},
         ),
     )
     for name, stated, expected, parents in facets:
-        bad = _incompatible(stated, expected, parents)
+        bad = vocab.incompatible(stated, expected, parents)
         if bad:
             out.append(f"{name}: {', '.join(bad)}, not {', '.join(sorted(expected))}")
     return out

@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from scrubber.standards import HCPCS_CODE_PATTERN, MODIFIER_SHAPE
+
 __all__ = [
     "SeedAddOn",
     "SeedCode",
@@ -242,8 +244,8 @@ def parse_text(name: str, text: str) -> SeedDocument:
 # Shared helpers
 # --------------------------------------------------------------------------------------------
 
-#: A CPT (NNNNN, NNNNF, NNNNT) or HCPCS level II (ANNNN) code: five characters.
-_CODE = r"[0-9A-Z][0-9]{3}[0-9A-Z]"
+#: A CPT (NNNNN, NNNNF, NNNNT) or HCPCS level II (ANNNN) code, as the standard shapes it.
+_CODE = HCPCS_CODE_PATTERN
 #: An exact CPT code or a family written with trailing X's (NNNNX, NNNXX) on an advocacy page.
 _CODE_OR_FAMILY = r"[0-9]{3}(?:[0-9]{2}|[0-9]X|XX)"
 
@@ -597,7 +599,7 @@ _ADDON_RE = re.compile(
     re.IGNORECASE,
 )
 #: One line of the modifier list: two characters, a space, the description.
-_MODIFIER_LINE_RE = re.compile(r"^(?P<code>[0-9A-Z]{2})\s+(?P<desc>\S.*?)\s*$")
+_MODIFIER_LINE_RE = re.compile(rf"^(?P<code>{MODIFIER_SHAPE.pattern})\s+(?P<desc>\S.*?)\s*$")
 #: The revision history table that follows the modifier list.
 _HISTORY_RE = re.compile(r"^\s*Date\s*$")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
 from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
+from scrubber.standards import STATUS_MEANINGS
 
 
 @rule(
@@ -36,26 +37,6 @@ def unknown_code(ctx: LineContext) -> Iterator[Hit]:
             "procedure_code",
         )
 
-
-#: MPFS status codes and their meanings (RVU25D layout, STATUS CODE col. 58, Attachment A).
-STATUS_MEANINGS: dict[str, str] = {
-    "A": "active code, paid separately under the fee schedule",
-    "B": "bundled code: payment is always bundled into payment for other services",
-    "C": "contractors price the code, generally case by case after review of documentation",
-    "D": "deleted code",
-    "E": "excluded from the physician fee schedule by regulation",
-    "F": "deleted/discontinued code (no 90-day grace period)",
-    "G": "not valid for Medicare purposes: Medicare uses another code (90-day grace period)",
-    "H": "deleted modifier: the TC or 26 component of this code was deleted",
-    "I": "not valid for Medicare purposes: Medicare uses another code",
-    "J": "anesthesia service (no RVUs; paid by anesthesia base and time units)",
-    "M": "measurement code, used for reporting purposes only",
-    "N": "non-covered service: not covered by Medicare",
-    "P": "bundled/excluded code: no separate payment under the fee schedule",
-    "R": "restricted coverage: special coverage instructions apply; contractor priced if covered",
-    "T": "injection: paid only if no other fee schedule service is billed that day",
-    "X": "statutory exclusion: not a physician service for fee schedule payment",
-}
 
 #: Statuses that are not valid codes for Medicare on the date of service: deleted (D, F), replaced
 #: by another code (G, I) or a deleted component (H).

@@ -9,15 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from scrubber.refdata.model import CodeReference, ReferenceSnapshot
+from scrubber.standards import ADD_ON_GLOBAL_DAYS as ADD_ON_GLOBAL
 
 #: The CPT evaluation and management section: 99202-99499 (CPT E/M guidelines; CMS Claims
 #: Processing Manual ch. 12 §30.6). 99201 was deleted in 2021, so the range starts at 99202.
 EM_FIRST = 99202
 EM_LAST = 99499
-
-#: MPFS global surgery value of an add-on code: "the code is related to another service and is
-#: always included in the global period of the other service" (RVU25D layout, GLOB DAYS col. 104).
-ADD_ON_GLOBAL = "ZZZ"
 
 
 def is_em(code: str) -> bool:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
 from scrubber.rules.base import Hit, LineContext, Rule, rule
-
-#: ICD-10-CM code shape: 3 to 7 characters, a letter, a digit, then letters or digits; a dot is
-#: allowed only after the third character (X12 HI segments carry none, many producers add it).
-#: Upper case only: X12 carries diagnosis codes in upper case. The first character may be any
-#: letter: U is reserved by WHO for emergency use, but ICD-10-CM assigns codes in it (U07.1).
-ICD10CM_SHAPE = re.compile(r"[A-Z][0-9][A-Z0-9](?:\.?[A-Z0-9]{1,4})?")
+from scrubber.standards import ICD10CM_SHAPE
 
 
 @rule(

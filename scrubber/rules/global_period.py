@@ -22,11 +22,9 @@ from scrubber.contracts import Category, ClaimLine, Severity
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import Changes, Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_em
+from scrubber.standards import POSTOP_DAYS as POSTOP_DAYS  # the engine reads it here
 
 SOURCE = "CMS Claims Processing Manual ch. 12 §40.1-40.4; MPFS relative value file, GLOB DAYS"
-
-#: Global days values that define a package, with the post-operative days they cover.
-POSTOP_DAYS = {"000": 0, "010": 10, "090": 90}
 
 #: Modifiers that let a procedure in another surgery's post-operative days be paid (§40.4).
 POSTOP_PROCEDURE_MODIFIERS = frozenset({"58", "78", "79"})

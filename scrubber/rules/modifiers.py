@@ -11,17 +11,28 @@ the warning is a rule of its own, with ``_documentation`` in its id.
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from scrubber.contracts import Category, Severity
 from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_add_on, is_em
-
-#: A CPT or HCPCS level II modifier is exactly two characters, digits or upper-case letters
-#: (837P SV101-3..6). Lower case is malformed: X12 modifiers are upper case.
-MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
+from scrubber.standards import ASSISTANT_DOCUMENTATION as _DOCUMENTATION
+from scrubber.standards import (
+    ASSISTANT_MEANINGS,
+    ASSISTANT_MODIFIERS,
+    BILATERAL_MEANINGS,
+    GLOBAL_DAYS_MEANINGS,
+    GLOBAL_SPLIT_MODIFIERS,
+    MODIFIER_SHAPE,
+    PCTC_ALLOWED,
+    PCTC_MEANINGS,
+    SPLIT_GLOBAL_DAYS,
+    SURGEONS_MEANINGS,
+)
+from scrubber.standards import ASSISTANT_NOT_PAID as _NOT_PERMITTED
+from scrubber.standards import SURGEONS_DOCUMENTATION as _SURGEONS_DOCUMENTATION
+from scrubber.standards import SURGEONS_NOT_PERMITTED as _SURGEONS_NOT_PERMITTED
 
 
 @rule(
@@ -78,77 +89,6 @@ CONFLICTS: tuple[tuple[str, str, str], ...] = (
 
 #: Modifiers that only describe an E/M service (CPT Appendix A; HCPCS FT; ch. 12 §30.6.6).
 EM_ONLY_MODIFIERS = ("24", "25", "57", "FT")
-
-#: Split global care modifiers and the global periods they apply to (ch. 12 §40.2).
-GLOBAL_SPLIT_MODIFIERS = ("54", "55", "56")
-SPLIT_GLOBAL_DAYS = frozenset({"010", "090"})
-
-GLOBAL_DAYS_MEANINGS: dict[str, str] = {
-    "000": "day of the procedure only",
-    "010": "day of the procedure and 10 days after",
-    "090": "the day before, the day of and 90 days after",
-    "MMM": "maternity: the usual global period does not apply",
-    "XXX": "the global concept does not apply",
-    "YYY": "the contractor sets the global period",
-    "ZZZ": "add-on: inside the primary code's global period",
-}
-
-#: Bilateral surgery indicator (RVU25D layout, BILAT SURG col. 117).
-BILATERAL_MEANINGS: dict[str, str] = {
-    "0": "150% bilateral adjustment does not apply (unilateral or anatomically single)",
-    "1": "150% bilateral adjustment applies",
-    "2": "already bilateral: the RVUs assume both sides",
-    "3": "each side paid at 100% (radiology and other diagnostic tests)",
-    "9": "the bilateral concept does not apply",
-}
-
-#: PC/TC indicator (RVU25D layout, PCTC IND col. 103, Attachment A) and the modifiers it admits.
-PCTC_MEANINGS: dict[str, str] = {
-    "0": "physician service: modifiers 26 and TC cannot be used",
-    "1": "diagnostic test: 26 and TC can be used",
-    "2": "professional component only code: 26 and TC cannot be used",
-    "3": "technical component only code: 26 and TC cannot be used",
-    "4": "global test only code: 26 and TC cannot be used",
-    "5": "incident-to code: 26 and TC cannot be used",
-    "6": "laboratory physician interpretation code: TC cannot be used",
-    "7": "physical therapy service: the PC/TC split does not apply",
-    "8": "physician interpretation of a clinical laboratory code: no TC billing",
-    "9": "the PC/TC concept does not apply",
-}
-PCTC_ALLOWED: dict[str, frozenset[str]] = {
-    "0": frozenset(),
-    "1": frozenset({"26", "TC"}),
-    "2": frozenset(),
-    "3": frozenset(),
-    "4": frozenset(),
-    "5": frozenset(),
-    "6": frozenset({"26"}),
-    "7": frozenset(),
-    "8": frozenset(),
-    "9": frozenset(),
-}
-
-#: Assistant at surgery indicator (RVU25D layout, ASST SURG col. 118).
-ASSISTANT_MODIFIERS = ("80", "81", "82", "AS")
-ASSISTANT_MEANINGS: dict[str, str] = {
-    "0": "payment restriction applies unless documentation establishes medical necessity",
-    "1": "statutory payment restriction: an assistant at surgery may not be paid",
-    "2": "no payment restriction: an assistant at surgery may be paid",
-    "9": "the assistant at surgery concept does not apply",
-}
-
-#: Co-surgeons (CO-SURG col. 119) and team surgery (TEAM SURG col. 120) share one scale.
-SURGEONS_MEANINGS: dict[str, str] = {
-    "0": "not permitted for this procedure",
-    "1": "may be paid with documentation of medical necessity",
-    "2": "permitted",
-    "9": "the concept does not apply",
-}
-
-_NOT_PERMITTED = frozenset({"1", "9"})  # assistant: never paid, or concept does not apply
-_SURGEONS_NOT_PERMITTED = frozenset({"0", "9"})
-_DOCUMENTATION = "0"  # assistant: needs documentation
-_SURGEONS_DOCUMENTATION = "1"
 
 
 def _first_position_hits(

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
 from scrubber.identifiers import npi_is_valid
 from scrubber.rules.base import Hit, LineContext, Rule, rule
-
-#: NUCC health care provider taxonomy code: 10 characters, three digits, six letters or digits,
-#: and a final X (207X00000X, 2086S0122X). Upper case, as X12 PRV03 carries it.
-TAXONOMY_SHAPE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
+from scrubber.standards import TAXONOMY_SHAPE
 
 
 def _npi_ok(npi: str) -> bool:

@@ -15,14 +15,10 @@ from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
 from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule, same_day_same_code
+from scrubber.standards import MUE_DATE_INDICATORS as DATE_INDICATORS
+from scrubber.standards import MUE_LINE_INDICATOR as LINE_INDICATOR
 
 SOURCE = "CMS NCCI medically unlikely edits, practitioner services table (MUE value, MAI columns)"
-
-LINE_INDICATOR = "1"
-DATE_INDICATORS: dict[str, str] = {
-    "2": "date of service edit: policy, absolute",
-    "3": "date of service edit: clinical, appealable",
-}
 
 
 def _units(value: float) -> str:

@@ -20,7 +20,8 @@ from scrubber.bench.generator import StreamGenerator, StreamMix
 from scrubber.bench.local import engine_cases, time_engine, time_offline
 from scrubber.bench.stream import Out, Sent, percentile, phase_stats
 from scrubber.contracts import ClaimLine
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scrubber.refdata.build import (
-    DEFAULT_MPFS,
-    DEFAULT_MUE,
-    build_bundle,
-    corrections_from_findings,
-)
-from scrubber.refdata.cms import read_mpfs, synthetic_mpfs
+from scrubber.bench.synthetic import synthetic_mpfs
+from scrubber.refdata.build import build_bundle, corrections_from_findings
+from scrubber.refdata.cms import read_mpfs
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.lint import run_lint
 from scrubber.refdata.model import Bundle, CodeReference
 from scrubber.refdata.seeds import parse_seeds

@@ -19,8 +19,8 @@ from scrubber.refdata.cms import (
     MpfsRow,
     MueRow,
     read_mpfs,
+    read_mpfs_header,
     read_mue,
-    synthetic_mpfs,
 )
 
 CMS_DIR = Path(cms.__file__).parent / "cms"
@@ -73,7 +73,7 @@ def _set(index: int, value: str) -> Callable[[list[str]], list[str]]:
 
 def _column_index(name: str) -> int:
     """0-based position of a column in the shipped extract (header line cells)."""
-    header = cms._read_header(PPRRVU, cms._records(PPRRVU))
+    header = read_mpfs_header(PPRRVU)
     return header.names.index(name)
 
 
@@ -412,9 +412,17 @@ def test_mue_bare_indicator_digit(tmp_path: Path) -> None:
     assert (row.indicator, row.indicator_text) == ("1", "1")
 
 
-def test_mue_bad_code(tmp_path: Path) -> None:
-    path = _edited(tmp_path, MUE, 3, _set(0, "1100"))
-    _raises_at(path, 3, "HCPCS/CPT Code")
+@pytest.mark.parametrize("value", ["1100", "110041", "ABCDE", "A12B4", "11-04"])
+def test_mue_bad_code(tmp_path: Path, value: str) -> None:
+    path = _edited(tmp_path, MUE, 3, _set(0, value))
+    _raises_at(path, 3, "HCPCS/CPT Code", f"{value!r} is not a HCPCS/CPT code")
+
+
+@pytest.mark.parametrize("value", ["27447", "0001U", "3008F", "0591T", "G0121", "D0120", "j1100"])
+def test_mue_every_kind_of_code(tmp_path: Path, value: str) -> None:
+    """CPT Category I, PLA, II and III codes, level II HCPCS and dental codes all read."""
+    path = _edited(tmp_path, MUE, 3, _set(0, value))
+    assert read_mue(path)[1].code == value.upper()
 
 
 def test_mue_short_row(tmp_path: Path) -> None:
@@ -463,49 +471,3 @@ def test_mue_preamble_and_quirks(tmp_path: Path) -> None:
         "\n".join(_join(_cells(line)[:3]) for line in lines) + "\n", encoding="utf-8"
     )
     assert {row.rationale for row in read_mue(no_rationale)} == {None}
-
-
-# ---------------------------------------------------------------------------- synthetic
-
-
-def test_synthetic_full_size_reads_back(tmp_path: Path) -> None:
-    path = tmp_path / "PPRRVU-synthetic.csv"
-    synthetic_mpfs(path)
-    mpfs = read_mpfs(path)
-    assert len(mpfs.rows) == 19000
-    extract = read_mpfs(PPRRVU)
-    assert (mpfs.release, mpfs.released) == (extract.release, extract.released)
-    modifiers = {row.modifier for row in mpfs.rows}
-    assert {"", "26", "TC"} <= modifiers
-    components = {row.code for row in mpfs.rows if row.modifier in {"26", "TC"}}
-    assert len(components) > 100
-    assert all(
-        row.pctc == "1" for row in mpfs.rows if row.code in components
-    )  # PC/TC split only where the indicator allows it
-    assert len({row.status for row in mpfs.rows}) > 5
-    assert {row.global_days for row in mpfs.rows} == {
-        "000",
-        "010",
-        "090",
-        "MMM",
-        "XXX",
-        "YYY",
-        "ZZZ",
-    }
-    # the header block is the extract's, byte for byte
-    head = path.read_bytes().split(b"\r\n")[:HEADER_LINE]
-    assert head == PPRRVU.read_bytes().split(b"\r\n")[:HEADER_LINE]
-
-
-def test_synthetic_is_deterministic_and_sized(tmp_path: Path) -> None:
-    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
-    synthetic_mpfs(a, n_codes=500, seed=7)
-    synthetic_mpfs(b, n_codes=500, seed=7)
-    synthetic_mpfs(c, n_codes=500, seed=8)
-    assert a.read_bytes() == b.read_bytes()
-    assert a.read_bytes() != c.read_bytes()
-    assert len(read_mpfs(a).rows) == 500
-    for n in (0, 1, 2, 3):
-        path = tmp_path / f"n{n}.csv"
-        synthetic_mpfs(path, n_codes=n)
-        assert len(read_mpfs(path).rows) == n

@@ -238,7 +238,8 @@ def test_final_verdicts_do_not_depend_on_arrival_order(pair_rule, line_doc, snap
 def _real_snapshot():
     from pathlib import Path
 
-    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+    from scrubber.refdata.build import build_bundle
+    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
     from scrubber.refdata.model import ReferenceSnapshot
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"

@@ -46,7 +46,8 @@ def _every(history: PatientHistory, line_id: str) -> tuple[ClaimLine, ...]:
 
 @lru_cache(maxsize=1)
 def _real_snapshot() -> ReferenceSnapshot:
-    from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+    from scrubber.refdata.build import build_bundle
+    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
     return ReferenceSnapshot(build_bundle(seeds, DEFAULT_MPFS, DEFAULT_MUE))

@@ -12,20 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, MASTER_DIR
 from scrubber.refdata.lint import (
-    DEFAULT_MPFS,
-    DEFAULT_MUE,
-    MASTER_DIR,
     LintFinding,
     LintReference,
-    MasterListError,
     exit_status,
     lint,
     load_reference,
-    read_master_lists,
     render_text,
     run_lint,
 )
+from scrubber.refdata.master import MasterListError, read_master_lists
 from scrubber.refdata.seeds import SeedDocument, parse_seeds, parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,6 +275,49 @@ def test_modifier_forbidden_by_the_seeds_own_indicator_without_cms(
     found = _lint(reference, ("900.txt", page))
     assert _keys(found) == {("modifier.forbidden_by_cms", "900.txt:12", "62")}
     assert "the seed's CO-SURG indicator 0" in found[0].message and "900.txt:10" in found[0].message
+
+
+#: (seed indicator line, modifier line, values that refuse the modifier, values that need
+#: documentation, every value): the RVU25D layout's scales, and what CMS says of each modifier.
+GLOBAL_DAYS = ["000", "010", "090", "MMM", "XXX", "YYY", "ZZZ"]
+INDICATOR_CASES: list[tuple[str, str, list[str], list[str], list[str]]] = [
+    ("Bilateral Surgery (50)", "50 Bilateral procedure", [*"0239"], [], [*"01239"]),
+    ("Assistant Surgeon", "80 Assistant surgeon", [*"19"], ["0"], [*"0129"]),
+    ("Co-Surgeons (62)", "62 Two surgeons", [*"09"], ["1"], [*"0129"]),
+    ("Team Surgery (66)", "66 Surgical team", [*"09"], ["1"], [*"0129"]),
+    ("PC/TC Indicator", "26 Professional component", [*"02345789"], [], [*"0123456789"]),
+    ("PC/TC Indicator", "TC Technical component", [*"023456789"], [], [*"0123456789"]),
+    ("Global Days", "54 Surgical care only", ["000", "MMM", "XXX", "YYY", "ZZZ"], [], GLOBAL_DAYS),
+    ("Global Days", "51 Multiple procedures", ["ZZZ"], [], GLOBAL_DAYS),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "modifier", "refusing", "documentation", "values"), INDICATOR_CASES
+)
+def test_each_indicator_value_refuses_exactly_the_modifiers_the_layout_says(
+    reference: LintReference,
+    label: str,
+    modifier: str,
+    refusing: list[str],
+    documentation: list[str],
+    values: list[str],
+) -> None:
+    """Every value of the scale, stated by a page for a code CMS does not list (99999)."""
+    verdicts: dict[str, str | None] = {}
+    for value in values:
+        page = (
+            "Official Description\n\nFrobnication of the widget\n\n"
+            "The CPT® Code 99999 refers to frobnication.\n\n"
+            "Short Descr FROB\nLong Descr Frobnication of the widget\n"
+            f"{label} {value} - as the layout says.\n\n{modifier}\nDate\n"
+        )
+        kinds = {f.kind for f in _lint(reference, ("900.txt", page))}
+        assert len(kinds) <= 1, kinds
+        verdicts[value] = next(iter(kinds), None)
+    refused = dict.fromkeys(refusing, "modifier.forbidden_by_cms")
+    documented = dict.fromkeys(documentation, "modifier.needs_documentation")
+    assert verdicts == {value: refused.get(value) or documented.get(value) for value in values}
 
 
 def test_modifier_not_applicable(reference: LintReference) -> None:

@@ -10,7 +10,8 @@ import orjson
 
 from scrubber.contracts import ScrubResult
 from scrubber.offline import scrub_lines
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import ReferenceSnapshot
 
 REPO = Path(__file__).resolve().parents[2]

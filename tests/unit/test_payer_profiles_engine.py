@@ -12,7 +12,8 @@ import pytest
 from scrubber.contracts import Category, Outcome, ScrubResult, Severity
 from scrubber.offline import scrub_lines
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 from scrubber.refdata.payers import DEFAULT_PAYERS, PayerProfileError, parse_payer_profiles
 from scrubber.rules.library import default_engine

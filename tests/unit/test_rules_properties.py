@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from scrubber.contracts import ClaimLine, Outcome
 from scrubber.identifiers import make_npi
-from scrubber.refdata.build import DEFAULT_MPFS, DEFAULT_MUE, build_bundle
+from scrubber.refdata.build import build_bundle
+from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
 
