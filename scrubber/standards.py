@@ -78,11 +78,12 @@ CPT_NUMERIC_SHAPE = re.compile(r"[0-9]{5}")
 #: (837P SV101-3..6). Lower case is malformed: X12 modifiers are upper case.
 MODIFIER_SHAPE = re.compile(r"[0-9A-Z]{2}")
 
-#: ICD-10-CM code shape: 3 to 7 characters, a letter, a digit, then letters or digits; a dot is
-#: allowed only after the third character (X12 HI segments carry none, many producers add it).
-#: Upper case only: X12 carries diagnosis codes in upper case. The first character may be any
-#: letter: U is reserved by WHO for emergency use, but ICD-10-CM assigns codes in it (U07.1).
-ICD10CM_SHAPE = re.compile(r"[A-Z][0-9][A-Z0-9](?:\.?[A-Z0-9]{1,4})?")
+#: ICD-10-CM code shape: 3 to 7 characters, a letter, then letters or digits; a dot is allowed
+#: only after the third character (X12 HI segments carry none, many producers add it). Upper
+#: case only: X12 carries diagnosis codes in upper case. The first character may be any letter
+#: (U is reserved by WHO for emergency use, but ICD-10-CM assigns codes in it: U07.1), and the
+#: second need not be a digit: the FY2026 April release adds category QA0.
+ICD10CM_SHAPE = re.compile(r"[A-Z][A-Z0-9]{2}(?:\.?[A-Z0-9]{1,4})?")
 
 #: NUCC health care provider taxonomy code: 10 characters, three digits, six letters or digits,
 #: and a final X (207X00000X, 2086S0122X). Upper case, as X12 PRV03 carries it.

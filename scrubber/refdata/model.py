@@ -163,7 +163,7 @@ class ReferenceSnapshot:
     a snapshot is only published once it is complete.
     """
 
-    __slots__ = ("aoc", "bundle", "codes", "icd10", "modifiers", "ptp", "version")
+    __slots__ = ("aoc", "aoc_add_ons", "bundle", "codes", "icd10", "modifiers", "ptp", "version")
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -173,6 +173,8 @@ class ReferenceSnapshot:
         self.ptp = PtpIndex.from_table(bundle.ptp) if bundle.ptp else _NO_PTP
         self.icd10 = Icd10Index.from_sets(bundle.icd10cm)
         self.aoc = AocIndex.from_table(bundle.aoc) if bundle.aoc else _NO_AOC
+        #: Every code the AOC file names as an add-on, on any date (asked per line).
+        self.aoc_add_ons = self.aoc.add_ons()
 
     def code(self, code: str) -> CodeReference | None:
         """The reference record for a procedure code, or None when the data does not know it."""

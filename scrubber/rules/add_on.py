@@ -1,18 +1,40 @@
-"""Add-on codes and their primary procedures.
+"""Add-on codes and their primary procedures, by the CMS add-on code (AOC) edits when loaded.
 
 An add-on code (MPFS global days ZZZ) describes work done in addition to a primary procedure and
 is "always included in the global period of the other service" (RVU25D layout, GLOB DAYS col.
 104); CPT reports it only with its primary, by the same patient on the same date of service.
+
+CMS's NCCI add-on code edit file says, per add-on and date of service, which primaries count:
+type 1, only the listed primary codes (by the same rendering NPI: "the same practitioner"); type
+2, any primary procedure (no list, or ``CCCCC``: the contractor defines them); type 3, the listed
+primaries, though the contractor may accept others (a warning). An add-on the file says nothing
+about on that date keeps the rule without it: a primary the seed documents list for it, else any
+known procedure. Whatever the type, a line with no primary at all is ``add_on.no_primary``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from scrubber.contracts import Category, ClaimLine, Severity
+from scrubber.refdata.aoc import AocRule
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import Changes, Gate, Hit, LineContext, Rule, rule
 from scrubber.rules.codes import is_add_on, is_em, primaries_of
+
+_SOURCE = (
+    "CPT add-on code convention; CMS Claims Processing Manual ch. 12 §40.6; RVU25D layout, GLOB "
+    "DAYS ZZZ (col. 104); CMS NCCI add-on code edits (AOC_Edit_Type, Primary_Code, dates)"
+)
+
+#: At most this many primary codes are named in a message (type 1 lists can be long).
+_NAMED = 8
+
+
+def is_listed_add_on(ctx: LineContext) -> bool:
+    """An add-on by the fee schedule (ZZZ) or by the AOC file (on any date)."""
+    return is_add_on(ctx.ref) or ctx.line.procedure_code in ctx.snapshot.aoc_add_ons
 
 
 def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:
@@ -30,17 +52,68 @@ def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:
 def add_ons_same_day(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
     """``Affects``: a new line can be the primary of any add-on of its date of service."""
     day = line.service_date
-    return Changes(day, day, lambda other: is_add_on(snapshot.code(other.procedure_code)))
+    aoc = snapshot.aoc_add_ons
+    return Changes(
+        day,
+        day,
+        lambda other: is_add_on(snapshot.code(other.procedure_code)) or other.procedure_code in aoc,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Primaries:
+    """What the patient's lines of the date offer an add-on line (computed once per line)."""
+
+    aoc: AocRule | None
+    """The AOC edit in force for the add-on on the date, if the file has one."""
+    listed: frozenset[str]
+    """The codes that count as listed primaries (the AOC list, else the seeds' list)."""
+    has_listed: bool
+    """A line of the date (and, under an AOC list, of the same rendering NPI) has a listed code."""
+    has_any: bool
+    """A line of the date has a code that can be a primary at all."""
+
+
+def _primaries(ctx: LineContext) -> _Primaries:
+    found: _Primaries | None = ctx.memo.get("primaries")
+    if found is not None:
+        return found
+    line = ctx.line
+    aoc = ctx.snapshot.aoc.rule_for(line.procedure_code, line.service_date)
+    same_day = ctx.same_day()
+    if aoc is not None and aoc.primaries:
+        listed = aoc.primaries
+        npi = line.rendering_provider.npi
+        has_listed = any(
+            o.procedure_code in listed and o.rendering_provider.npi == npi for o in same_day
+        )
+    else:
+        listed = primaries_of(ctx.snapshot, line.procedure_code)
+        has_listed = any(o.procedure_code in listed for o in same_day)
+    has_any = has_listed or any(_qualifies_without_list(ctx, o) for o in same_day)
+    found = _Primaries(aoc, listed, has_listed, has_any)
+    ctx.memo["primaries"] = found
+    return found
+
+
+def _named(codes: frozenset[str]) -> str:
+    ordered = sorted(codes)
+    more = len(ordered) - _NAMED
+    shown = ", ".join(ordered[:_NAMED])
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _aoc_says(aoc: AocRule) -> str:
+    return f"CMS add-on code edit type {aoc.edit_type}" + (f"; {aoc.notes}" if aoc.notes else "")
 
 
 @rule(
     "add_on.no_primary",
     category=Category.ADD_ON,
     severity=Severity.ERROR,
-    description="An add-on code (global days ZZZ) has no primary procedure for the patient on "
-    "the same date of service.",
-    source="CPT add-on code convention; CMS Claims Processing Manual ch. 12 §40.6; "
-    "RVU25D layout, GLOB DAYS ZZZ (col. 104)",
+    description="An add-on code has no primary procedure for the patient on the same date of "
+    "service.",
+    source=_SOURCE,
     carc="107",
     requires=Gate.ADD_ON,
     affects=add_ons_same_day,
@@ -48,34 +121,104 @@ def add_ons_same_day(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | 
 def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
     """An add-on without its primary is not paid (CARC 107, qualifying service not identified).
 
-    The primary is sought among ``ctx.others`` on the same date of service: a code whose
-    reference lists this add-on among its add-on codes, or, when the reference data names no
-    primary for it at all, any known procedure that is neither an add-on nor an E/M code. The
-    verdict depends on the set of lines only, never on the order they arrived in.
+    The primary is sought among ``ctx.others`` on the same date of service. Without an AOC edit:
+    a code the seed documents list as its primary, or, when they list none, any known procedure
+    that is neither an add-on nor an E/M code. Under an AOC edit of type 2 (or ``CCCCC``), any
+    such procedure; of type 3, a listed primary or any such procedure (the listed one is the
+    warning's business). Type 1 is ``add_on.primary_not_listed``'s alone. The verdict depends
+    on the set of lines only, never on the order they arrived in.
     """
-    if not is_add_on(ctx.ref):
+    if not is_listed_add_on(ctx):
         return
     line = ctx.line
-    primaries = primaries_of(ctx.snapshot, line.procedure_code)
-    same_day = ctx.same_day()
-    if primaries:
-        if any(o.procedure_code in primaries for o in same_day):
+    found = _primaries(ctx)
+    aoc = found.aoc
+    if aoc is not None and aoc.edit_type == 1 and not aoc.contractor_defined:
+        return
+    if aoc is None:
+        if found.has_listed or (not found.listed and found.has_any):
             return
-        expected = f"one of its primary codes ({', '.join(sorted(primaries))})"
+    elif found.has_any:
+        return
+    if aoc is None and found.listed:
+        expected = f"one of its primary codes ({_named(found.listed)})"
     else:
-        if any(_qualifies_without_list(ctx, o) for o in same_day):
-            return
         expected = (
             "a known code that is not itself an add-on"
             if is_em(line.procedure_code)
             else "a known procedure code that is neither an add-on nor an E/M code"
         )
     yield Hit(
-        f"Add-on code {line.procedure_code} (global days ZZZ) has no primary procedure for this "
-        f"patient on {line.service_date.isoformat()}: expected {expected} on the same date.",
+        f"Add-on code {line.procedure_code} has no primary procedure for this patient on "
+        f"{line.service_date.isoformat()}: expected {expected} on the same date.",
+        "procedure_code",
+    )
+
+
+@rule(
+    "add_on.primary_not_listed",
+    category=Category.ADD_ON,
+    severity=Severity.ERROR,
+    description="An add-on code whose AOC edit is type 1 has none of its listed primary codes "
+    "for the patient, date of service and rendering NPI.",
+    source=_SOURCE,
+    carc="107",
+    requires=Gate.ADD_ON,
+    affects=add_ons_same_day,
+    medicare_policy=True,
+)
+def primary_not_listed(ctx: LineContext) -> Iterator[Hit]:
+    """Type 1: payable only with a listed primary by the same practitioner that day."""
+    if not is_listed_add_on(ctx):
+        return
+    found = _primaries(ctx)
+    aoc = found.aoc
+    if aoc is None or aoc.edit_type != 1 or aoc.contractor_defined or found.has_listed:
+        return
+    line = ctx.line
+    yield Hit(
+        f"Add-on code {line.procedure_code} is paid only with one of its listed primary codes "
+        f"({_named(found.listed)}) billed by the same rendering NPI for this patient on "
+        f"{line.service_date.isoformat()}; none is ({_aoc_says(aoc)}).",
+        "procedure_code",
+    )
+
+
+@rule(
+    "add_on.primary_not_listed_warning",
+    category=Category.ADD_ON,
+    severity=Severity.WARNING,
+    description="An add-on code whose AOC edit is type 3 has a primary procedure, but none of "
+    "its listed primary codes, for the patient, date of service and rendering NPI.",
+    source=_SOURCE,
+    carc="107",
+    requires=Gate.ADD_ON,
+    affects=add_ons_same_day,
+    medicare_policy=True,
+)
+def primary_not_listed_warning(ctx: LineContext) -> Iterator[Hit]:
+    """Type 3: the listed primaries are expected; another may be accepted, so a warning."""
+    if not is_listed_add_on(ctx):
+        return
+    found = _primaries(ctx)
+    aoc = found.aoc
+    if (
+        aoc is None
+        or aoc.edit_type != 3
+        or aoc.contractor_defined
+        or found.has_listed
+        or not found.has_any
+    ):
+        return
+    line = ctx.line
+    yield Hit(
+        f"Add-on code {line.procedure_code} has a primary procedure on "
+        f"{line.service_date.isoformat()}, but none of its listed primary codes "
+        f"({_named(found.listed)}) by the same rendering NPI; the contractor may still accept "
+        f"it ({_aoc_says(aoc)}).",
         "procedure_code",
     )
 
 
 #: The rules of this module.
-RULES: tuple[Rule, ...] = (add_on_without_primary,)
+RULES: tuple[Rule, ...] = (add_on_without_primary, primary_not_listed, primary_not_listed_warning)

@@ -88,6 +88,8 @@ def _facts_of(snapshot: ReferenceSnapshot, code: str) -> _CodeFacts:
         if ref.status is not None and ref.status in NOTED_STATUSES:
             facts |= _STATUS_NOTE
         view = ref.engine_view()
+    if code in snapshot.aoc_add_ons:  # an add-on by the AOC file, even if not ZZZ
+        facts |= _ADD_ON
     return ref, facts, view
 
 

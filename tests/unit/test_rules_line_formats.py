@@ -32,7 +32,8 @@ def _hits(rule_id: str, line, snapshot, as_of: date = TODAY) -> list[Finding]:
         (["S81..81"], [0]),
         (["S81."], [0]),  # a dot with nothing after it
         (["181.8"], [0]),  # first character a digit
-        (["SA1.8"], [0]),  # second character a letter
+        (["QA0.0101", "QA00101"], []),  # a letter second: category QA0 (FY2026 April)
+        (["SA.18"], [0]),  # dot after the second character
         (["S81-811A"], [0]),
         ([""], [0]),
         ([" S81"], [0]),

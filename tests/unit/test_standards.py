@@ -99,7 +99,7 @@ SHAPES: list[tuple[re.Pattern[str], list[str], list[str]]] = [
     (std.MODIFIER_SHAPE, ["25", "TC", "F1", "XS"], ["2", "tc", "252", "-5"]),
     (
         std.ICD10CM_SHAPE,
-        ["L03.115", "L03115", "S51812A", "U07.1", "Z00"],
+        ["L03.115", "L03115", "S51812A", "U07.1", "Z00", "QA00101", "QA0.0101"],
         ["L0", "l03.115", "103.115", "L03.11567", "L031.15"],
     ),
     (std.TAXONOMY_SHAPE, ["207X00000X", "2086S0122X"], ["207X00000", "207x00000X", "A07X00000X"]),
