@@ -27,7 +27,7 @@ import orjson
 
 from scrubber.config import Settings
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 
 from . import report as reporting
@@ -123,7 +123,7 @@ def full_size_bundle(codes: int, work: Path) -> Bundle:
 
     path = work / "PPRRVU-synthetic.csv"
     synthetic_mpfs(path, n_codes=codes)
-    return build_bundle(REPO / "seeds", mpfs=path, mue=DEFAULT_MUE)
+    return build_bundle(REPO / "seeds", mpfs=path, mue=EXTRACT_MUE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[{time.monotonic() - began:7.1f}s] {text}", flush=True)
 
-    bundle = build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    bundle = build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     snapshot = ReferenceSnapshot(bundle)
     say(f"generating {args.lines:,} lines for {args.patients:,} patients")
     raws = StreamGenerator(bundle, seed=args.seed, patients=args.patients).generate(args.lines)

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scrubber.refdata.cms import column_key, read_mpfs, read_mpfs_header
-from scrubber.refdata.inputs import DEFAULT_MPFS
+from scrubber.refdata.inputs import EXTRACT_MPFS
 
 __all__ = ["synthetic_mpfs"]
 
 #: The shipped PPRRVU extract; ``synthetic_mpfs`` copies its header block so the synthetic file
 #: has exactly the layout the reader meets in production.
-_TEMPLATE = DEFAULT_MPFS
+_TEMPLATE = EXTRACT_MPFS
 
 
 def _synthetic_codes(rng: random.Random) -> Iterator[str]:

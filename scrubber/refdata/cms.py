@@ -22,6 +22,7 @@ and is read at every reference-data build, which must stay well under a second.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -145,8 +146,14 @@ def _decode(path: Path) -> str:
     """The file's text: UTF-8 (with or without BOM) or, failing that, the Windows code page.
 
     CMS produces these files with Excel; descriptions occasionally carry Windows-1252 characters.
+    A ``.gz`` file is read through gzip (the package ships the full tables compressed).
     """
     data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CmsFileError(path, 1, f"not a readable gzip file: {exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -14,6 +14,8 @@ __all__ = [
     "DEFAULT_MPFS",
     "DEFAULT_MUE",
     "DEFAULT_PTP",
+    "EXTRACT_MPFS",
+    "EXTRACT_MUE",
     "MASTER_DIR",
     "MASTER_FILES",
     "MASTER_MODIFIERS",
@@ -38,9 +40,16 @@ MASTER_FILES = (
 #: The modifier master list: the build lists it as the bundle's ``modifier-master`` source.
 MASTER_MODIFIERS = MASTER_DIR / "modifiers.csv"
 
-#: The shipped CMS extracts (``cms/README.md``): the default when no CMS file is given.
-DEFAULT_MPFS = _PACKAGE_DIR / "cms" / "PPRRVU2025_Oct-extract.csv"
-DEFAULT_MUE = _PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2-extract.csv"
+#: The shipped CMS tables (``cms/README.md``), the default when no CMS file is given: every row of
+#: the CY2025 October physician fee schedule relative value file and of the 2026 Q2 practitioner
+#: MUE table, gzipped (descriptors blank: CPT text is AMA copyright).
+DEFAULT_MPFS = _PACKAGE_DIR / "cms" / "PPRRVU2025_Oct.csv.gz"
+DEFAULT_MUE = _PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2.csv.gz"
+
+#: Extracts of the same files (the seed codes and common E/M codes), byte for byte in CMS's
+#: layout: small inputs for fast tests and the benchmark's synthetic fee schedule template.
+EXTRACT_MPFS = _PACKAGE_DIR / "cms" / "PPRRVU2025_Oct-extract.csv"
+EXTRACT_MUE = _PACKAGE_DIR / "cms" / "MUE-practitioner-2026Q2-extract.csv"
 
 #: Real rows of the NCCI practitioner PTP table, 2026 Q3 (``ccipra-v322r0-f1.TXT``), in CMS's
 #: own layout: the default until a deployment passes the four full parts with ``--ptp``.

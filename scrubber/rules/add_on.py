@@ -33,8 +33,11 @@ _NAMED = 8
 
 
 def is_listed_add_on(ctx: LineContext) -> bool:
-    """An add-on by the fee schedule (ZZZ) or by the AOC file (on any date)."""
-    return is_add_on(ctx.ref) or ctx.line.procedure_code in ctx.snapshot.aoc_add_ons
+    """An add-on by the fee schedule (ZZZ), or by an AOC edit in force on the date of service."""
+    if is_add_on(ctx.ref):
+        return True
+    line = ctx.line
+    return line.procedure_code in ctx.snapshot.aoc_add_ons and _primaries(ctx).aoc is not None
 
 
 def _qualifies_without_list(ctx: LineContext, other: ClaimLine) -> bool:

@@ -74,9 +74,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def bundle() -> Bundle:
     """The real bundle: the repo's seeds and the shipped CMS extracts."""
-    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+    from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 
-    return build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    return build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
 
 
 async def load_bundle(settings: Settings, bundle: Bundle) -> None:

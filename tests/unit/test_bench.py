@@ -21,7 +21,7 @@ from scrubber.bench.local import engine_cases, time_engine, time_offline
 from scrubber.bench.stream import Out, Sent, percentile, phase_stats
 from scrubber.contracts import ClaimLine
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
-    return build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    return build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
 
 
 def test_generator_is_deterministic_and_realistic(bundle: Bundle) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from scrubber.bench.synthetic import synthetic_mpfs
 from scrubber.refdata.cms import read_mpfs
-from scrubber.refdata.inputs import DEFAULT_MPFS
+from scrubber.refdata.inputs import EXTRACT_MPFS
 
-PPRRVU = DEFAULT_MPFS
+PPRRVU = EXTRACT_MPFS
 #: The line of the column header row in the shipped PPRRVU extract (1-based).
 HEADER_LINE = 10
 

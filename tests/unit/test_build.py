@@ -14,7 +14,7 @@ import pytest
 from scrubber.bench.synthetic import synthetic_mpfs
 from scrubber.refdata.build import build_bundle, corrections_from_findings
 from scrubber.refdata.cms import read_mpfs
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.lint import run_lint
 from scrubber.refdata.model import Bundle, CodeReference
 from scrubber.refdata.seeds import parse_seeds
@@ -26,8 +26,8 @@ S1 = "001_4808b7436d89e971.txt"
 S2 = "002_6c3c19d7e4484fcb.txt"
 S3 = "003_e6f6fded7714a52a.txt"
 S4 = "004_f39bc7b80f4060ac.txt"
-PPRRVU = DEFAULT_MPFS.name
-MUE = DEFAULT_MUE.name
+PPRRVU = EXTRACT_MPFS.name
+MUE = EXTRACT_MUE.name
 
 #: (file, line, subject, action) of every correction a build of the shipped seeds records.
 EXPECTED_CORRECTIONS = [
@@ -80,7 +80,7 @@ EXPECTED_CORRECTIONS = [
 
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
-    return build_bundle(SEEDS_DIR, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    return build_bundle(SEEDS_DIR, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
 
 
 def _seeds_copy(tmp_path: Path) -> Path:
@@ -118,7 +118,7 @@ def test_cms_overrides_a_seed_indicator_and_records_it(tmp_path: Path) -> None:
             "MUE 4",  # CMS: 1
         ),
     )
-    built = build_bundle(seeds, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    built = build_bundle(seeds, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     code = built.codes["11004"]
     assert (code.bilateral, code.sources["bilateral"]) == ("0", f"{PPRRVU}:11")
     assert (code.mue_value, code.sources["mue_value"]) == (1, f"{MUE}:2")
@@ -139,7 +139,7 @@ def test_a_seed_only_fact_keeps_its_seed_source(tmp_path: Path, bundle: Bundle) 
     # A code CMS does not list keeps everything its page says, with the page's lines.
     seeds = tmp_path / "seeds"
     _write(seeds, "900.txt", _reference_page("99999", "Co-Surgeons (62) 2 - Permitted."))
-    built = build_bundle(seeds, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    built = build_bundle(seeds, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     code = built.codes["99999"]
     assert (code.co_surgeons, code.sources["co_surgeons"]) == ("2", "900.txt:8")
     assert code.sources["description"] == "900.txt:7"
@@ -194,7 +194,7 @@ def test_corrections_say_why(bundle: Bundle) -> None:
 
 def test_corrections_are_the_lint_findings_the_build_acts_on(bundle: Bundle) -> None:
     """A documentation warning or a prose mention of a family refuses nothing."""
-    findings = run_lint(SEEDS_DIR, DEFAULT_MPFS, DEFAULT_MUE)
+    findings = run_lint(SEEDS_DIR, EXTRACT_MPFS, EXTRACT_MUE)
     corrections = corrections_from_findings(parse_seeds(SEEDS_DIR), findings)
     assert set(corrections) == set(bundle.corrections)
     mentions = {f.source for f in findings if f.kind == "code.family_not_billable"}
@@ -236,7 +236,7 @@ def test_a_code_that_does_not_exist_is_not_built(tmp_path: Path) -> None:
             "11008 Addon Code MPFS Status: Active Code APC C Illustration for Code Removal",
         ),
     )
-    built = build_bundle(seeds, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    built = build_bundle(seeds, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     assert "11961" not in built.codes and "11965" not in built.codes
     assert built.codes["11004"].add_on_codes == ("11008",)
     refused = {(c.source, c.subject, c.action) for c in built.corrections}
@@ -247,7 +247,7 @@ def test_a_code_that_does_not_exist_is_not_built(tmp_path: Path) -> None:
 def test_a_description_that_contradicts_cpt_is_not_taken(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     _write(seeds, "900.txt", "Summary & Overview\nCPT 14021: Local flap of eyelids\nText.\n")
-    built = build_bundle(seeds, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    built = build_bundle(seeds, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     assert built.codes["14021"].description is None
     assert "description" not in built.codes["14021"].sources
     refused = {(c.source, c.subject, c.action) for c in built.corrections}
@@ -258,7 +258,7 @@ def test_a_description_that_contradicts_cpt_is_not_taken(tmp_path: Path) -> None
 
 
 def test_two_builds_of_the_same_inputs_have_one_version(bundle: Bundle) -> None:
-    again = build_bundle(SEEDS_DIR, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    again = build_bundle(SEEDS_DIR, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     assert again.version == bundle.version
     assert again.to_json() == bundle.to_json()
     assert Bundle.from_json(bundle.to_json()) == bundle
@@ -269,7 +269,7 @@ def test_a_changed_seed_changes_the_version(tmp_path: Path, bundle: Bundle) -> N
     path = seeds / S3
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("2.6 cm to 7.5 cm", "2.7 cm to 7.5 cm"), encoding="utf-8")
-    changed = build_bundle(seeds, mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    changed = build_bundle(seeds, mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     assert changed.version != bundle.version
     # ... and the lint now refuses that row too.
     assert (f"{S3}:63", "related code 12032") in {
@@ -279,11 +279,11 @@ def test_a_changed_seed_changes_the_version(tmp_path: Path, bundle: Bundle) -> N
 
 def test_a_changed_cms_file_changes_the_version(tmp_path: Path, bundle: Bundle) -> None:
     mpfs = tmp_path / PPRRVU
-    lines = DEFAULT_MPFS.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = EXTRACT_MPFS.read_text(encoding="utf-8").splitlines(keepends=True)
     assert lines[14].startswith("11960,")
     lines[14] = lines[14].replace(",2,0,1,0,0,", ",2,0,1,2,0,")  # CO-SURG 0 -> 2
     mpfs.write_text("".join(lines), encoding="utf-8")
-    changed = build_bundle(SEEDS_DIR, mpfs=mpfs, mue=DEFAULT_MUE)
+    changed = build_bundle(SEEDS_DIR, mpfs=mpfs, mue=EXTRACT_MUE)
     assert changed.version != bundle.version
     assert changed.codes["11960"].co_surgeons == "2"
     # 62 is allowed now: 000:27 is no longer refused, and attests the modifier.
@@ -311,7 +311,7 @@ def test_a_full_size_fee_schedule_builds_every_code(tmp_path: Path) -> None:
     seed_codes = {c.code for d in parse_seeds(SEEDS_DIR) for c in d.codes if not c.is_family} | {
         "11008"
     }
-    built = build_bundle(SEEDS_DIR, mpfs=mpfs, mue=DEFAULT_MUE)
-    mue_codes = {line.split(",", 1)[0] for line in DEFAULT_MUE.read_text().splitlines()[1:]}
+    built = build_bundle(SEEDS_DIR, mpfs=mpfs, mue=EXTRACT_MUE)
+    mue_codes = {line.split(",", 1)[0] for line in EXTRACT_MUE.read_text().splitlines()[1:]}
     assert set(built.codes) == cms_codes | seed_codes | mue_codes
     assert len(built.codes) > 17000

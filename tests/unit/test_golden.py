@@ -16,7 +16,7 @@ import orjson
 from scrubber.contracts import ScrubResult
 from scrubber.offline import scrub_lines
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import ReferenceSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def verdicts() -> list[bytes]:
-    bundle = build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    bundle = build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     results, rejects = io.BytesIO(), io.BytesIO()
     scrub_lines(
         INPUT.read_bytes().splitlines(),

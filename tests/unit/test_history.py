@@ -239,11 +239,11 @@ def _real_snapshot():
     from pathlib import Path
 
     from scrubber.refdata.build import build_bundle
-    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+    from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
     from scrubber.refdata.model import ReferenceSnapshot
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
-    return ReferenceSnapshot(build_bundle(seeds, DEFAULT_MPFS, DEFAULT_MUE))
+    return ReferenceSnapshot(build_bundle(seeds, EXTRACT_MPFS, EXTRACT_MUE))
 
 
 @settings(max_examples=25, deadline=None)

@@ -47,10 +47,10 @@ def _every(history: PatientHistory, line_id: str) -> tuple[ClaimLine, ...]:
 @lru_cache(maxsize=1)
 def _real_snapshot() -> ReferenceSnapshot:
     from scrubber.refdata.build import build_bundle
-    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+    from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
-    return ReferenceSnapshot(build_bundle(seeds, DEFAULT_MPFS, DEFAULT_MUE))
+    return ReferenceSnapshot(build_bundle(seeds, EXTRACT_MPFS, EXTRACT_MUE))
 
 
 @lru_cache(maxsize=4)

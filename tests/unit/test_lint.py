@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, MASTER_DIR
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE, MASTER_DIR
 from scrubber.refdata.lint import (
     LintFinding,
     LintReference,
@@ -105,7 +105,7 @@ EXPECTED: list[tuple[str, str, str, int, str]] = [
 
 @pytest.fixture(scope="module")
 def reference() -> LintReference:
-    return load_reference(DEFAULT_MPFS, DEFAULT_MUE)
+    return load_reference(EXTRACT_MPFS, EXTRACT_MUE)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_exit_status_fails_only_strict_runs_with_errors(shipped: list[LintFindin
 
 def test_run_lint_defaults_to_the_shipped_cms_extracts(shipped: list[LintFinding]) -> None:
     assert run_lint(SEEDS_DIR, None, None) == shipped
-    assert run_lint(SEEDS_DIR, DEFAULT_MPFS, DEFAULT_MUE) == shipped
+    assert run_lint(SEEDS_DIR, EXTRACT_MPFS, EXTRACT_MUE) == shipped
 
 
 # ------------------------------------------------------------------ synthetic documents

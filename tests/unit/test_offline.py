@@ -11,7 +11,7 @@ import orjson
 from scrubber.contracts import ScrubResult
 from scrubber.offline import scrub_lines
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import ReferenceSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_counts_add_up_and_rejects_name_their_line(line_bytes, snapshot) -> None
 
 def test_demo_input_exercises_every_route() -> None:
     """seeds/examples/claims.jsonl: valid, flag-worthy and malformed lines, all accounted for."""
-    bundle = build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE)
+    bundle = build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE)
     lines = (REPO / "seeds/examples/claims.jsonl").read_bytes().splitlines()
     summary, results, _rejects = _scrub(lines, ReferenceSnapshot(bundle))
     assert summary.lines_in == len(lines)

@@ -13,7 +13,7 @@ from scrubber.contracts import Category, Outcome, ScrubResult, Severity
 from scrubber.offline import scrub_lines
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 from scrubber.refdata.payers import DEFAULT_PAYERS, PayerProfileError, parse_payer_profiles
 from scrubber.rules.library import default_engine
@@ -199,7 +199,7 @@ def test_a_profile_change_in_a_new_version_changes_verdicts(line_bytes, snapshot
 
 
 def test_the_build_stores_the_shipped_profiles_and_refuses_bad_files(tmp_path) -> None:
-    bundle = build_bundle(REPO / "seeds", DEFAULT_MPFS, DEFAULT_MUE, payers=DEFAULT_PAYERS)
+    bundle = build_bundle(REPO / "seeds", EXTRACT_MPFS, EXTRACT_MUE, payers=DEFAULT_PAYERS)
     assert bundle.payers is not None
     assert bundle.payers.names()[-1] == "default"
     assert Bundle.from_json(bundle.to_json()) == bundle
@@ -208,12 +208,12 @@ def test_the_build_stores_the_shipped_profiles_and_refuses_bad_files(tmp_path) -
         "profiles:\n  - name: x\n    payers: ['A']\n    severity:\n      units.mue_line: fatal\n"
     )
     with pytest.raises(PayerProfileError, match=r"^payers.yaml:5: "):
-        build_bundle(REPO / "seeds", DEFAULT_MPFS, DEFAULT_MUE, payers=bad)
+        build_bundle(REPO / "seeds", EXTRACT_MPFS, EXTRACT_MUE, payers=bad)
 
 
 def test_a_bundle_without_profiles_keeps_its_version() -> None:
     """Optional sections absent from a bundle are not hashed: older bundles still load."""
-    bundle = build_bundle(REPO / "seeds", DEFAULT_MPFS, DEFAULT_MUE)
+    bundle = build_bundle(REPO / "seeds", EXTRACT_MPFS, EXTRACT_MUE)
     assert b'"payers"' not in bundle.to_json() and b'"ptp"' not in bundle.to_json()
     assert Bundle.from_json(bundle.to_json()).version == bundle.version
 

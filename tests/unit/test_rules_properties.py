@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from scrubber.contracts import ClaimLine, Outcome
 from scrubber.identifiers import make_npi
 from scrubber.refdata.build import build_bundle
-from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
 
@@ -34,7 +34,7 @@ AS_OF = date(2025, 6, 1)
 @functools.cache
 def real_snapshot() -> ReferenceSnapshot:
     """The bundle the seeds and the CMS extracts build (built once per test session)."""
-    return ReferenceSnapshot(build_bundle(REPO / "seeds", mpfs=DEFAULT_MPFS, mue=DEFAULT_MUE))
+    return ReferenceSnapshot(build_bundle(REPO / "seeds", mpfs=EXTRACT_MPFS, mue=EXTRACT_MUE))
 
 
 SNAP = real_snapshot()

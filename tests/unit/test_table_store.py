@@ -84,10 +84,10 @@ class ImmediateStore:
 @lru_cache(maxsize=1)
 def _real_snapshot() -> ReferenceSnapshot:
     from scrubber.refdata.build import build_bundle
-    from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE
+    from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
-    return ReferenceSnapshot(build_bundle(seeds, DEFAULT_MPFS, DEFAULT_MUE))
+    return ReferenceSnapshot(build_bundle(seeds, EXTRACT_MPFS, EXTRACT_MUE))
 
 
 def _records(seed: int) -> list[tuple[int, bytes | None, bytes]]:
