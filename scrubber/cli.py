@@ -250,7 +250,8 @@ def refdata_build(
 ) -> None:
     """Build a reference data bundle from the seed documents and CMS files."""
     from scrubber.refdata.build import build_bundle
-    from scrubber.refdata.icd10cm import Icd10CodeSet, default_code_set
+    from scrubber.refdata.cms_icd10cm import default_code_set
+    from scrubber.refdata.icd10cm import Icd10CodeSet
     from scrubber.refdata.inputs import DEFAULT_MPFS, DEFAULT_MUE, DEFAULT_PTP
 
     settings = Settings()

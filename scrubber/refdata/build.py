@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from scrubber.contracts import Category
-from scrubber.refdata.aoc import AocTable, read_aoc
+from scrubber.refdata.aoc import AocTable
 from scrubber.refdata.cms import read_mpfs, read_mue
-from scrubber.refdata.icd10cm import Icd10CodeSet, Icd10Index, read_icd10cm_order, sets_needed
+from scrubber.refdata.cms_aoc import read_aoc
+from scrubber.refdata.cms_icd10cm import read_icd10cm_order
+from scrubber.refdata.cms_ptp import read_ptp
+from scrubber.refdata.icd10cm import Icd10CodeSet, Icd10Index, sets_needed
 from scrubber.refdata.inputs import MASTER_MODIFIERS
 from scrubber.refdata.lint import SEED_INDICATOR_FIELDS, LintFinding, LintReference, lint
 from scrubber.refdata.master import read_master_lists
@@ -45,8 +48,8 @@ from scrubber.refdata.model import (
     ModifierReference,
     SourceFile,
 )
-from scrubber.refdata.payers import load_payer_profiles
-from scrubber.refdata.ptp import PtpTable, read_ptp
+from scrubber.refdata.payers_file import load_payer_profiles
+from scrubber.refdata.ptp import PtpTable
 from scrubber.refdata.seeds import SeedDocument, parse_seeds
 from scrubber.revisions import DEFAULT_LATENESS_DAYS
 from scrubber.rules.library import default_engine

@@ -24,7 +24,7 @@ them (``icd10cm-order-2027.txt.gz`` for an October release, ``icd10cm-order-apri
 for an April update), so the reader dates it without a special case.
 
 Manifestation codes need no second file: the reader derives them from the long descriptions by
-the title rule (see ``scrubber.refdata.icd10cm``). This script measures the alternatives on the
+the title rule (see ``scrubber.refdata.cms_icd10cm``). This script measures the alternatives on the
 tabular list's notes and prints them, and checks that the file read back gives exactly the codes
 the title rule gives on the tabular tree.
 """
@@ -42,7 +42,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from scrubber.refdata.icd10cm import (
+from scrubber.refdata.cms_icd10cm import (
     CMS_DIR,
     DEFAULT_ICD10CM_GLOB,
     effective_from_name,

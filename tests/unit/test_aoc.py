@@ -17,15 +17,9 @@ import openpyxl
 import pydantic
 import pytest
 
-from scrubber.refdata.aoc import (
-    AocIndex,
-    AocRow,
-    AocRule,
-    AocTable,
-    julian_date,
-    read_aoc,
-)
+from scrubber.refdata.aoc import AocIndex, AocRow, AocRule, AocTable
 from scrubber.refdata.cms import CmsFileError
+from scrubber.refdata.cms_aoc import julian_date, read_aoc
 
 NOTICE = "CPT codes, descriptions and other data only are copyright American Medical Association."
 

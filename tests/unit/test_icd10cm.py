@@ -18,17 +18,19 @@ import pytest
 
 from scrubber.refdata import make_icd10cm_default as generator
 from scrubber.refdata.cms import CmsFileError
+from scrubber.refdata.cms_icd10cm import (
+    default_code_set,
+    default_icd10cm_file,
+    effective_from_name,
+    is_manifestation_title,
+    read_icd10cm_order,
+)
 from scrubber.refdata.icd10cm import (
     Icd10CodeSet,
     Icd10Index,
-    default_code_set,
-    default_icd10cm_file,
     dotted,
-    effective_from_name,
     fiscal_year_of,
-    is_manifestation_title,
     normalize,
-    read_icd10cm_order,
     sets_needed,
 )
 from scrubber.refdata.make_icd10cm_default import (

@@ -15,7 +15,7 @@ from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.build import build_bundle
 from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
-from scrubber.refdata.payers import DEFAULT_PAYERS, PayerProfileError, parse_payer_profiles
+from scrubber.refdata.payers_file import DEFAULT_PAYERS, PayerProfileError, parse_payer_profiles
 from scrubber.rules.library import default_engine
 
 ENGINE = default_engine()

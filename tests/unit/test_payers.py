@@ -18,15 +18,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from scrubber.contracts import Severity
-from scrubber.refdata.payers import (
+from scrubber.refdata.payers import PayerProfile, PayerProfiles, ProfileMatcher, resolve
+from scrubber.refdata.payers_file import (
     DEFAULT_PAYERS,
-    PayerProfile,
     PayerProfileError,
-    PayerProfiles,
-    ProfileMatcher,
     load_payer_profiles,
     parse_payer_profiles,
-    resolve,
 )
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO

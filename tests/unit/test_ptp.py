@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from scrubber.refdata.cms import CmsFileError
-from scrubber.refdata.ptp import PtpEdit, PtpIndex, PtpRow, PtpTable, read_ptp
+from scrubber.refdata.cms_ptp import read_ptp
+from scrubber.refdata.ptp import PtpEdit, PtpIndex, PtpRow, PtpTable
 
 EXTRACT = Path(__file__).parent / "data" / "ptp" / "ccipra-extract.txt"
 NAME = EXTRACT.name

@@ -18,9 +18,13 @@ BUILD_TIME = frozenset(
     {
         "scrubber.refdata.build",
         "scrubber.refdata.cms",
+        "scrubber.refdata.cms_aoc",
+        "scrubber.refdata.cms_icd10cm",
+        "scrubber.refdata.cms_ptp",
         "scrubber.refdata.inputs",
         "scrubber.refdata.lint",
         "scrubber.refdata.master",
+        "scrubber.refdata.payers_file",
         "scrubber.refdata.seeds",
         "scrubber.refdata.vocabulary",
         "scrubber.accounting",
@@ -54,8 +58,21 @@ def test_no_build_time_module_is_loaded(statement: str, runs: str) -> None:
     assert sorted(m for m in loaded if _build_time(m)) == []
 
 
+#: Third-party libraries only the file readers use: the AOC workbook's and the payer file's.
+READER_LIBRARIES = frozenset({"openpyxl", "yaml"})
+
+
+@pytest.mark.parametrize("statement", ["import scrubber.stream.app", "import scrubber.cli"])
+def test_no_file_reader_library_is_loaded(statement: str) -> None:
+    """The readers' libraries stay out of the worker with the readers themselves."""
+    loaded = _loaded_after(statement)
+    assert sorted(READER_LIBRARIES & loaded) == []
+
+
 def test_the_list_names_real_modules() -> None:
     """A renamed module would make the check above pass vacuously."""
     every = sorted(BUILD_TIME | {"scrubber.bench"})
     loaded = _loaded_after("\n".join(f"import {m}" for m in every))
     assert BUILD_TIME | {"scrubber.bench"} <= loaded
+    libraries = _loaded_after("\n".join(f"import {m}" for m in READER_LIBRARIES))
+    assert libraries >= READER_LIBRARIES
