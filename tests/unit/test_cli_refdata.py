@@ -40,4 +40,9 @@ def test_build_writes_a_versioned_bundle_with_its_corrections(tmp_path: Path) ->
     # Seeds only: 11004's global days come from the coding reference page; with CMS, from PPRRVU.
     alone = Bundle.from_json(seeds_only.read_bytes()).codes["11004"]
     assert alone.sources["global_days"].startswith("004_f39bc7b80f4060ac.txt:")
-    assert bundle.codes["11004"].sources["global_days"].startswith("PPRRVU2025_Oct-extract.csv:")
+    assert bundle.codes["11004"].sources["global_days"].startswith("PPRRVU2025_Oct.csv.gz:")
+    # The defaults are the full CMS tables, the NCCI PTP extract and the shipped ICD-10-CM set.
+    assert len(bundle.codes) > 15_000
+    assert bundle.codes["11004"].sources["mue_value"].startswith("MUE-practitioner-2026Q2.csv.gz:")
+    assert bundle.ptp is not None and bundle.ptp.count > 0
+    assert [s.fiscal_year for s in bundle.icd10cm] == [2026]
