@@ -61,7 +61,7 @@ def test_asyncapi_describes_the_worker_and_x12_topics() -> None:
         "scrub-result.v1.schema.json",
         "claim-result.v1.schema.json",
     )
-    for ref in (f"{stem}.v1.schema.json" for stem in refs):
+    for ref in refs:
         assert ref in SCHEMAS and (CONTRACTS / ref).exists()
     dlq_headers = doc["components"]["messages"]["deadLetter"]["headers"]["properties"]
     assert "scrubber-error-code" in dlq_headers
