@@ -260,16 +260,17 @@ def _scrub_837(
             ack277=ca,
             ack277_control=ack277_control,
         )
-    out.print(summary.x12.text())
+    # Plain writes: a console would wrap the summary lines that scripts and tests read.
+    sys.stdout.write(summary.x12.text() + "\n")
     s = summary.scrub
     accepted = sum(1 for c in summary.claims if c.outcome.value == "accepted")
-    out.print(
+    sys.stdout.write(
         f"lines {s.lines_in}: accepted {s.accepted}, flagged {s.flagged}, rejected {s.rejected} "
         f"(refdata {snapshot.version}); claims {len(summary.claims)}: accepted {accepted}, "
-        f"rejected {len(summary.claims) - accepted}"
+        f"rejected {len(summary.claims) - accepted}\n"
     )
     for rule_id, n in sorted(s.findings_by_rule.items()):
-        out.print(f"  finding {rule_id}: {n}")
+        sys.stdout.write(f"  finding {rule_id}: {n}\n")
 
 
 # ------------------------------------------------------------------------------- X12
@@ -290,7 +291,7 @@ def x12_lines(
                 summary, _claims = convert(data, lines, rej, acks, datetime.now(UTC))
         else:
             summary, _claims = convert(data, lines, rej, None, datetime.now(UTC))
-    out.print(summary.text())
+    sys.stdout.write(summary.text() + "\n")
     if summary.anything_rejected:
         raise typer.Exit(1)
 

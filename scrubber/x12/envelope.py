@@ -200,15 +200,17 @@ def _interchange_end(data: bytes, pos: int, separators: Separators) -> int | Non
     """Offset just past the IEA segment's terminator, if an IEA comes before the next ISA."""
     term = re.escape(separators.segment.encode())
     element = re.escape(separators.element.encode())
-    boundary = re.compile(term + rb"[ \t\r\n]*(IEA|ISA)" + element)
-    for match in boundary.finditer(data, pos + ISA_LENGTH - 1):
-        if match.group(1) == b"ISA":
-            at = match.start(1)
-            if read_separators(data[at : at + ISA_LENGTH]) is not None:
-                return None  # a new interchange starts before this one ended
-            continue
-        stop = data.find(separators.segment.encode(), match.end())
-        return None if stop < 0 else stop + 1
+    boundary = re.compile(term + rb"[ \t\r\n]*IEA" + element)
+    # A readable ISA header (sixteen separators at fixed offsets) before any IEA means this
+    # interchange was cut off and the next one begins, wherever the cut fell.
+    next_isa = _next_isa(data, pos + ISA_LENGTH)
+    for match in boundary.finditer(data, pos + ISA_LENGTH - 1, next_isa):
+        stop = data.find(separators.segment.encode(), match.end(), next_isa)
+        # IEA01 (up to 5 digits) and IEA02 (9 characters): a longer "IEA" segment was cut off
+        # and ran into what follows, such as the next interchange's ISA.
+        if stop < 0 or stop - match.end() > 16:
+            return None
+        return stop + 1
     return None
 
 
