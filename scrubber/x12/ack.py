@@ -52,6 +52,9 @@ class Ack:
     data: bytes
     kind: str
     """``999``, ``TA1``, or ``TA1+999``."""
+    key: bytes = b""
+    """The acknowledged interchange's sender (ISA06, trimmed): the record key on the ack topic,
+    so that one submitter's acknowledgements stay in order."""
 
 
 def ack_control(control: str) -> tuple[str, str]:
@@ -70,8 +73,9 @@ def render_ack(report: InterchangeReport, now: datetime) -> Ack | None:
     isa = report.isa
     if isa is None:
         return None
+    key = (isa.get_value("ISA06") or "").strip().encode()
     if report.own_errors:
-        return Ack(_ta1(isa, "R", interchange_note(report), now), "TA1")
+        return Ack(_ta1(isa, "R", interchange_note(report), now), "TA1", key)
     parts: list[bytes] = []
     if isa.get_value("ISA14") == "1":
         parts.append(_ta1(isa, "A", "000", now))
@@ -80,7 +84,7 @@ def render_ack(report: InterchangeReport, now: datetime) -> Ack | None:
     if not parts:
         return None
     kind = "TA1+999" if len(parts) == 2 else ("999" if report.groups else "TA1")
-    return Ack(b"".join(parts), kind)
+    return Ack(b"".join(parts), kind, key)
 
 
 def render_unframed_ack(piece: Unframed, now: datetime) -> Ack | None:
@@ -91,7 +95,8 @@ def render_unframed_ack(piece: Unframed, now: datetime) -> Ack | None:
     isa = pyx12.segment.Segment(
         piece.header.decode("latin-1")[:-1], s.segment, s.element, s.component
     )
-    return Ack(_ta1(isa, "R", piece.note_code, now), "TA1")
+    key = (isa.get_value("ISA06") or "").strip().encode()
+    return Ack(_ta1(isa, "R", piece.note_code, now), "TA1", key)
 
 
 def interchange_note(report: InterchangeReport) -> str:

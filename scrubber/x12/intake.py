@@ -174,7 +174,8 @@ class LineRecord:
 class X12Processed:
     """What one raw interchange record produced, for the stream to publish.
 
-    ``lines`` go to ``claims.lines.v1`` (key: member id), ``acks`` to ``claims.x12.ack.v1``,
+    ``lines`` go to ``claims.lines.v1`` (key: member id), ``acks`` to ``claims.x12.ack.v1``
+    (key: ``Ack.key``, value: ``Ack.data``),
     ``rejects`` are PHI-free JSON records of what was refused (for logs and counts),
     ``claims`` what a 277CA must echo of each accepted claim (holds PHI: keep it with the
     claim lines, never in a log), and ``dead_letter`` is set, alone, when the record could not
@@ -182,7 +183,7 @@ class X12Processed:
     """
 
     lines: tuple[LineRecord, ...] = ()
-    acks: tuple[bytes, ...] = ()
+    acks: tuple[Ack, ...] = ()
     rejects: tuple[bytes, ...] = ()
     claims: tuple[ClaimEcho, ...] = ()
     dead_letter: Emission | None = None
@@ -222,7 +223,7 @@ class X12Intake:
             )
         summary = X12Summary()
         lines: list[LineRecord] = []
-        acks: list[bytes] = []
+        acks: list[Ack] = []
         rejects: list[bytes] = []
         claims: list[ClaimEcho] = []
         for outcome in outcomes:
@@ -232,7 +233,7 @@ class X12Intake:
                 for line in outcome.lines
             )
             if outcome.ack is not None:
-                acks.append(outcome.ack.data)
+                acks.append(outcome.ack)
             rejects.extend(orjson.dumps(r) for r in outcome.rejects)
             claims.extend(outcome.claims)
         return X12Processed(tuple(lines), tuple(acks), tuple(rejects), tuple(claims), None, summary)

@@ -38,7 +38,8 @@ def test_lines_are_keyed_by_member_id_and_carry_the_envelope_and_source() -> Non
     assert headers[HEADER_X12_TRANSACTION_SET] == b"0001"
     assert headers["scrubber-source-offset"] == b"41" and headers["scrubber-contract"] == b"v1"
     assert [orjson.loads(r.value)["line_number"] for r in out.lines] == [1, 2, 1]
-    assert len(out.acks) == 1 and b"AK9*A*1*1*1~" in out.acks[0]
+    assert len(out.acks) == 1 and b"AK9*A*1*1*1~" in out.acks[0].data
+    assert out.acks[0].key == b"SUBMITTER01"
     assert out.rejects == () and [c.claim_id for c in out.claims] == ["CLAIM001", "C2"]
     assert out.summary.lines == 3
 
@@ -48,7 +49,7 @@ def test_the_same_interchange_twice_gives_byte_identical_line_records() -> None:
     first = intake.process(two_claims(), SOURCE, NOW)
     again = intake.process(two_claims(), SOURCE, datetime(2031, 1, 1, tzinfo=UTC))
     assert first.lines == again.lines
-    assert first.acks != again.acks  # the acknowledgement says when it was made
+    assert first.acks[0].data != again.acks[0].data  # the acknowledgement says when it was made
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_unreadable_records_are_dead_letters_with_their_bytes(
 def test_an_invalid_interchange_is_acknowledged_not_dead_lettered() -> None:
     out = X12Intake().process(two_claims()[:-40], SOURCE, NOW)
     assert out.dead_letter is None and out.lines == ()
-    assert b"TA1*000000101*240315*1200*R*023~" in out.acks[0]
+    assert b"TA1*000000101*240315*1200*R*023~" in out.acks[0].data
     (reject,) = [orjson.loads(r) for r in out.rejects]
     assert reject["level"] == "interchange" and "MEMBER001" not in orjson.dumps(reject).decode()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from datetime import UTC, datetime
 
 import orjson
@@ -188,3 +189,30 @@ def test_the_999_is_the_same_for_the_same_input_and_time() -> None:
         "ISA*00*          *00*          *ZZ*RECEIVER01     *ZZ*SUBMITTER01    "
         "*240320*1030*^*00501*000000101*0*T*:~" in run(data)[3]
     )
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_nothing_of_the_claim_reaches_the_log_handlers() -> None:
+    """pyx12 logs every error with its value; its loggers stop before the root's handlers."""
+    root = logging.getLogger()
+    collect, level = _Collect(), root.level
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)
+    try:
+        bad = [list(s) for s in GOOD]
+        bad[15][2] = "DOE" * 30  # NM103 too long: pyx12's error text quotes the value
+        _summary, _lines, records, _ack = run(render([("101", [bad])]))
+    finally:
+        root.removeHandler(collect)
+        root.setLevel(level)
+    assert records  # the set was rejected, so pyx12 did report (and log) errors
+    assert not any(r.name.startswith("pyx12") for r in collect.records)
+    assert not any(c in r.getMessage() for r in collect.records for c in CANARIES)
