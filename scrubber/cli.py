@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import orjson
 import typer
@@ -23,6 +23,9 @@ from scrubber.config import Settings
 from scrubber.dlq import Selection
 from scrubber.logs import logging_config
 from scrubber.refdata.store import RefdataStore, VersionInfo, connect
+
+if TYPE_CHECKING:
+    from scrubber.refdata.model import ReferenceSnapshot
 
 # Tracebacks never show local variables: they would print claim lines (PHI) to a terminal or log.
 app = typer.Typer(
@@ -228,7 +231,7 @@ def scrub(
 
 def _scrub_837(
     path: Path,
-    snapshot: object,
+    snapshot: ReferenceSnapshot,
     output: Path,
     rejects: Path,
     ack: Path | None,
@@ -239,10 +242,8 @@ def _scrub_837(
     """``scrub`` on an 837: the X12 reading of ``x12 lines``, then the same scrub."""
     from contextlib import ExitStack
 
-    from scrubber.refdata.model import ReferenceSnapshot
     from scrubber.x12.files import scrub_837
 
-    assert isinstance(snapshot, ReferenceSnapshot)
     with ExitStack() as files:
         res = files.enter_context(output.open("wb"))
         rej = files.enter_context(rejects.open("wb"))

@@ -36,7 +36,7 @@ import pyx12.segment
 import pyx12.x12file
 
 from scrubber.x12 import codes
-from scrubber.x12.envelope import Framed, Unframed, read_separators
+from scrubber.x12.envelope import Unframed
 from scrubber.x12.validator import InterchangeReport, MappingError, TransactionSet
 
 ACK_VERSION = "005010X231A1"
@@ -410,14 +410,3 @@ def set_errors(ts: TransactionSet) -> list[dict[str, Any]]:
                 }
             )
     return out
-
-
-__all__ = [
-    "Ack",
-    "Framed",
-    "read_separators",
-    "reject_records",
-    "render_ack",
-    "render_unframed_ack",
-    "unframed_record",
-]
