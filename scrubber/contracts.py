@@ -82,6 +82,14 @@ class BillingProvider(_Inbound):
     tax_id: ShortText | None = None
 
 
+class X12Trace(_Inbound):
+    """Where a line came from in an 837: interchange (ISA13), group (GS06), set (ST02)."""
+
+    interchange_control: Annotated[str, Field(min_length=1, max_length=16)]
+    group_control: Annotated[str, Field(min_length=1, max_length=16)]
+    transaction_set_control: Annotated[str, Field(min_length=1, max_length=16)]
+
+
 class ClaimLine(_Inbound):
     """One professional claim line (837P service line), the input of topic ``claims.lines.v1``."""
 
@@ -100,6 +108,14 @@ class ClaimLine(_Inbound):
     units: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
     charge: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
     diagnosis_codes: Annotated[list[ShortText], Field(min_length=1, max_length=12)]
+    claim_line_count: Annotated[int, Field(ge=1, le=999)] | None = Field(
+        default=None,
+        description="How many service lines the claim has; a claim's result (ClaimResult) is "
+        "assembled once that many of its lines have a verdict.",
+    )
+    x12: X12Trace | None = Field(
+        default=None, description="The 837 envelope the line was read from, when it was."
+    )
 
     @property
     def line_id(self) -> str:
@@ -199,6 +215,34 @@ class ScrubResult(_Outbound):
     )
 
 
+class ClaimLineStatus(_Outbound):
+    """The verdict on one line of a claim, as the claim's result reports it."""
+
+    line_id: str
+    revision: Annotated[int, Field(ge=1)]
+    outcome: Outcome
+    rule_ids: list[str] = Field(description="Rule ids of the line's findings, sorted, unique.")
+
+
+class ClaimResult(_Outbound):
+    """The verdict on a whole claim, the value of ``claims.claims.v1`` (key: member id).
+
+    A claim is ``accepted`` when every one of its lines is accepted. It is first emitted when
+    every line (``claim_line_count``) has a verdict, and again, with ``revision`` + 1, whenever a
+    line's later revision changes that line's outcome or rule ids. Consumers keep the highest
+    ``revision`` per ``claim_id``.
+    """
+
+    claim_id: str
+    payer_id: str
+    revision: Annotated[int, Field(ge=1)]
+    outcome: Outcome
+    lines: list[ClaimLineStatus]
+    x12: X12Trace | None
+    refdata_version: str
+    scrubbed_at: datetime
+
+
 class DeadLetterCode(StrEnum):
     """Why a message could not be scrubbed: a closed set, safe as a metric label."""
 
@@ -209,6 +253,7 @@ class DeadLetterCode(StrEnum):
     MISSING_KEY = "missing_key"
     KEY_MISMATCH = "key_mismatch"
     PROCESSING_ERROR = "processing_error"
+    NOT_X12 = "not_x12"
 
 
 class DeadLetterStage(StrEnum):

@@ -52,10 +52,12 @@ def scrub_lines(
     source_name: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], None] | None = None,
+    on_result: Callable[[ScrubResult], None] | None = None,
     engine: Engine | None = None,
 ) -> ScrubSummary:
     """Scrub raw JSONL lines in arrival order, writing results and rejects as JSONL.
 
+    ``on_result`` sees every result written, in order (the 837 scrub assembles claims from them).
     ``engine`` is the product's (``default_engine``) unless a test brings its own.
     """
     processor = LineProcessor(engine or default_engine(), require_key=False)
@@ -93,6 +95,8 @@ def scrub_lines(
                 summary.revisions += index > 0 or emission.result.revision > 1
                 final[emission.result.line_id] = emission.result
                 results.write(emission.value + b"\n")
+                if on_result is not None:
+                    on_result(emission.result)
     for result in final.values():
         if result.outcome is Outcome.FLAGGED:
             summary.flagged += 1

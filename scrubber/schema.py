@@ -27,6 +27,7 @@ from scrubber.contracts import (
     HEADER_TRIGGER,
     MAX_MESSAGE_BYTES,
     ClaimLine,
+    ClaimResult,
     DeadLetter,
     DeadLetterCode,
     DeadLetterStage,
@@ -37,6 +38,7 @@ SCHEMAS: dict[str, Any] = {
     "claim-line.v1.schema.json": ClaimLine,
     "scrub-result.v1.schema.json": ScrubResult,
     "dead-letter.v1.schema.json": DeadLetter,
+    "claim-result.v1.schema.json": ClaimResult,
 }
 
 _ID_BASE = "https://claim-scrubber.example/contracts/"
@@ -61,7 +63,18 @@ def _source_headers() -> dict[str, Any]:
 
 
 def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the four topics."""
+    """The AsyncAPI 3.0 document of the worker's four topics and the X12 edge's four."""
+    from scrubber.x12.intake import (
+        ACK277_TOPIC,
+        ACK_TOPIC,
+        CLAIMS_TOPIC,
+        HEADER_X12_GROUP,
+        HEADER_X12_INTERCHANGE,
+        HEADER_X12_TRANSACTION_SET,
+        MAX_INTERCHANGE_BYTES,
+        X12_TOPIC,
+    )
+
     key = {"type": "string", "description": "the patient's member id, UTF-8"}
     kafka_binding = {"kafka": {"key": key, "bindingVersion": "0.5.0"}}
 
@@ -146,18 +159,60 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
                 "deadLetter",
                 "Inputs that could not be read: original key and bytes.",
             ),
+            "x12Interchanges": channel(
+                X12_TOPIC,
+                "x12Interchange",
+                "X12 837P interchanges (ISA..IEA; one or more per record), any key. Each "
+                "service line of an accepted transaction set becomes a claim line on "
+                f"{settings.input_topic}; values over {MAX_INTERCHANGE_BYTES} bytes, or that "
+                "do not start with an ISA, are dead-lettered.",
+            ),
+            "x12Acks": channel(
+                ACK_TOPIC,
+                "x12Ack",
+                "The 999 (005010X231A1) of each interchange read, or a TA1 interchange when "
+                "the interchange was refused at its envelope.",
+            ),
+            "claims": channel(
+                CLAIMS_TOPIC,
+                "claimResult",
+                "The verdict on each 837 claim once every line has one, and again whenever "
+                "a line's revision changes it; consumers keep the highest revision per claim_id.",
+            ),
+            "x12ClaimAcks": channel(
+                ACK277_TOPIC,
+                "x12ClaimAck",
+                "277CA (005010X214) claim acknowledgements rendered from the claim results.",
+            ),
         },
         "operations": {
             "scrubLines": {"action": "receive", "channel": {"$ref": "#/channels/claimLines"}},
             "emitAccepted": {"action": "send", "channel": {"$ref": "#/channels/accepted"}},
             "emitFlagged": {"action": "send", "channel": {"$ref": "#/channels/flagged"}},
             "emitDeadLetter": {"action": "send", "channel": {"$ref": "#/channels/deadLetters"}},
+            "readInterchanges": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/x12Interchanges"},
+            },
+            "emitAcks": {"action": "send", "channel": {"$ref": "#/channels/x12Acks"}},
+            "emitClaims": {"action": "send", "channel": {"$ref": "#/channels/claims"}},
+            "emitClaimAcks": {"action": "send", "channel": {"$ref": "#/channels/x12ClaimAcks"}},
         },
         "components": {
             "messages": {
                 "claimLine": {
                     "name": "ClaimLine",
                     "payload": {"$ref": "./claim-line.v1.schema.json"},
+                    "headers": {
+                        "type": "object",
+                        "description": "set on lines read from an 837 (with the source headers "
+                        "of the interchange record)",
+                        "properties": {
+                            HEADER_X12_INTERCHANGE: {"type": "string", "description": "ISA13"},
+                            HEADER_X12_GROUP: {"type": "string", "description": "GS06"},
+                            HEADER_X12_TRANSACTION_SET: {"type": "string", "description": "ST02"},
+                        },
+                    },
                     "bindings": kafka_binding,
                     "examples": [{"name": "surgery", "payload": examples["claim-line"]}],
                 },
@@ -167,6 +222,48 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
                     "headers": result_headers,
                     "bindings": kafka_binding,
                     "examples": [{"name": "flagged", "payload": examples["scrub-result"]}],
+                },
+                "x12Interchange": {
+                    "name": "X12Interchange",
+                    "contentType": "application/edi-x12",
+                    "payload": {
+                        "type": "string",
+                        "description": "X12 005010 interchanges, 837P (005010X222A1)",
+                    },
+                },
+                "x12Ack": {
+                    "name": "X12Ack",
+                    "contentType": "application/edi-x12",
+                    "payload": {
+                        "type": "string",
+                        "description": "a 999 (005010X231A1) interchange, or a TA1 interchange",
+                    },
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "description": "the submitter's ISA06"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                },
+                "x12ClaimAck": {
+                    "name": "X12ClaimAck",
+                    "contentType": "application/edi-x12",
+                    "payload": {
+                        "type": "string",
+                        "description": "a 277CA (005010X214) interchange",
+                    },
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "description": "the submitter's ISA06"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                },
+                "claimResult": {
+                    "name": "ClaimResult",
+                    "payload": {"$ref": "./claim-result.v1.schema.json"},
+                    "bindings": kafka_binding,
+                    "examples": [{"name": "rejected", "payload": examples["claim-result"]}],
                 },
                 "deadLetter": {
                     "name": "DeadLetter",
@@ -198,7 +295,7 @@ def render(directory: Path, settings: Settings | None = None) -> dict[Path, byte
         )
     examples = {
         stem: orjson.loads((directory / "examples" / f"{stem}.json").read_bytes())
-        for stem in ("claim-line", "scrub-result")
+        for stem in ("claim-line", "scrub-result", "claim-result")
     }
     doc = asyncapi(settings, examples)
     out[directory / "asyncapi.yaml"] = yaml.safe_dump(

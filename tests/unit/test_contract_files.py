@@ -24,6 +24,7 @@ def test_contract_files_match_the_models() -> None:
     [
         ("claim-line.json", "claim-line.v1.schema.json"),
         ("scrub-result.json", "scrub-result.v1.schema.json"),
+        ("claim-result.json", "claim-result.v1.schema.json"),
     ],
 )
 def test_examples_validate_against_their_schema(example: str, schema: str) -> None:
@@ -39,7 +40,7 @@ def test_schema_rejects_what_the_model_rejects() -> None:
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(instance))
 
 
-def test_asyncapi_describes_the_four_topics() -> None:
+def test_asyncapi_describes_the_worker_and_x12_topics() -> None:
     doc = yaml.safe_load((CONTRACTS / "asyncapi.yaml").read_text())
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
@@ -48,8 +49,19 @@ def test_asyncapi_describes_the_four_topics() -> None:
         "claims.accepted.v1",
         "claims.flagged.v1",
         "claims.dlq.v1",
+        "claims.x12.v1",
+        "claims.x12.ack.v1",
+        "claims.claims.v1",
+        "claims.x12.277ca.v1",
     }
-    for ref in ("claim-line.v1.schema.json", "scrub-result.v1.schema.json"):
+    claims = doc["channels"]["claims"]["messages"]["claimResult"]["$ref"]
+    assert claims == "#/components/messages/claimResult"
+    refs = (
+        "claim-line.v1.schema.json",
+        "scrub-result.v1.schema.json",
+        "claim-result.v1.schema.json",
+    )
+    for ref in refs:
         assert ref in SCHEMAS and (CONTRACTS / ref).exists()
     dlq_headers = doc["components"]["messages"]["deadLetter"]["headers"]["properties"]
     assert "scrubber-error-code" in dlq_headers

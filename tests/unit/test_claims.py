@@ -1,0 +1,154 @@
+"""Claim assembly: a ClaimResult when a claim completes, a new revision only when it changes."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from scrubber.claims import ClaimAssembler, build_claim_result, line_status
+from scrubber.contracts import (
+    BillingProvider,
+    Category,
+    ClaimLine,
+    Finding,
+    Outcome,
+    Patient,
+    RenderingProvider,
+    ScrubResult,
+    Severity,
+    X12Trace,
+)
+
+NOW = datetime(2024, 3, 20, 10, 30, tzinfo=UTC)
+TRACE = X12Trace(
+    interchange_control="000000101", group_control="101", transaction_set_control="0001"
+)
+
+
+def result(
+    number: int,
+    revision: int = 1,
+    rules: tuple[str, ...] = (),
+    count: int | None = 3,
+    claim_id: str = "CLAIM001",
+    version: str = "v1",
+    at: datetime = NOW,
+) -> ScrubResult:
+    line = ClaimLine(
+        claim_id=claim_id,
+        line_number=number,
+        payer_id="PAYER01",
+        patient=Patient(member_id="M1"),
+        rendering_provider=RenderingProvider(npi="1234567893"),
+        billing_provider=BillingProvider(npi="1234567893"),
+        service_date=date(2024, 3, 1),
+        procedure_code="99213",
+        units=1.0,
+        charge=Decimal("100"),
+        diagnosis_codes=["J209"],
+        claim_line_count=count,
+        x12=TRACE,
+    )
+    findings = [
+        Finding(rule_id=r, category=Category.CODE, severity=Severity.ERROR, message="m")
+        for r in rules
+    ]
+    return ScrubResult(
+        line_id=line.line_id,
+        revision=revision,
+        outcome=Outcome.FLAGGED if rules else Outcome.ACCEPTED,
+        findings=findings,
+        line=line,
+        reference=None,
+        refdata_version=version,
+        scrubbed_at=at,
+    )
+
+
+def test_nothing_until_every_line_has_a_verdict_then_one_result() -> None:
+    assembler = ClaimAssembler()
+    assert assembler.add(result(3), NOW) is None
+    assert assembler.add(result(1), NOW) is None
+    claim = assembler.add(result(2, rules=("code.unknown", "code.unknown")), NOW)
+    assert claim is not None
+    assert (claim.claim_id, claim.payer_id, claim.revision, claim.outcome) == (
+        "CLAIM001",
+        "PAYER01",
+        1,
+        Outcome.FLAGGED,
+    )
+    assert [(s.line_id, s.outcome, s.rule_ids) for s in claim.lines] == [
+        ("CLAIM001:1", Outcome.ACCEPTED, []),
+        ("CLAIM001:2", Outcome.FLAGGED, ["code.unknown"]),
+        ("CLAIM001:3", Outcome.ACCEPTED, []),
+    ]
+    assert claim.x12 == TRACE and claim.scrubbed_at == NOW
+    assert assembler.current() == [claim]
+
+
+@pytest.mark.parametrize(
+    ("later", "emits"),
+    [
+        pytest.param(result(2), False, id="redelivered"),
+        pytest.param(result(2, revision=2), False, id="new-revision-same-verdict"),
+        pytest.param(result(2, revision=2, rules=("duplicate.line",)), True, id="new-rule-ids"),
+        pytest.param(result(1, revision=1, rules=("code.unknown",)), False, id="older-revision"),
+    ],
+)
+def test_a_complete_claim_is_revised_only_when_a_line_verdict_changes(
+    later: ScrubResult, emits: bool
+) -> None:
+    assembler = ClaimAssembler()
+    for r in (result(1, revision=2), result(2), result(3)):
+        first = assembler.add(r, NOW)
+    assert first is not None and first.outcome is Outcome.ACCEPTED
+    again = assembler.add(later, NOW)
+    assert (again is not None) == emits
+    if again is not None:
+        assert again.revision == 2 and again.outcome is Outcome.FLAGGED
+        assert assembler.current() == [again]
+
+
+def test_any_arrival_order_ends_with_the_same_claim_verdict() -> None:
+    feed = [
+        result(1),
+        result(2, rules=("units.mue_line",)),
+        result(3),
+        result(2, revision=2),
+        result(1, revision=2, rules=("duplicate.line",)),
+    ]
+    finals = set()
+    for order in itertools.permutations(feed):
+        assembler = ClaimAssembler()
+        for r in order:
+            assembler.add(r, NOW)
+        (claim,) = assembler.current()
+        finals.add(
+            tuple((s.line_id, s.revision, s.outcome, tuple(s.rule_ids)) for s in claim.lines)
+        )
+    assert finals == {
+        (
+            ("CLAIM001:1", 2, Outcome.FLAGGED, ("duplicate.line",)),
+            ("CLAIM001:2", 2, Outcome.ACCEPTED, ()),
+            ("CLAIM001:3", 1, Outcome.ACCEPTED, ()),
+        )
+    }
+
+
+def test_lines_without_a_count_are_never_assembled() -> None:
+    assembler = ClaimAssembler()
+    assert assembler.add(result(1, count=None), NOW) is None
+    assert assembler.current() == []
+
+
+def test_build_names_the_newest_reference_version_and_refuses_an_incomplete_claim() -> None:
+    early = datetime(2024, 3, 20, 9, tzinfo=UTC)
+    lines = [result(1, count=2, version="old", at=early), result(2, count=2, version="new")]
+    claim = build_claim_result(lines, 2, revision=4, now=NOW)
+    assert (claim.refdata_version, claim.revision) == ("new", 4)
+    with pytest.raises(ValueError, match="every line"):
+        build_claim_result(lines[:1], 2, revision=1, now=NOW)
+    assert line_status(result(1, rules=("b", "a", "b"))).rule_ids == ["a", "b"]
