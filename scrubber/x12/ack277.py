@@ -83,10 +83,11 @@ RuleLookup = Callable[[str], tuple[Category, bool] | None]
 def catalogue_lookup(rule_id: str) -> tuple[Category, bool] | None:
     """The engine's rule catalogue: a rule's category and whether it flags (error, warning)."""
     from scrubber.contracts import Severity
-    from scrubber.rules.engine import CATALOGUE
+    from scrubber.rules.library import default_engine
 
-    rule = CATALOGUE.get(rule_id)
-    if rule is None:
+    try:
+        rule = default_engine().rule(rule_id)
+    except KeyError:
         return None
     return rule.category, rule.severity is not Severity.INFO
 

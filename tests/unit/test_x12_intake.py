@@ -10,6 +10,7 @@ import pytest
 from scrubber.contracts import DeadLetterCode, ScrubResult
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.library import default_engine
 from scrubber.x12.intake import (
     HEADER_X12_GROUP,
     HEADER_X12_INTERCHANGE,
@@ -82,7 +83,7 @@ def test_an_invalid_interchange_is_acknowledged_not_dead_lettered() -> None:
 def test_line_values_are_what_the_worker_reads(snapshot: ReferenceSnapshot) -> None:
     """The value of a line record is a claim line the JSON processor accepts as it is."""
     record = X12Intake().process(two_claims(), SOURCE, NOW).lines[0]
-    processed = LineProcessor().process(
+    processed = LineProcessor(default_engine()).process(
         record.value, record.key, SOURCE, snapshot, MemoryHistoryStore(), NOW
     )
     (emission,) = processed.emissions
