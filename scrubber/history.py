@@ -45,16 +45,28 @@ _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DECODED_CACHE_SIZE = 1024
 
 
+#: Optional fields added to contract v1 after histories were first written: left out of the
+#: stored line while absent, so a line stored before they existed has the same bytes, and the
+#: same content digest, as the same line read today.
+_ADDED_FIELDS = ("claim_line_count", "x12")
+
+
 def line_json(line: ClaimLine) -> bytes:
     """The line as stored in a history: its known fields as JSON (unknown extra fields dropped)."""
-    return line.model_dump_json().encode()
+    absent = {name for name in _ADDED_FIELDS if getattr(line, name) is None}
+    return line.model_dump_json(exclude=absent or None).encode()
 
 
 def content_digest(line: ClaimLine, data: bytes | None = None) -> str:
     """A digest of what a line says (known fields only: unknown extra fields do not count).
 
-    ``data`` is ``line_json(line)`` when the caller has it already.
+    Where the line came from (its X12 control numbers) is not what it says: the same line sent
+    again in another interchange is a redelivery, not a correction. ``data`` is
+    ``line_json(line)`` when the caller has it already (and the line has no X12 trace).
     """
+    if line.x12 is not None:
+        absent = {name for name in _ADDED_FIELDS if getattr(line, name) is None}
+        data = line.model_dump_json(exclude={"x12", *absent}).encode()
     return hashlib.blake2b(data or line_json(line), digest_size=12).hexdigest()
 
 
