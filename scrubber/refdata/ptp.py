@@ -641,7 +641,7 @@ class PtpIndex:
         days: list[date | None],
         offsets: array[int],
         column1: array[int],
-        records: bytes,
+        records: bytearray,  # private, never written after from_table; a copy would cost memory
         record: struct.Struct,
     ) -> None:
         self._codes = table.codes
@@ -707,7 +707,7 @@ class PtpIndex:
         codes = "".join(_TYPECODES[w] for w in (w_day, w_day, w_flags))
         record = struct.Struct(f"<{codes}")
         del view, raw
-        return cls(table, days, offsets, column1, bytes(records), record)
+        return cls(table, days, offsets, column1, records, record)
 
     def __len__(self) -> int:
         return len(self._column1)
