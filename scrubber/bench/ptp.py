@@ -271,11 +271,11 @@ def report(numbers: dict[str, Any]) -> str:
             f"{numbers['redated_encoded_bytes'] / max(rows, 1):.2f} bytes/row; "
             f"JSON {numbers['redated_json_bytes']:,} bytes",
         ]
-    for prefix, label in (("", "index"), ("redated_", "  with random dates")):
+    for prefix, label in (("", "index (from_table)"), ("redated_", "  same, random dates")):
         if f"{prefix}index_build_s" not in numbers:
             continue
         lines += [
-            f"{label + ' (from_table)':<26}{_seconds(numbers, prefix + 'index_build')}; resident "
+            f"{label:<26}{_seconds(numbers, prefix + 'index_build')}; resident "
             f"+{numbers[prefix + 'index_rss_delta_bytes'] / mb:.1f} MB; tracemalloc "
             f"{numbers[prefix + 'index_traced_bytes'] / mb:.1f} MB kept, "
             f"{numbers[prefix + 'index_traced_peak_bytes'] / mb:.1f} MB peak",

@@ -418,7 +418,7 @@ def read_ptp(path: Path) -> tuple[PtpRow, ...]:
 
     The kind is told from the file's first bytes, not its name. A zip's members whose names end
     in ``.txt`` (any case) are read in name order, each with its own header; other members
-    (CMS ships a PDF with the edits) are ignored. Every row is validated; the first bad one
+    (documents that come in the same zip) are ignored. Every row is validated; the first bad one
     raises ``CmsFileError`` (a ``PtpFileError``) naming the file -- ``zip!member`` for a zip --
     and the 1-based line, and nothing is returned.
     """
