@@ -16,13 +16,13 @@ import itertools
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import IO, cast
 
 from scrubber.refdata.cms import CmsFileError
-from scrubber.refdata.ptp import CODE_RE, PtpRow
+from scrubber.refdata.ptp import CODE_RE, PtpRow, slot_setters
 
 __all__ = ["PtpFileError", "read_ptp"]
 
@@ -40,6 +40,41 @@ class PtpFileError(CmsFileError):
         self.member = member
         if member is not None:
             self.args = (f"{path.name}!{member}:{line}: {message}",)
+
+
+def _row_factory() -> Callable[[str, str, bool, date, date | None, str, str, str], PtpRow]:
+    names = ("column1", "column2", "prior_1996", "effective", "deletion",
+             "modifier_indicator", "rationale", "source")  # fmt: skip
+    set_c1, set_c2, set_prior, set_eff, set_del, set_ind, set_why, set_source = slot_setters(
+        PtpRow, names
+    )
+    new = object.__new__
+
+    def make(
+        column1: str,
+        column2: str,
+        prior_1996: bool,
+        effective: date,
+        deletion: date | None,
+        modifier_indicator: str,
+        rationale: str,
+        source: str,
+    ) -> PtpRow:
+        row: PtpRow = new(PtpRow)
+        set_c1(row, column1)
+        set_c2(row, column2)
+        set_prior(row, prior_1996)
+        set_eff(row, effective)
+        set_del(row, deletion)
+        set_ind(row, modifier_indicator)
+        set_why(row, rationale)
+        set_source(row, source)
+        return row
+
+    return make
+
+
+_new_row = _row_factory()
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -90,9 +125,9 @@ def _date(value: str, column: str) -> date:
 class _Reader:
     """Reads the lines of one PTP text, validating as it goes; caches make repeats cheap.
 
-    The caches map a raw cell to its validated value. A full file has about 17,000 distinct codes,
-    a few hundred dates and a dozen rationale texts across more than a million rows, so almost
-    every cell is one dict lookup, and equal values share one object.
+    The caches map a raw cell to its validated value. Two million rows hold some twelve thousand
+    distinct codes, a few hundred dates and a dozen rationale texts, so almost every cell is one
+    dict lookup, and equal values share one object (which also keeps the rows small).
     """
 
     def __init__(self, path: Path, member: str | None) -> None:
@@ -250,7 +285,7 @@ class _Reader:
             rationale = self.rationales[raw_why]
         except KeyError:
             rationale = self.rationales[raw_why] = " ".join(raw_why.split())
-        return PtpRow(
+        return _new_row(
             column1,
             column2,
             prior_1996,
@@ -276,7 +311,7 @@ def read_ptp(path: Path) -> tuple[PtpRow, ...]:
 
     The kind is told from the file's first bytes, not its name. A zip's members whose names end
     in ``.txt`` (any case) are read in name order, each with its own header; other members
-    (CMS ships a PDF with the edits) are ignored. Every row is validated; the first bad one
+    (documents that come in the same zip) are ignored. Every row is validated; the first bad one
     raises ``CmsFileError`` (a ``PtpFileError``) naming the file -- ``zip!member`` for a zip --
     and the 1-based line, and nothing is returned.
     """

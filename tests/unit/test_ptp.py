@@ -9,6 +9,7 @@ naive filter of the rows it was built from, never against numbers copied from it
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import zipfile
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from scrubber.bench import ptp as bench
+from scrubber.refdata import ptp
 from scrubber.refdata.cms import CmsFileError
 from scrubber.refdata.cms_ptp import read_ptp
 from scrubber.refdata.ptp import PtpEdit, PtpIndex, PtpRow, PtpTable
@@ -80,6 +83,7 @@ def test_the_extract_reads_every_row_exactly() -> None:
     rows = read_ptp(EXTRACT)
     assert len(expected) == 25
     assert rows == expected
+    assert [hash(r) for r in rows] == [hash(r) for r in expected]
 
 
 def test_repeated_pairs_are_all_kept() -> None:
@@ -590,3 +594,20 @@ def test_wide_columns_are_encoded_and_decoded_exactly() -> None:
     assert len(index) == len(rows)
     for row in rows:
         assert index.edits(row.column1, row.column2) == _naive_edits(rows, row.column1, row.column2)
+
+
+def test_the_fast_constructors_refuse_a_changed_field_list() -> None:
+    with pytest.raises(RuntimeError, match="out of step with PtpEdit's fields"):
+        ptp.slot_setters(PtpEdit, ("column1", "column2"))
+
+
+def test_the_benchmark_runs_on_the_extract(capsys: pytest.CaptureFixture[str]) -> None:
+    """Numbers are printed, not checked; this keeps the command from rotting between runs."""
+    assert bench.main(["--file", str(EXTRACT), "--lookups", "200", "--json"]) == 0
+    printed = capsys.readouterr().out
+    numbers = json.loads(printed[printed.index("{") :])
+    assert numbers["rows"] == len(read_ptp(EXTRACT))
+    assert numbers["edits_hit_found"] == 200 and numbers["edits_miss_found"] == 0
+    assert numbers["edits_unknown_found"] == 0
+    assert "redated_index_build_s" in numbers
+    assert "edits(), pair with edits" in printed
