@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -467,6 +467,9 @@ def refdata_status() -> None:
             str(v.modifiers),
         )
     out.print(table)
+    for v in versions:
+        if v.version == current and v.contents:
+            _print_contents(v.version, v.contents)
     wt = Table(title="running workers")
     for col in ("worker", "version", "ready", "redis"):
         wt.add_column(col)
@@ -475,6 +478,29 @@ def refdata_status() -> None:
             name, str(info.get("version")), str(info.get("ready")), str(info.get("redis_ok"))
         )
     out.print(wt)
+
+
+def _print_contents(version: str, contents: dict[str, Any]) -> None:
+    """The current version's edit tables, payer profiles and ICD-10-CM code sets with dates."""
+    profiles = ", ".join(contents.get("payer_profiles") or []) or "none (every rule as catalogued)"
+    out.print(
+        f"version {version}: {contents.get('ptp_edits', 0)} NCCI PTP edits, "
+        f"{contents.get('aoc_rows', 0)} add-on code edit rows, payer profiles: {profiles}"
+    )
+    sets = Table(title="ICD-10-CM code sets (a line is judged by the newest in force)")
+    for col in ("code set", "FY", "in force from", "until", "billable", "headers", "manif."):
+        sets.add_column(col)
+    for s in contents.get("icd10cm") or []:
+        sets.add_row(
+            str(s["name"]),
+            str(s["fiscal_year"]),
+            str(s["effective_from"]),
+            str(s["in_force_until"] or "-"),
+            f"{s['billable']:,}",
+            f"{s['headers']:,}",
+            f"{s['manifestation']:,}",
+        )
+    out.print(sets)
 
 
 # ------------------------------------------------------------------------------- dead letters

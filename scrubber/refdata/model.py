@@ -127,6 +127,15 @@ class Bundle(_Frozen):
         """The same bundle, stamped with its content hash as its version."""
         return self.model_copy(update={"version": self.content_hash()})
 
+    def contents(self) -> dict[str, Any]:
+        """What the bundle holds beyond codes and modifiers, for ``scrubber refdata status``."""
+        return {
+            "ptp_edits": self.ptp.count if self.ptp else 0,
+            "aoc_rows": len(self.aoc.rows) if self.aoc else 0,
+            "payer_profiles": list(self.payers.names()) if self.payers else [],
+            "icd10cm": Icd10Index.from_sets(self.icd10cm).describe(),
+        }
+
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, so equal bundles are equal files."""
         body = self.model_dump(mode="json", exclude=self._absent_sections())

@@ -73,6 +73,8 @@ class VersionInfo:
     loaded_at: float | None
     codes: int | None
     modifiers: int | None
+    contents: dict[str, Any] | None = None
+    """``Bundle.contents``: NCCI edits, AOC rows, payer profiles, ICD-10-CM sets (their dates)."""
 
 
 class RefdataStore:
@@ -103,6 +105,7 @@ class RefdataStore:
                 "loaded_at": str(time.time()),
                 "codes": str(len(bundle.codes)),
                 "modifiers": str(len(bundle.modifiers)),
+                "contents": orjson.dumps(bundle.contents()).decode(),
             },
         )
         await pipe.execute()
@@ -158,6 +161,7 @@ class RefdataStore:
                     loaded_at=float(meta["loaded_at"]) if meta.get("loaded_at") else None,
                     codes=int(meta["codes"]) if meta.get("codes") else None,
                     modifiers=int(meta["modifiers"]) if meta.get("modifiers") else None,
+                    contents=orjson.loads(meta["contents"]) if meta.get("contents") else None,
                 )
             )
         return infos
