@@ -68,8 +68,9 @@ class Metrics:
         )
         self.findings = Counter(
             "scrubber_findings",
-            "Findings on emitted results, by rule and severity.",
-            ["rule_id", "severity"],
+            "Findings on emitted results, by rule, severity (as the payer profile has it) and "
+            "payer profile (none: no profile matched).",
+            ["rule_id", "severity", "profile"],
             registry=r,
         )
         self.dead_letters = Counter(
@@ -126,6 +127,12 @@ class Metrics:
         )
         self.refdata_swaps = Counter(
             "scrubber_refdata_swaps", "Reference data versions this worker switched to.", registry=r
+        )
+        self.refdata_swap_seconds = Gauge(
+            "scrubber_refdata_swap_seconds",
+            "How long the last reference data version took to fetch, check and index (the "
+            "worker keeps consuming with the old version meanwhile).",
+            registry=r,
         )
         self.redis_up = Gauge(
             "scrubber_redis_up", "1 when the last reference data poll reached Redis.", registry=r

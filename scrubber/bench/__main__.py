@@ -34,7 +34,7 @@ from . import report as reporting
 from .generator import StreamGenerator
 from .local import BENCH_NOW, engine_cases, time_engine, time_offline
 
-PARTS = ("engine", "offline", "raw", "faust", "scrubber", "scale", "memory")
+PARTS = ("engine", "offline", "refdata", "raw", "faust", "scrubber", "scale", "memory")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,7 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory")
     p.add_argument("--bootstrap", default=None, help="Kafka (default: SCRUBBER_KAFKA_BOOTSTRAP)")
-    p.add_argument("--memory-codes", type=int, default=19_000, help="fee schedule records")
+    p.add_argument(
+        "--ptp",
+        type=Path,
+        action="append",
+        default=None,
+        help="NCCI PTP file(s) of the full-size reference data (refdata and memory parts; "
+        "default: the 2.14-million-pair sizing table beside the repo, else the shipped extract)",
+    )
     p.add_argument("--memory-lines", type=int, default=20_000, help="lines for the memory case")
     p.add_argument(
         "--memory-patients",
@@ -117,15 +124,6 @@ def kafka_reachable(bootstrap: str) -> bool:
     return asyncio.run(probe())
 
 
-def full_size_bundle(codes: int, work: Path) -> Bundle:
-    """The seeds with a synthetic full-size fee schedule instead of the shipped extract."""
-    from scrubber.bench.synthetic import synthetic_mpfs
-
-    path = work / "PPRRVU-synthetic.csv"
-    synthetic_mpfs(path, n_codes=codes)
-    return build_bundle(REPO / "seeds", mpfs=path, mue=EXTRACT_MUE)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns 0 (numbers are reported, not judged)."""
     args = parse_args(argv)
@@ -171,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         say("offline scrub")
         report["offline"] = time_offline(raws, snapshot, args.repeats)
         say(f"  {report['offline']['lines_per_s']:,.0f} lines/s")
+    if "refdata" in parts:
+        from .refdata import describe as describe_refdata
+        from .refdata import measure_refdata
+
+        say("reference data: the full tables, built, swapped and used")
+        with tempfile.TemporaryDirectory(prefix="scrubber-bench-refdata-") as work:
+            report["refdata"] = measure_refdata(
+                args.ptp, engine_cases(raws), args.repeats, Path(work)
+            )
+        say("  " + describe_refdata(report["refdata"]))
 
     stream_parts = parts & {"raw", "faust", "scrubber", "scale", "memory"}
     if stream_parts and not kafka_reachable(bootstrap):
@@ -253,11 +261,15 @@ def _stream(
             kafka.setdefault("scrubber_x2", []).append(result)
             _say_case(say, result)
         if "memory" in parts:
+            from .refdata import SIZING_PTP, full_bundle
+
+            ptp = args.ptp or ([SIZING_PTP] if SIZING_PTP.exists() else [])
+            big = full_bundle(ptp)
             say(
-                f"memory: a worker with a {args.memory_codes:,}-record fee schedule and "
+                f"memory: a worker with the full reference data ({len(big.codes):,} codes, "
+                f"{big.ptp.count if big.ptp else 0:,} NCCI PTP edits) and "
                 f"{args.memory_patients:,} patients' histories"
             )
-            big = full_size_bundle(args.memory_codes, Path(work))
             kafka["memory"] = run_memory(
                 ctx,
                 bootstrap,

@@ -165,6 +165,11 @@ def table(report: dict[str, Any]) -> str:
             f"{len(o['lines_per_s_runs'])}); flagged {o['flagged_share']:.1%}, rejected "
             f"{o['rejected_share']:.1%}, revisions {o['revisions']:,}"
         )
+    rd = report.get("refdata")
+    if rd:
+        from .refdata import describe
+
+        lines.append(describe(rd))
     summary = report.get("summary", {})
     header = (
         f"{'case':<28}{'lines/s':>10}{'CPU s/1k':>10}{'RSS MB':>8}"

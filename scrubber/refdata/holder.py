@@ -61,6 +61,7 @@ class ReferenceHolder:
         if self.snapshot is not None and self.snapshot.version == version:
             self.last_error = None
             return False
+        started = time.perf_counter()
         try:
             bundle = await self.store.fetch(version)
         except (RedisError, OSError) as exc:
@@ -73,7 +74,8 @@ class ReferenceHolder:
                 "reference data version rejected", extra={"version": version, "error": str(exc)}
             )
             return False
-        snapshot = ReferenceSnapshot(bundle)
+        # Indexing (the NCCI table, the code sets) is CPU work too: off the event loop.
+        snapshot = await asyncio.to_thread(ReferenceSnapshot, bundle)
         old = self.snapshot.version if self.snapshot else None
         self.snapshot = snapshot  # the one assignment that publishes the new version
         self.loaded_at = self.clock()
@@ -81,10 +83,18 @@ class ReferenceHolder:
         self.metrics.refdata.info({"version": snapshot.version})
         self.metrics.refdata_loaded_timestamp.set(self.loaded_at)
         self.metrics.refdata_swaps.inc()
+        seconds = time.perf_counter() - started
+        self.metrics.refdata_swap_seconds.set(seconds)
         self.ready.set()
         log.info(
             "reference data loaded",
-            extra={"version": snapshot.version, "previous": old, "codes": len(snapshot.codes)},
+            extra={
+                "version": snapshot.version,
+                "previous": old,
+                "codes": len(snapshot.codes),
+                "ptp_edits": len(snapshot.ptp),
+                "seconds": round(seconds, 3),
+            },
         )
         return True
 

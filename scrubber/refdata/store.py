@@ -15,6 +15,7 @@ never on the hot path: workers read the pointer on a timer and keep the snapshot
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -137,11 +138,16 @@ class RefdataStore:
         return _text(await self.redis.get(self._key("refdata", "previous")))
 
     async def fetch(self, version: str) -> Bundle:
-        """Read one stored version and check it against its content hash."""
+        """Read one stored version and check it against its content hash.
+
+        Decoding and hashing a full bundle (the whole fee schedule, MUE and NCCI tables, code
+        sets: tens of MB of JSON) takes a second or more of CPU, so it runs in a thread: the
+        worker's event loop, and with it consumption, goes on meanwhile.
+        """
         data = await self.redis.get(self._key("refdata", "bundle", version))
         if data is None:
             raise LookupError(f"reference data version {version} is not in Redis")
-        bundle = Bundle.from_json(cast(bytes, data))
+        bundle = await asyncio.to_thread(Bundle.from_json, cast(bytes, data))
         if bundle.version != version:
             raise ValueError(f"Redis key for {version} holds version {bundle.version}")
         return bundle

@@ -106,5 +106,8 @@ class StreamRuntime:
             self._child(metrics.results, result.outcome.value).inc()
             if result.revision > 1 and not emission.repeat:
                 metrics.revisions.inc()
+            profile = result.profile or "none"
             for finding in result.findings:
-                self._child(metrics.findings, finding.rule_id, finding.severity.value).inc()
+                self._child(
+                    metrics.findings, finding.rule_id, finding.severity.value, profile
+                ).inc()

@@ -372,6 +372,7 @@ def test_the_dashboard_has_the_panels_on_call_needs() -> None:
         "ready workers": r"sum\(scrubber_ready",
         "revisions/s": r"rate\(scrubber_revisions_total",
         "recovery repairs": r"increase\(scrubber_table_recovery_reseeks_total",
+        "findings by payer profile": r"sum by \(profile\) \(rate\(scrubber_findings_total",
     }
     missing = [name for name, pattern in wanted.items() if not re.search(pattern, exprs)]
     assert not missing, missing
