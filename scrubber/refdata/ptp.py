@@ -471,6 +471,10 @@ class _Column1Codes(Set[str]):
         codes = self._index._codes
         return (codes[i] for i in self._distinct())
 
+    def __bool__(self) -> bool:
+        # Without this, truth testing would call ``__len__``, which counts the whole group.
+        return self._hi > self._lo
+
     def __len__(self) -> int:
         if self._size < 0:
             self._size = sum(1 for _ in self._distinct())

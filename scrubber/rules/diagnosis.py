@@ -55,11 +55,28 @@ _SET_SOURCE = (
 )
 
 
+def _statuses(ctx: LineContext) -> list[tuple[int, str, str]]:
+    """(position, code, status) of the line's well-formed codes in the set in force (once).
+
+    Three rules ask; the answer is worked out on the first question and kept in ``ctx.memo``.
+    """
+    found: list[tuple[int, str, str]] | None = ctx.memo.get("icd10_statuses")
+    if found is None:
+        index, day = ctx.snapshot.icd10, ctx.line.service_date
+        shape = ICD10CM_SHAPE.fullmatch
+        found = [
+            (position, code, index.status(code, day))
+            for position, code in enumerate(ctx.line.diagnosis_codes)
+            if shape(code)
+        ]
+        ctx.memo["icd10_statuses"] = found
+    return found
+
+
 def _codes_with_status(ctx: LineContext, wanted: str) -> Iterator[tuple[int, str]]:
     """(position, code) of the well-formed codes the set in force gives ``wanted`` status."""
-    index, day = ctx.snapshot.icd10, ctx.line.service_date
-    for position, code in enumerate(ctx.line.diagnosis_codes):
-        if ICD10CM_SHAPE.fullmatch(code) and index.status(code, day) == wanted:
+    for position, code, status in _statuses(ctx):
+        if status == wanted:
             yield position, code
 
 
