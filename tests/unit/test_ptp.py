@@ -611,3 +611,17 @@ def test_the_benchmark_runs_on_the_extract(capsys: pytest.CaptureFixture[str]) -
     assert numbers["edits_unknown_found"] == 0
     assert "redated_index_build_s" in numbers
     assert "edits(), pair with edits" in printed
+
+
+def test_a_column_1_view_answers_truth_without_counting_its_group(monkeypatch) -> None:
+    """The rule asks ``if not column1_codes(code)`` for every line: it must not walk the group."""
+    rows = [_naive(f"{c1}\t22222\t\t20200101\t*\t1\tMisuse", "t:1") for c1 in ("11111", "33333")]
+    index = PtpIndex.from_table(PtpTable.from_rows(rows))
+    view = index.column1_codes("22222")
+
+    def walked(self: object) -> None:
+        raise AssertionError("the group was walked")
+
+    monkeypatch.setattr(type(view), "_distinct", walked)
+    assert view
+    assert not index.column1_codes("99999")
