@@ -75,7 +75,16 @@ class ReferenceHolder:
             )
             return False
         # Indexing (the NCCI table, the code sets) is CPU work too: off the event loop.
-        snapshot = await asyncio.to_thread(ReferenceSnapshot, bundle)
+        try:
+            snapshot = await asyncio.to_thread(ReferenceSnapshot, bundle)
+        except (ValueError, OverflowError) as exc:
+            # A version whose tables cannot be indexed must not replace a good one, nor end
+            # the loop that keeps the worker's reference data current.
+            self.last_error = f"version {version} cannot be used: {type(exc).__name__}"
+            log.error(
+                "reference data version rejected", extra={"version": version, "error": str(exc)}
+            )
+            return False
         old = self.snapshot.version if self.snapshot else None
         self.snapshot = snapshot  # the one assignment that publishes the new version
         self.loaded_at = self.clock()

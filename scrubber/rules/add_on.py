@@ -84,8 +84,8 @@ def _primaries(ctx: LineContext) -> _Primaries:
     line = ctx.line
     aoc = ctx.snapshot.aoc.rule_for(line.procedure_code, line.service_date)
     same_day = ctx.same_day()
-    if aoc is not None and aoc.primaries:
-        listed = aoc.primaries
+    if aoc is not None:
+        listed = aoc.primaries  # empty for type 2, or when every listed primary is deleted
         npi = line.rendering_provider.npi
         has_listed = any(
             o.procedure_code in listed and o.rendering_provider.npi == npi for o in same_day
@@ -104,6 +104,20 @@ def _named(codes: frozenset[str]) -> str:
     more = len(ordered) - _NAMED
     shown = ", ".join(ordered[:_NAMED])
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _listed_only(aoc: AocRule | None, edit_type: int) -> bool:
+    """Whether the AOC edit in force is of this type and names the primaries that count.
+
+    Type 2, ``CCCCC`` (the contractor defines them) and a list whose every primary is deleted
+    on the date leave any primary procedure acceptable.
+    """
+    return (
+        aoc is not None
+        and aoc.edit_type == edit_type
+        and bool(aoc.primaries)
+        and not aoc.contractor_defined
+    )
 
 
 def _aoc_says(aoc: AocRule) -> str:
@@ -126,24 +140,23 @@ def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
 
     The primary is sought among ``ctx.others`` on the same date of service. Without an AOC edit:
     a code the seed documents list as its primary, or, when they list none, any known procedure
-    that is neither an add-on nor an E/M code. Under an AOC edit of type 2 (or ``CCCCC``), any
-    such procedure; of type 3, a listed primary or any such procedure (the listed one is the
-    warning's business). Type 1 is ``add_on.primary_not_listed``'s alone. The verdict depends
-    on the set of lines only, never on the order they arrived in.
+    that is neither an add-on nor an E/M code. Under an AOC edit of any type, a line with no such
+    procedure at all has no primary; whether a primary present is one the edit lists (types 1
+    and 3) is the business of the two rules below, so a payer profile that drops them (they are
+    Medicare policy) still sees an add-on billed alone. The verdict depends on the set of lines
+    only, never on the order they arrived in.
     """
     if not is_listed_add_on(ctx):
         return
     line = ctx.line
     found = _primaries(ctx)
     aoc = found.aoc
-    if aoc is not None and aoc.edit_type == 1 and not aoc.contractor_defined:
-        return
     if aoc is None:
         if found.has_listed or (not found.listed and found.has_any):
             return
     elif found.has_any:
         return
-    if aoc is None and found.listed:
+    if found.listed and (aoc is None or _listed_only(aoc, 1) or _listed_only(aoc, 3)):
         expected = f"one of its primary codes ({_named(found.listed)})"
     else:
         expected = (
@@ -162,8 +175,8 @@ def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
     "add_on.primary_not_listed",
     category=Category.ADD_ON,
     severity=Severity.ERROR,
-    description="An add-on code whose AOC edit is type 1 has none of its listed primary codes "
-    "for the patient, date of service and rendering NPI.",
+    description="An add-on code whose AOC edit is type 1 has a primary procedure, but none of "
+    "its listed primary codes by the same rendering NPI, for the patient and date of service.",
     source=_SOURCE,
     carc="107",
     requires=Gate.ADD_ON,
@@ -171,12 +184,16 @@ def add_on_without_primary(ctx: LineContext) -> Iterator[Hit]:
     medicare_policy=True,
 )
 def primary_not_listed(ctx: LineContext) -> Iterator[Hit]:
-    """Type 1: payable only with a listed primary by the same practitioner that day."""
+    """Type 1: payable only with a listed primary by the same practitioner that day.
+
+    Fires when there is a primary procedure, but not a listed one by the same rendering NPI; an
+    add-on with no primary at all is ``add_on.no_primary``'s.
+    """
     if not is_listed_add_on(ctx):
         return
     found = _primaries(ctx)
     aoc = found.aoc
-    if aoc is None or aoc.edit_type != 1 or aoc.contractor_defined or found.has_listed:
+    if aoc is None or not _listed_only(aoc, 1) or found.has_listed or not found.has_any:
         return
     line = ctx.line
     yield Hit(
@@ -205,13 +222,7 @@ def primary_not_listed_warning(ctx: LineContext) -> Iterator[Hit]:
         return
     found = _primaries(ctx)
     aoc = found.aoc
-    if (
-        aoc is None
-        or aoc.edit_type != 3
-        or aoc.contractor_defined
-        or found.has_listed
-        or not found.has_any
-    ):
+    if aoc is None or not _listed_only(aoc, 3) or found.has_listed or not found.has_any:
         return
     line = ctx.line
     yield Hit(

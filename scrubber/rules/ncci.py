@@ -37,17 +37,17 @@ SOURCE = (
     "and deletion dates, modifier indicator); NCCI Policy Manual for Medicare Services ch. I §E"
 )
 
-#: Anatomic modifiers: eyelids, fingers, toes, coronary arteries (specific sites), then sides.
-SPECIFIC_SITE_MODIFIERS = frozenset(
-    {
-        "E1", "E2", "E3", "E4",
-        "FA", "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9",
-        "TA", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
-        "LC", "LD", "LM", "RC", "RI",
-    }
-)  # fmt: skip
+#: Anatomic modifiers (HCPCS level II), each with the side of the body it names: eyelids, fingers
+#: and toes (FA and F1-F4 are the left hand, F5-F9 the right; TA and T1-T4 the left foot, T5-T9
+#: the right; E1-E2 the left eyelids, E3-E4 the right), then the sides themselves.
+DIGIT_AND_EYELID_SIDES: dict[str, str] = {
+    **{m: "LT" for m in ("FA", "F1", "F2", "F3", "F4", "TA", "T1", "T2", "T3", "T4", "E1", "E2")},
+    **{m: "RT" for m in ("F5", "F6", "F7", "F8", "F9", "T5", "T6", "T7", "T8", "T9", "E3", "E4")},
+}
+#: Coronary artery modifiers: a family of their own, not comparable with body sides.
+CORONARY_MODIFIERS = frozenset({"LC", "LD", "LM", "RC", "RI"})
 SIDE_MODIFIERS = frozenset({"LT", "RT"})
-ANATOMIC_MODIFIERS = SPECIFIC_SITE_MODIFIERS | SIDE_MODIFIERS
+ANATOMIC_MODIFIERS = frozenset(DIGIT_AND_EYELID_SIDES) | CORONARY_MODIFIERS | SIDE_MODIFIERS
 #: Global surgery modifiers that are NCCI-associated.
 GLOBAL_SURGERY_MODIFIERS = frozenset({"24", "25", "57", "58", "78", "79"})
 #: Other NCCI-associated modifiers: repeat clinical lab test (91), distinct procedural service
@@ -58,26 +58,40 @@ DISTINCT_SERVICE_MODIFIERS = frozenset({"27", "59", "91", "XE", "XS", "XP", "XU"
 NOT_ALLOWED, ALLOWED, NOT_APPLICABLE = "0", "1", "9"
 
 
-def _sites(line: ClaimLine) -> frozenset[str]:
-    """The anatomic site(s) a line names: its most specific anatomic modifiers."""
-    mods = frozenset(line.modifiers)
-    specific = mods & SPECIFIC_SITE_MODIFIERS
-    return specific or (mods & SIDE_MODIFIERS)
+def different_sites(line: ClaimLine, other: ClaimLine) -> bool:
+    """Whether the anatomic modifiers of two lines show different sites.
+
+    Compared at the finest level both lines name: coronary arteries with coronary arteries;
+    digits and eyelids with digits and eyelids (F1 and F2 differ, though both are the left
+    hand); otherwise sides, a digit or eyelid counting as its side (F6, a right finger, is the
+    same side as RT). Lines that name no comparable site show no different sites.
+    """
+    mine, theirs = set(line.modifiers), set(other.modifiers)
+    coronary = mine & CORONARY_MODIFIERS, theirs & CORONARY_MODIFIERS
+    if coronary[0] and coronary[1]:
+        return coronary[0].isdisjoint(coronary[1])
+    digits = mine & DIGIT_AND_EYELID_SIDES.keys(), theirs & DIGIT_AND_EYELID_SIDES.keys()
+    if digits[0] and digits[1]:
+        return digits[0].isdisjoint(digits[1])
+    sides = [
+        (mods & SIDE_MODIFIERS) | {DIGIT_AND_EYELID_SIDES[m] for m in specific}
+        for mods, specific in ((mine, digits[0]), (theirs, digits[1]))
+    ]
+    return bool(sides[0] and sides[1]) and sides[0].isdisjoint(sides[1])
 
 
 def bypass_modifier(line: ClaimLine, other: ClaimLine) -> tuple[str, ClaimLine] | None:
     """The NCCI-associated modifier that bypasses an indicator-1 edit between two lines.
 
     Returns the modifier and the line that carries it (this line first, then the other one,
-    each in modifier order), or None. Anatomic modifiers count only when both lines name a site
-    and the sites differ.
+    each in modifier order), or None. Anatomic modifiers count only when the two lines show
+    different sites (``different_sites``).
     """
     for carrier in (line, other):
         for modifier in carrier.modifiers:
             if modifier in GLOBAL_SURGERY_MODIFIERS or modifier in DISTINCT_SERVICE_MODIFIERS:
                 return modifier, carrier
-    mine, theirs = _sites(line), _sites(other)
-    if mine and theirs and mine.isdisjoint(theirs):
+    if different_sites(line, other):
         for carrier in (line, other):
             for modifier in carrier.modifiers:
                 if modifier in ANATOMIC_MODIFIERS:

@@ -61,6 +61,7 @@ STATUS_BY_CATEGORY: dict[Category, tuple[str, str | None]] = {
     Category.DATE: ("187", None),
     Category.DUPLICATE: ("54", None),
     Category.PROVIDER: ("562", "1P"),
+    Category.NCCI_PTP: ("454", None),  # the column 2 procedure as billed with its column 1
 }
 #: A provider finding about the taxonomy rather than the NPI.
 TAXONOMY_RULES = {"provider.taxonomy_malformed": ("145", "1P")}

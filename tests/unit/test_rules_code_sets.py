@@ -234,7 +234,7 @@ def _addon(line: Any, code: str, primary: str | None, day: str, **kw: Any) -> li
         # type 1: a listed primary by the same rendering NPI, else an error
         ("11045", "11042", "2025-12-31", {}, []),
         ("11045", "20610", "2025-12-31", {}, ["add_on.primary_not_listed"]),
-        ("11045", None, "2025-12-31", {}, ["add_on.primary_not_listed"]),
+        ("11045", None, "2025-12-31", {}, ["add_on.no_primary"]),  # no primary at all
         (
             "11045",
             "11042",
@@ -264,7 +264,8 @@ def test_aoc_edit_types_by_date(line, code, primary, day, kw, expected) -> None:
 
 def test_type_1_message_names_the_primaries(line) -> None:
     add_on = line(claim_id="A", procedure_code="11045", service_date="2025-06-01")
-    verdict = ENGINE.evaluate(add_on, AOC_SNAP, NOW.date())
+    other = line(claim_id="P", procedure_code="20610", service_date="2025-06-01")
+    verdict = ENGINE.evaluate(add_on, AOC_SNAP, NOW.date(), others=(other,))
     (finding,) = [f for f in verdict.findings if f.category.value == "add_on"]
     assert "(11042)" in finding.message and "edit type 1" in finding.message
     assert (finding.severity, finding.carc) == (Severity.ERROR, "107")
@@ -286,3 +287,48 @@ def test_a_later_primary_revises_the_add_on(line_doc) -> None:
         ("P:1", 1, Outcome.ACCEPTED),
         ("A:1", 2, Outcome.ACCEPTED),
     ]
+
+
+def test_an_add_on_billed_alone_is_flagged_whatever_the_profile(line) -> None:
+    """Dropping the Medicare policy group leaves ``add_on.no_primary`` (a CPT convention)."""
+    from scrubber.refdata.payers_file import parse_payer_profiles
+
+    specs = ENGINE.rule_specs()
+    profiles = parse_payer_profiles(
+        'profiles:\n  - name: lax\n    payers: ["*"]\n    disable: ["medicare_policy"]\n',
+        "payers.yaml",
+        rule_ids=[r for r, _, _ in specs],
+        categories=sorted({c for _, c, _ in specs}),
+        groups=ENGINE.groups(),
+    )
+    snap = ReferenceSnapshot(
+        AOC_SNAP.bundle.model_copy(update={"payers": profiles, "version": ""}).with_version()
+    )
+    alone = line(claim_id="A", procedure_code="11045", service_date="2025-06-01")
+    verdict = ENGINE.evaluate(alone, snap, NOW.date())
+    assert [f.rule_id for f in verdict.findings] == ["add_on.no_primary"]
+    assert verdict.profile == "lax"
+
+
+def test_a_type_1_list_whose_primaries_are_all_deleted_accepts_any_primary(line) -> None:
+    row = AocRow(
+        edit_type=1,
+        add_on="11045",
+        add_on_deletion=None,
+        primary="11042",
+        primary_deletion=date(2024, 12, 31),
+        effective=date(2020, 1, 1),
+        deletion=None,
+        notes="",
+        source="aoc.xlsx:2",
+    )
+    snap = _snapshot(aoc=AocTable.from_rows([row]))
+    add_on = line(claim_id="A", procedure_code="11045", service_date="2025-06-01")
+    other = line(claim_id="P", procedure_code="20610", service_date="2025-06-01")
+    before = line(claim_id="A", procedure_code="11045", service_date="2024-12-31")
+    other_before = line(claim_id="P", procedure_code="20610", service_date="2024-12-31")
+    assert ENGINE.evaluate(add_on, snap, NOW.date(), others=(other,)).findings == ()
+    assert [
+        f.rule_id
+        for f in ENGINE.evaluate(before, snap, NOW.date(), others=(other_before,)).findings
+    ] == ["add_on.primary_not_listed"]

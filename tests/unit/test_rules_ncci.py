@@ -143,6 +143,12 @@ def test_indicator_1_bypassed_by_each_modifier_on_either_line(line, modifier, on
         (["LC"], ["RC"], True),
         (["LD"], ["LD"], False),
         (["LM"], ["RI"], True),
+        (["F6"], ["RT"], False),  # a right finger is on the right side
+        (["F1"], ["RT"], True),  # a left finger is not
+        (["TA"], ["LT"], False),  # the left great toe is on the left
+        (["E4"], ["LT"], True),
+        (["LC"], ["LT"], False),  # coronary arteries and body sides are not comparable
+        (["RT", "F6"], ["RT", "F7"], True),  # two fingers of the right hand
     ],
 )
 def test_anatomic_modifiers_bypass_only_for_different_sites(line, mods1, mods2, bypassed) -> None:

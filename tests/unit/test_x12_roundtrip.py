@@ -225,3 +225,11 @@ def test_x12_lines_exits_1_when_anything_was_rejected(tmp_path: Path) -> None:
     )
     assert out.read_bytes() == b""
     assert orjson.loads(rejects.read_bytes())["errors"][0]["code"] == "023"
+
+
+def test_every_category_has_a_277ca_status_code() -> None:
+    """A finding of any category can reach a 277CA: none may be missing from the table."""
+    from scrubber.contracts import Category
+    from scrubber.x12.ack277 import STATUS_BY_CATEGORY
+
+    assert set(STATUS_BY_CATEGORY) == set(Category)
