@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 
 import orjson
 import pytest
@@ -19,6 +18,8 @@ from scrubber.revisions import visible
 from scrubber.rules.base import INFLUENCE_DAYS, Gate, Hit, LineContext, Rule
 from scrubber.rules.engine import Engine
 from scrubber.rules.library import default_engine, default_rules
+
+from .edit_library import edit_library_snapshot
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 evaluate = default_engine().evaluate
@@ -197,14 +198,16 @@ def test_a_corrected_line_gets_a_new_revision(pair_rule, line_bytes, snapshot) -
     ]
 
 
-def _final(emissions) -> dict[str, tuple[str, tuple[str, ...]]]:
-    final: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+def _final(emissions) -> dict[str, tuple[object, ...]]:
+    """Per line id, the last verdict: outcome, (rule id, severity) of each finding, profile."""
+    final: dict[str, tuple[object, ...]] = {}
     for e in emissions:
         r = e.result
         if r is None:
             continue
-        if r.line_id not in final or r.revision >= final[r.line_id][0]:
-            final[r.line_id] = (r.revision, r.outcome.value, tuple(f.rule_id for f in r.findings))
+        if r.line_id not in final or r.revision >= final[r.line_id][0]:  # type: ignore[operator]
+            findings = tuple((f.rule_id, f.severity.value) for f in r.findings)
+            final[r.line_id] = (r.revision, r.outcome.value, findings, r.profile)
     return {k: v[1:] for k, v in final.items()}
 
 
@@ -234,25 +237,14 @@ def test_final_verdicts_do_not_depend_on_arrival_order(pair_rule, line_doc, snap
     assert len(in_order) == n
 
 
-@lru_cache(maxsize=1)
-def _real_snapshot():
-    from pathlib import Path
-
-    from scrubber.refdata.build import build_bundle
-    from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
-    from scrubber.refdata.model import ReferenceSnapshot
-
-    seeds = Path(__file__).resolve().parents[2] / "seeds"
-    return ReferenceSnapshot(build_bundle(seeds, EXTRACT_MPFS, EXTRACT_MUE))
-
-
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_real_rules_give_the_same_final_verdicts_in_any_order(seed) -> None:
-    """The whole catalogue, on dense multi-claim histories: surgeries, visits, add-ons, repeats."""
+    """The whole catalogue, on dense multi-claim histories: surgeries, visits, add-ons, repeats,
+    NCCI pairs, add-on code edits, code sets and payer profiles."""
     from scrubber.examples import Mix, generate
 
-    snap = _real_snapshot()
+    snap = edit_library_snapshot()
     raws = generate(snap.bundle, 60, seed=seed, patients=3, mix=Mix(flag_worthy=0.1, malformed=0))
     shuffled = raws[:]
     random.Random(seed).shuffle(shuffled)
@@ -274,7 +266,7 @@ def test_each_final_verdict_is_the_line_judged_with_all_the_others(seed) -> None
     """
     from scrubber.examples import Mix, generate
 
-    snap = _real_snapshot()
+    snap = edit_library_snapshot()
     raws = generate(snap.bundle, 80, seed=seed, patients=3, mix=Mix(flag_worthy=0.2, malformed=0))
     random.Random(seed).shuffle(raws)
     final: dict[str, tuple[int, tuple[object, ...]]] = {}
@@ -297,3 +289,30 @@ def test_each_final_verdict_is_the_line_judged_with_all_the_others(seed) -> None
             findings = tuple((f.rule_id, f.message, f.field) for f in v.findings)
             expected[line_id] = (v.outcome.value, findings)
     assert {k: v[1] for k, v in final.items()} == expected
+
+
+def test_the_property_tests_see_every_edit_family() -> None:
+    """The generated histories of the property tests above do produce each family's findings
+    and each payer profile (else the properties would hold vacuously for them)."""
+    from scrubber.examples import Mix, generate
+
+    snap = edit_library_snapshot()
+    rule_ids: set[str] = set()
+    profiles: set[str | None] = set()
+    for seed in range(20):
+        raws = generate(snap.bundle, 60, seed=seed, patients=3, mix=Mix(0.1, 0))
+        p = LineProcessor(default_engine(), require_key=False)
+        for r in _final(_run(p, MemoryHistoryStore(), snap, raws)).values():
+            rule_ids |= {rule_id for rule_id, _ in r[1]}  # type: ignore[attr-defined]
+            profiles.add(r[2])  # type: ignore[arg-type]
+    assert {
+        "ncci_ptp.edit",
+        "ncci_ptp.bypassed",
+        "add_on.primary_not_listed",
+        "add_on.primary_not_listed_warning",
+        "diagnosis.invalid_for_date",
+        "diagnosis.unverified_for_date",
+        "global_period.procedure_postop_without_modifier",
+        "duplicate.line",
+    } <= rule_ids
+    assert profiles == {"medicare", "commercial", None}
