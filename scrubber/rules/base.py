@@ -84,6 +84,8 @@ class Gate(IntFlag):
     """The code is known and has a global surgery period (000, 010, 090)."""
     STATUS_NOTE = 64
     """The code is known and has an MPFS status some code rule speaks about (not A, R, T, J)."""
+    CODE_SETS = 128
+    """The reference data has ICD-10-CM code sets (a fact of the snapshot, not of the line)."""
 
 
 @dataclass(frozen=True, slots=True)

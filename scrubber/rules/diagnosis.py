@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, Rule, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
 from scrubber.standards import ICD10CM_SHAPE
 
 
@@ -94,6 +94,7 @@ def _set_name(ctx: LineContext) -> str:
     "service.",
     source=_SET_SOURCE,
     carc="146",
+    requires=Gate.CODE_SETS,
 )
 def invalid_for_date(ctx: LineContext) -> Iterator[Hit]:
     """A code the code set of the date does not have (deleted, not yet valid, or never real)."""
@@ -116,6 +117,7 @@ def invalid_for_date(ctx: LineContext) -> Iterator[Hit]:
     "an earlier fiscal year than the date of service: it may be a code added since.",
     source=_SET_SOURCE,
     carc="146",
+    requires=Gate.CODE_SETS,
 )
 def unverified_for_date(ctx: LineContext) -> Iterator[Hit]:
     """Not an error yet: the fiscal year's own code set, which may have the code, is not loaded."""
@@ -139,6 +141,7 @@ def unverified_for_date(ctx: LineContext) -> Iterator[Hit]:
     "billable.",
     source=_SET_SOURCE + "; Official Guidelines I.B.2 (code to the highest specificity)",
     carc="146",
+    requires=Gate.CODE_SETS,
 )
 def header_code(ctx: LineContext) -> Iterator[Hit]:
     """A header is valid only as a category: a claim must carry a code under it."""
@@ -161,6 +164,7 @@ def header_code(ctx: LineContext) -> Iterator[Hit]:
     description="No ICD-10-CM code set loaded is in force on the date of service: the "
     "diagnosis codes were checked for shape only.",
     source=_SET_SOURCE,
+    requires=Gate.CODE_SETS,
 )
 def no_code_set(ctx: LineContext) -> Iterator[Hit]:
     """Say so rather than pass the line silently: an auditor must see what was not checked."""
@@ -205,6 +209,7 @@ def external_cause_first(ctx: LineContext) -> Iterator[Hit]:
     source="ICD-10-CM Official Guidelines I.A.13 (etiology/manifestation convention, "
     '"code first" notes)',
     carc="146",
+    requires=Gate.CODE_SETS,
 )
 def manifestation_first(ctx: LineContext) -> Iterator[Hit]:
     """A manifestation code is never first: the underlying condition is coded first."""

@@ -45,6 +45,7 @@ _EM = int(Gate.EM)
 _ADD_ON = int(Gate.ADD_ON)
 _SURGICAL = int(Gate.SURGICAL)
 _STATUS_NOTE = int(Gate.STATUS_NOTE)
+_CODE_SETS = int(Gate.CODE_SETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ def _facts_of(snapshot: ReferenceSnapshot, code: str) -> _CodeFacts:
         view = ref.engine_view()
     if code in snapshot.aoc_add_ons:  # an add-on by the AOC file, even if not ZZZ
         facts |= _ADD_ON
+    if snapshot.bundle.icd10cm:
+        facts |= _CODE_SETS
     return ref, facts, view
 
 
