@@ -72,11 +72,13 @@ def worker() -> None:
     """Run the scrubbing worker (Faust) until SIGTERM; creates missing topics first."""
     from scrubber.kafka import TopicMismatchError, ensure_topics
     from scrubber.stream.app import Worker
+    from scrubber.stream.faust_internals import UnsupportedVersionError, check_versions
 
     settings = _settings()
     try:
+        check_versions()  # Worker.run checks again: it is the one that changes Faust
         _run(lambda: ensure_topics(settings))
-    except TopicMismatchError as exc:
+    except (TopicMismatchError, UnsupportedVersionError) as exc:
         console.print(f"[red]refusing to start:[/red] {exc}")
         raise typer.Exit(2) from exc
     Worker(settings).run()

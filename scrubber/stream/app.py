@@ -1,4 +1,9 @@
-"""The Faust worker: raw bytes in, the shared processor, results and dead letters out.
+"""The Faust worker's wiring: the app, its topics and table, the agent, timers and web views.
+
+Owns how the pieces are put together and started; what happens to a record is in
+stream/runtime.py, the history table in stream/table_store.py, readiness and lag in
+stream/health.py, the recovery watch in stream/recovery.py, and every use of Faust's or
+aiokafka's private API in stream/faust_internals.py (installed once by ``Worker.run``).
 
 Decisions (see README, "Processing guarantees"):
 - At least once. Faust commits an offset only after the record was handled and, before every
@@ -10,7 +15,7 @@ Decisions (see README, "Processing guarantees"):
   being handled, and a crash would lose it.
 - Records are handled in batches (``take_events``), in order; a record is acknowledged only
   after its outputs were handed to the producer and its patient's history was written
-  (``Worker.handle_batch``), so the commit rule above holds per record.
+  (``BatchHandler.handle``), so the commit rule above holds per record.
 - Topics use the raw serializer: decoding happens in the processor, where a bad message becomes
   a dead letter instead of an exception that would silently stop the partition.
 """
@@ -18,26 +23,16 @@ Decisions (see README, "Processing guarantees"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import os
 import socket
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
-import faust.transport.consumer as faust_consumer
-from faust.streams import _current_event
-from faust.types import TP
-from faust.types.tuples import ConsumerMessage
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
-from scrubber.contracts import HEADER_ATTEMPT
-from scrubber.history import PatientHistory
 from scrubber.kafka import HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
@@ -45,18 +40,19 @@ from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.rules.library import default_engine
-from scrubber.stream.gaps import GapGuard, KafkaRangeReader, RawRecord
+from scrubber.stream import faust_internals
+from scrubber.stream.faust_internals import FaustAcks, shorten_fetch_wait
+from scrubber.stream.gaps import GapGuard, KafkaRangeReader
+from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
-from scrubber.stream.runtime import StreamRuntime
+from scrubber.stream.runtime import BatchHandler, StreamRuntime
+from scrubber.stream.table_store import TableHistoryStore
 
 log = logging.getLogger(__name__)
 
 #: How long the producer waits to fill a batch, and how big a batch may grow (per partition).
 PRODUCER_LINGER_SECONDS = 0.005
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
-
-#: Garbage collector thresholds of the worker (the defaults are 700, 10, 10).
-GC_THRESHOLDS = (10_000, 10, 10)
 
 #: RocksDB tuning of the history table, per partition's database. Faust's defaults (a 2 GiB
 #: block cache and three 64 MiB write buffers per database) size a store for a server of its
@@ -89,158 +85,6 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
-def attempt_of(headers: Any) -> int:
-    """The replay attempt a record carries (``scrubber-attempt``), 1 for a first delivery."""
-    items = headers.items() if isinstance(headers, dict) else (headers or ())
-    for name, value in items:
-        if name == HEADER_ATTEMPT:
-            try:
-                return max(1, int(value))
-            except (TypeError, ValueError):
-                return 1
-    return 1
-
-
-class TableHistoryStore:
-    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch.
-
-    The agent handles input records in batches. Within a batch the histories it reads and writes
-    are kept here, decoded, and each one that changed is written to the table once, by
-    ``flush``, before the batch's records are acknowledged: the records of a claim arrive
-    together, and encoding and writing a history (and its changelog record) for every one of
-    them was a fifth of the worker's time. Reads see exactly what writing every history at once
-    would have shown, so the verdicts are the same.
-
-    Faust picks the table partition (its store and its changelog partition) from the current
-    event. ``at`` names the event whose records follow; a history is written with an event of
-    the partition it was read for, so it lands where writing it at once would have put it.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self._partition: int | None = None
-        self._events: dict[int, Any] = {}
-        self._pending: dict[str, tuple[int | None, PatientHistory]] = {}
-
-    def at(self, event: Any) -> None:
-        """Handle the following records as records of ``event``'s partition."""
-        partition = event.message.partition
-        self._events[partition] = event
-        self._partition = partition
-        _enter(event)
-
-    def get(self, member_id: str) -> PatientHistory | None:
-        """The patient's history, or None when the table has none."""
-        pending = self._pending.get(member_id)
-        if pending is not None:
-            if pending[0] == self._partition:
-                return pending[1]
-            # The same key on another partition: write it first, then read the table as usual.
-            del self._pending[member_id]
-            self._write(member_id, *pending)
-        raw = self.table.get(member_id.encode())
-        return PatientHistory.from_bytes(raw) if raw else None
-
-    def put(self, member_id: str, history: PatientHistory) -> None:
-        """Keep the new history; ``flush`` writes it."""
-        self._pending[member_id] = (self._partition, history)
-
-    def flush(self) -> None:
-        """Write every history the batch changed (Faust also writes it to the changelog)."""
-        pending, self._pending = self._pending, {}
-        for member_id, (partition, history) in pending.items():
-            self._write(member_id, partition, history)
-
-    def _write(self, member_id: str, partition: int | None, history: PatientHistory) -> None:
-        if partition is not None:
-            _enter(self._events[partition])
-        try:
-            self.table[member_id.encode()] = history.to_bytes()
-        finally:
-            if self._partition is not None:
-                _enter(self._events[self._partition])
-
-
-def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
-    """Runs of acknowledged offsets, as Faust's ``consecutive_numbers``, but a repeat continues one.
-
-    Faust commits, per partition, the end of the first run of consecutive acknowledged offsets
-    (``Consumer._new_offset``), and takes that run off its sorted list of acknowledged offsets.
-    The list can hold an offset twice: Faust adds the offsets of a gap it saw in the fetched
-    records (which it takes for compaction) to the list without its index, and the gap guard
-    handles and acknowledges those same records. With ``[5, 6, 6, 7, 7, 8]`` Faust's runs are
-    ``[5, 6]``, ``[6, 7]``, ...: one offset per commit, so after a restart under a backlog the
-    group offset crept forward by about three records a second and a second crash replayed most
-    of the run (robinhood/faust#625 reports the same stall). Here a repeated offset belongs to
-    the run, so the same list gives ``[5, 6, 6, 7, 7, 8]`` and Faust commits 9 at once. Every
-    offset in a run was acknowledged, so nothing is committed that was not handled.
-    """
-    run: list[int] = []
-    for offset in offsets:
-        if run and offset - run[-1] > 1:
-            yield run
-            run = []
-        run.append(offset)
-    if run:
-        yield run
-
-
-def tolerate_repeated_acks() -> None:
-    """Make Faust's commit bookkeeping use ``acked_runs`` (once per process; idempotent)."""
-    setattr(faust_consumer, "consecutive_numbers", acked_runs)  # noqa: B010 (not exported)
-
-
-def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
-    """Let the broker hold a fetch request at most ``wait_ms`` (Faust hardcodes 1,500 ms).
-
-    aiokafka keeps one fetch request in flight per broker, and leaves out of it every partition
-    whose records it still holds for the application. A worker that is still handling the last
-    fetch's records therefore often asks only for partitions with nothing new (Faust's
-    ``__assignor-__leader`` topic, say); the broker holds that request for the full wait, and
-    the input partitions cannot be fetched again until it returns. Measured in the benchmark at
-    half of the worker's peak rate: a steady 1.2-1.7 s of latency on every line with 1,500 ms,
-    p99 about 100 ms with 50 ms. Idle, a worker sends a fetch every ``wait_ms`` instead.
-
-    The consumer takes the value when it starts (``_fetch_max_wait_ms``, passed to its
-    fetcher), so this sets it on the consumer before that and on a running fetcher too.
-    Returns whether the consumer had the attribute: a Faust or aiokafka release without it
-    leaves the default in place (and the worker logs it), never fails.
-    """
-    try:
-        consumer = app.consumer._thread._ensure_consumer()
-        if not hasattr(consumer, "_fetch_max_wait_ms"):
-            raise AttributeError("_fetch_max_wait_ms")
-        consumer._fetch_max_wait_ms = wait_ms
-        fetcher = getattr(consumer, "_fetcher", None)
-        if fetcher is not None:
-            fetcher._fetch_max_wait_ms = wait_ms
-    except Exception as exc:
-        log.warning(
-            "could not shorten the consumer's fetch wait",
-            extra={"error_type": type(exc).__name__},
-        )
-        return False
-    return True
-
-
-def tune_garbage_collector() -> None:
-    """Collect garbage less often, and never scan what was loaded at start again.
-
-    Every line allocates thousands of short-lived objects (pydantic models, JSON documents,
-    Kafka records), and with the default threshold (700) the collector ran every few records,
-    now and then over the whole heap: about a fifth of the worker's CPU, and full collections of
-    200-300 ms that made the tail of the latency. Objects that exist when the worker starts
-    (modules, the Faust app) are frozen out of collections. Nothing changes but when memory
-    that is garbage anyway is found.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-#: The readiness reason while patient histories are recovered from the changelog.
-RECOVERING = "recovering patient histories from the changelog"
-
 #: How often the recovery watch reads the table recovery's progress (see stream/recovery.py).
 RECOVERY_WATCH_SECONDS = 5.0
 
@@ -266,20 +110,11 @@ def _report_failed_delivery(delivery: Any) -> None:
         os._exit(EXIT_DELIVERY_FAILED)
 
 
-def _enter(event: Any) -> None:
-    """Make ``event`` Faust's current event in this task (what table reads and writes go by).
-
-    A batch's records are delivered by Faust's own stream task, so the agent's task sets it.
-    """
-    _current_event.set(weakref.ref(event))
-
-
 class Worker:
     """The scrubber's Faust app and the objects it runs with."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        tolerate_repeated_acks()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
         # A poll must fail fast, not hang the refresh loop.
@@ -352,6 +187,7 @@ class Worker:
             self.histories,
         )
         self.guard = GapGuard(KafkaRangeReader(settings))
+        self.batches = BatchHandler(self.runtime, self.histories, self.guard, FaustAcks(self.app))
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
 
@@ -373,136 +209,17 @@ class Worker:
         cast("asyncio.Future[Any]", delivery).add_done_callback(_report_failed_delivery)
 
     def readiness(self) -> list[str]:
-        """Reasons the worker is not ready; empty when it is."""
-        reasons = []
-        if self.holder.snapshot is None:
-            reasons.append(self.holder.last_error or "reference data not loaded yet")
-        try:
-            assigned = self.app.consumer.assignment()
-        except Exception:  # the consumer does not exist before the worker starts
-            assigned = set()
-        if not assigned:
-            reasons.append("no partitions assigned")
-        producer = self.app.producer
-        if not getattr(producer, "_producer", None) or not producer.started:
-            reasons.append("producer not connected")
-        # After a rebalance the worker answers nothing until its histories are read back.
-        if getattr(self.app, "in_recovery", False):
-            reasons.append(RECOVERING)
+        """Reasons the worker is not ready (empty when it is); sets ``scrubber_ready``."""
+        reasons = readiness_reasons(self.app, self.holder)
         self.metrics.ready.set(0 if reasons else 1)
         return reasons
 
-    def ack_recovered(self, topic: str, record: RawRecord) -> None:
-        """Tell Faust's offset bookkeeping that a record it skipped has been handled.
-
-        Without this its acked offsets keep a gap and the group offset never moves past it, so
-        every later rebalance or restart replays everything since (measured: 3,245 repeated
-        outputs for 4,000 lines in a 1-2-1 rebalance). Uses the consumer's own track/ack.
-        """
-        try:
-            message = ConsumerMessage(
-                topic,
-                record.partition,
-                record.offset,
-                record.timestamp or 0.0,
-                0,
-                list(record.headers),
-                record.key,
-                record.value,
-                None,
-                tp=TP(topic, record.partition),
-                generation_id=self.app.consumer_generation_id,
-            )
-            self.app.consumer.track_message(message)
-            self.app.consumer.ack(message)
-        except Exception as exc:  # bookkeeping only: the record itself is handled already
-            log.warning(
-                "could not ack a recovered record",
-                extra={
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "error_type": type(exc).__name__,
-                },
-            )
-
     async def update_lag(self) -> None:
-        """Lag per assigned input partition: the high watermark minus the next offset to handle.
-
-        Before this worker has handled a record of a partition, the next offset is the consumer's
-        position there. Partitions no longer assigned drop out of the metric.
-        """
-        try:
-            assigned = [
-                tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.input_topic
-            ]
-        except Exception:  # no consumer before the worker has started
-            return
-        lags: dict[int, int] = {}
-        for tp in assigned:
-            with contextlib.suppress(Exception):  # no metadata for the partition yet: skip it
-                high = self.app.consumer.highwater(tp)
-                done = self.runtime.last_offsets.get(tp.partition)
-                nxt = done + 1 if done is not None else await self.app.consumer.position(tp)
-                if high is not None and nxt is not None:
-                    lags[tp.partition] = max(0, high - nxt)
+        """Set ``scrubber_consumer_lag`` per assigned input partition (see ``input_lag``)."""
+        lags = await input_lag(self.app, self.settings.input_topic, self.runtime.last_offsets)
         self.metrics.consumer_lag.clear()
         for partition, value in lags.items():
             self.metrics.consumer_lag.labels(str(partition)).set(value)
-
-    async def handle_batch(self, events: Sequence[Any]) -> None:
-        """Handle a batch of input records in order: one result or dead letter for each.
-
-        Faust acknowledges the batch's records when the agent asks for the next batch, and
-        commits acknowledged offsets only after flushing the producer. A record must count as
-        done only once its outputs were handed to the producer and its patient's history was
-        written, so each record holds one more reference here, released after that: if the
-        batch fails half-way, the records not handled are never acknowledged (the gap guard or
-        a redelivery brings them back), the ones handled are.
-        """
-        guard, runtime, store = self.guard, self.runtime, self.histories
-        for event in events:
-            event.message.incref()
-        done = 0
-        try:
-            for event in events:
-                m = event.message
-                if guard.already_handled(m.partition, m.offset):
-                    done += 1
-                    continue  # delivered again after the guard read it back: one verdict only
-                store.at(event)
-                # Records the consumer skipped (see stream/gaps.py) are handled first, in order.
-                for r in await guard.missing(m.partition, m.offset):
-                    await runtime.handle(
-                        m.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        r.timestamp,
-                        attempt_of(r.headers),
-                    )
-                    guard.handled(r.partition, r.offset)
-                    self.ack_recovered(m.topic, r)
-                    self.metrics.skipped_recovered.inc()
-                await runtime.handle(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.key,
-                    m.value,
-                    m.timestamp,
-                    attempt_of(m.headers),
-                )
-                guard.handled(m.partition, m.offset)
-                done += 1
-        finally:
-            store.flush()
-            # ``ack`` releases the reference and, if it was the last one, marks the offset safe
-            # to commit; a bare ``decref`` would leave a record whose stream ack came first
-            # unacknowledged forever, and the group offset stuck behind it.
-            consumer = self.app.consumer
-            for event in events[:done]:
-                event.message.ack(consumer)
 
     def _wire(self) -> None:
         app, holder, metrics = self.app, self.holder, self.metrics
@@ -513,7 +230,7 @@ class Worker:
         async def scrub(stream: Any) -> None:
             # ``take_events`` is on Faust's Stream, not on the StreamT interface it types with.
             async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WAIT_SECONDS):
-                await worker.handle_batch(events)
+                await worker.batches.handle(events)
 
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).
@@ -584,13 +301,21 @@ class Worker:
             return view.json(body, status=200 if not reasons else 503)
 
     def run(self) -> None:
-        """Run until SIGTERM or SIGINT; Faust stops the agents, flushes and commits on the way."""
+        """Run until SIGTERM or SIGINT; Faust stops the agents, flushes and commits on the way.
+
+        Installs the worker's changes to Faust first (``faust_internals.install``), which raises
+        ``UnsupportedVersionError`` before anything starts when faust-streaming or aiokafka is
+        a release they were not tested with.
+        """
         from faust.worker import Worker as FaustWorker
 
-        tune_garbage_collector()
-        FaustWorker(
-            self.app,
-            loglevel=self.settings.log_level,
-            logging_config=logging_config(self.settings.log_level, self.settings.log_format),
-            redirect_stdouts=False,
-        ).execute_from_commandline()
+        installation = faust_internals.install()
+        try:
+            FaustWorker(
+                self.app,
+                loglevel=self.settings.log_level,
+                logging_config=logging_config(self.settings.log_level, self.settings.log_format),
+                redirect_stdouts=False,
+            ).execute_from_commandline()
+        finally:
+            installation.undo()

@@ -22,8 +22,9 @@ When that does not help after ``reseeks_before_exit`` tries, the process exits w
 redelivered, never lost. A recovery that simply receives nothing (the broker is away, the
 fetch is slow) has fetched nothing past its offsets and is left alone.
 
-The decision is pure (``RecoveryWatch.observe``); ``watch_recovery`` reads Faust's state and
-acts on it.
+Owns the decision (``RecoveryWatch.observe``, pure) and the loop that reads the recovery and
+acts on it (``watch_recovery``). What it reads of Faust's recovery and how it moves the consumer
+are Faust internals, reached through stream/faust_internals.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from scrubber.stream import faust_internals
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +128,21 @@ async def recovery_state(app: Any, call_seconds: float) -> RecoveryState:
 
     Positions are read from the consumer's own thread, and only for the partitions behind.
     """
-    recovery = app.tables.recovery
+    progress = faust_internals.recovery_progress(app)
     read = RecoveryState(
-        in_recovery=bool(recovery.in_recovery),
-        generation=int(app.consumer_generation_id or 0),
-        offsets=dict(recovery.active_offsets),
-        targets=dict(recovery.active_highwaters),
+        in_recovery=progress.in_recovery,
+        generation=progress.generation,
+        offsets=progress.offsets,
+        targets=progress.targets,
     )
     if not read.in_recovery:
         return read
     positions = {}
     for tp in read.behind():
         # Bounded: the consumer thread may wait on Kafka.
-        positions[tp] = await asyncio.wait_for(app.consumer.position(tp), call_seconds)
+        positions[tp] = await asyncio.wait_for(
+            faust_internals.consumer_position(app, tp), call_seconds
+        )
     return replace(read, positions=positions)
 
 
@@ -174,7 +179,9 @@ async def watch_recovery(
             if decision.reseek:
                 # On the consumer's own thread, as Faust's recovery seeks.
                 try:
-                    await asyncio.wait_for(app.consumer.seek_wait(decision.reseek), call_seconds)
+                    await asyncio.wait_for(
+                        faust_internals.move_consumer(app, decision.reseek), call_seconds
+                    )
                 except Exception:
                     watch.move_failed()
                     raise

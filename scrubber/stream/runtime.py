@@ -1,22 +1,41 @@
-"""What the worker does with one Kafka record, independent of Faust.
+"""What the worker does with the records Faust delivers, independent of Faust.
 
-The Faust agent hands each record here; this module times it, asks the shared ``LineProcessor``
-for the emissions, counts them, and passes them to a ``send`` function. Keeping it free of Faust
-means it can be tested with a fake ``send`` and real inputs, and the agent stays a few lines.
+Owns a record's path from the agent to the producer: a batch in the order Faust delivered it
+(``BatchHandler``: records the consumer skipped first, a record handled already only
+acknowledged, each record acknowledged once its outputs are with the producer and its history is
+written), and one record (``StreamRuntime``: wait for reference data, ask the shared
+``LineProcessor`` for the emissions, hand them to ``send``, count them). Faust is reached only
+through the small interfaces below (``Acks``, ``BatchStore``), which stream/faust_internals.py
+and stream/table_store.py implement, so all of this is tested with fakes and real inputs, and
+the agent stays a few lines.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from scrubber.contracts import HEADER_ATTEMPT
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, HistoryStore, LineProcessor, SourcePosition
 from scrubber.refdata.holder import ReferenceHolder
+from scrubber.stream.gaps import GapGuard, RawRecord
 
 Send = Callable[[Emission], Awaitable[None]]
+
+
+def attempt_of(headers: Any) -> int:
+    """The replay attempt a record carries (``scrubber-attempt``), 1 for a first delivery."""
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    for name, value in items:
+        if name == HEADER_ATTEMPT:
+            try:
+                return max(1, int(value))
+            except (TypeError, ValueError):
+                return 1
+    return 1
 
 
 class StreamRuntime:
@@ -111,3 +130,99 @@ class StreamRuntime:
                 self._child(
                     metrics.findings, finding.rule_id, finding.severity.value, profile
                 ).inc()
+
+
+class Acks(Protocol):
+    """Faust's offset bookkeeping (``faust_internals.FaustAcks``): when a record counts as done.
+
+    Events are Faust's: ``event.message`` has the record's topic, partition, offset, key, value,
+    timestamp and headers.
+    """
+
+    def hold(self, events: Sequence[Any]) -> None:
+        """Keep the records from being acknowledged until ``release``."""
+        ...
+
+    def release(self, events: Sequence[Any]) -> None:
+        """The records are handled: acknowledge each one no one else holds."""
+        ...
+
+    def recovered(self, topic: str, record: RawRecord) -> None:
+        """A record the consumer skipped (the gap guard read it) is handled."""
+        ...
+
+
+class BatchStore(HistoryStore, Protocol):
+    """The history store of a batch (``table_store.TableHistoryStore``)."""
+
+    def at(self, event: Any) -> None:
+        """The following records are those of ``event``'s partition."""
+        ...
+
+    def flush(self) -> None:
+        """Write every history the batch changed."""
+        ...
+
+
+class BatchHandler:
+    """Handles a batch of input records in order: one result or dead letter for each."""
+
+    def __init__(
+        self, runtime: StreamRuntime, store: BatchStore, guard: GapGuard, acks: Acks
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.guard = guard
+        self.acks = acks
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Handle the batch; acknowledge exactly the records handled.
+
+        Faust acknowledges the batch's records when the agent asks for the next batch, and
+        commits acknowledged offsets only after flushing the producer. A record must count as
+        done only once its outputs were handed to the producer and its patient's history was
+        written, so each record is held here, and released after that: if the batch fails
+        half-way, the records not handled are never acknowledged (the gap guard or a
+        redelivery brings them back), the ones handled are.
+        """
+        guard, runtime, store, acks = self.guard, self.runtime, self.store, self.acks
+        skipped_recovered = runtime.metrics.skipped_recovered
+        acks.hold(events)
+        done = 0
+        try:
+            for event in events:
+                m = event.message
+                if guard.already_handled(m.partition, m.offset):
+                    done += 1
+                    continue  # delivered again after the guard read it back: one verdict only
+                store.at(event)
+                # Records the consumer skipped (see stream/gaps.py) are handled first, in order.
+                for r in await guard.missing(m.partition, m.offset):
+                    await runtime.handle(
+                        m.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        r.timestamp,
+                        attempt_of(r.headers),
+                    )
+                    guard.handled(r.partition, r.offset)
+                    acks.recovered(m.topic, r)
+                    skipped_recovered.inc()
+                await runtime.handle(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value,
+                    m.timestamp,
+                    attempt_of(m.headers),
+                )
+                guard.handled(m.partition, m.offset)
+                done += 1
+        finally:
+            store.flush()
+            # A release that is a record's last reference marks its offset safe to commit;
+            # records not handled keep theirs and are never acknowledged.
+            acks.release(events[:done])

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from scrubber.config import Settings
-from scrubber.stream.app import shorten_fetch_wait
+from scrubber.stream.faust_internals import shorten_fetch_wait
 
 
 def _app(consumer: AIOKafkaConsumer) -> SimpleNamespace:

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from scrubber.history import PatientHistory
 from scrubber.kafka import history_changelog
-from scrubber.stream.app import RECOVERING
+from scrubber.stream.health import RECOVERING
 from scrubber.stream.recovery import EXIT_RECOVERY_STALLED
 
 from .conftest import REPO, WorkerProcess, load_bundle, settings_env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
 
-from scrubber.stream.app import acked_runs, tolerate_repeated_acks
+from scrubber.stream.faust_internals import acked_runs, install
 
 TOPIC = TP("claims.lines.v1", 0)
 
@@ -54,17 +55,17 @@ def _consumer(acked: list[int], committed: int, gap: IntervalTree) -> Any:
 
 
 @pytest.fixture
-def patched(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Faust's own function first (a worker built by another test has replaced it already),
-    # restored after the test.
-    monkeypatch.setattr(faust_consumer, "consecutive_numbers", consecutive_numbers)
-    tolerate_repeated_acks()
+def patched() -> Iterator[None]:
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+    installation = install(tune_gc=False)
     assert faust_consumer.consecutive_numbers is acked_runs  # type: ignore[attr-defined]
+    yield
+    installation.undo()
 
 
 @pytest.fixture
-def unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faust_consumer, "consecutive_numbers", consecutive_numbers)
+def unpatched() -> None:
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
 
 
 def test_faust_commits_past_recovered_records_its_gap_also_holds(patched: None) -> None:

@@ -21,7 +21,7 @@ from scrubber.history import PatientHistory
 from scrubber.processor import LineProcessor, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
-from scrubber.stream.app import TableHistoryStore
+from scrubber.stream.table_store import TableHistoryStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PARTITIONS = 4

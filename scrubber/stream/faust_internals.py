@@ -1,0 +1,352 @@
+"""Every use of faust-streaming's and aiokafka's private API, behind a check of their versions.
+
+The worker relies on a few things neither library offers publicly: it corrects Faust's commit
+bookkeeping (``acked_runs``), shortens aiokafka's fetch wait, sets Faust's current event for
+table writes, tells Faust's offset bookkeeping about records it handled outside Faust's stream,
+and reads and moves Faust's table recovery. Each of these depends on names and behaviour of one
+release, so they live here and nowhere else: an upgrade of either library means reading this
+module (and its tests) against the new release, then adding the release to ``TESTED_VERSIONS``.
+
+Nothing here changes either library as a side effect of an import or a constructor. Process-wide
+changes (the patches of Faust's classes and functions, the garbage collector's tuning) are made
+by ``install``, which the worker calls once at start-up, after checking the installed versions,
+and which returns an ``Installation`` whose ``undo`` restores everything. Private attributes are
+looked up when used, not at import, so an unsupported release fails the version check with a
+clear message rather than an ``ImportError``.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import faust.streams as faust_streams
+import faust.transport.consumer as faust_consumer
+import faust.types.tuples as faust_tuples
+from faust.types import TP
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from scrubber.stream.gaps import RawRecord
+
+log = logging.getLogger(__name__)
+
+#: The releases this module was written and tested against (PEP 440 specifiers). The lock file
+#: (deploy/requirements.lock) pins versions inside these.
+TESTED_VERSIONS: Final[Mapping[str, str]] = {
+    "faust-streaming": "==0.15.3",
+    "aiokafka": "==0.14.*",
+}
+
+#: Garbage collector thresholds of the worker (the defaults are 700, 10, 10).
+GC_THRESHOLDS: Final = (10_000, 10, 10)
+
+VersionLookup = Callable[[str], str]
+
+
+class UnsupportedVersionError(RuntimeError):
+    """faust-streaming or aiokafka is a release the worker was not tested with."""
+
+
+def untested_versions(version: VersionLookup = importlib.metadata.version) -> dict[str, str]:
+    """The packages of ``TESTED_VERSIONS`` whose installed release is outside it.
+
+    Maps each to the installed version, or to "not installed" / the unparsable version string.
+    """
+    found: dict[str, str] = {}
+    for package, spec in TESTED_VERSIONS.items():
+        try:
+            installed = version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+            continue
+        try:
+            ok = Version(installed) in SpecifierSet(spec)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            found[package] = installed
+    return found
+
+
+def check_versions(version: VersionLookup = importlib.metadata.version) -> None:
+    """Raise ``UnsupportedVersionError`` unless every package is a tested release."""
+    untested = untested_versions(version)
+    if untested:
+        installed = ", ".join(f"{name} {found}" for name, found in sorted(untested.items()))
+        supported = ", ".join(f"{name} {spec}" for name, spec in TESTED_VERSIONS.items())
+        raise UnsupportedVersionError(
+            f"installed: {installed}; supported: {supported}. The worker changes internals of "
+            "these libraries (scrubber/stream/faust_internals.py) that other releases may not "
+            "have or may use differently; install the supported releases "
+            "(deploy/requirements.lock)."
+        )
+
+
+# ------------------------------------------------------------------------------ install / undo
+@dataclass
+class Installation:
+    """What ``install`` changed; ``undo`` restores it, newest change first (idempotent)."""
+
+    _restore: list[Callable[[], None]] = field(default_factory=list)
+    active: bool = True
+
+    def undo(self) -> None:
+        """Put every patched name and setting back as it was before ``install``."""
+        while self._restore:
+            self._restore.pop()()
+        self.active = False
+        if _active and _active[0] is self:
+            _active.clear()
+
+
+#: The installation in effect, if any (one per process: a second would record the first's
+#: patches as the originals).
+_active: list[Installation] = []
+
+_MISSING: Final = object()
+
+
+def _replace(installation: Installation, owner: Any, name: str, value: Any) -> None:
+    """Set ``owner.name`` and remember how to put back what ``owner`` itself held."""
+    before = vars(owner).get(name, _MISSING)
+    setattr(owner, name, value)
+
+    def restore() -> None:
+        if before is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, before)
+
+    installation._restore.append(restore)
+
+
+def install(
+    *, tune_gc: bool = True, version: VersionLookup = importlib.metadata.version
+) -> Installation:
+    """Check the library versions, then make the worker's process-wide changes.
+
+    - Faust's commit bookkeeping uses ``acked_runs`` instead of ``consecutive_numbers``.
+    - With ``tune_gc``, the garbage collector runs less often and leaves alone what exists now
+      (``tune_garbage_collector``).
+
+    Raises ``UnsupportedVersionError`` (before changing anything) on an untested release, and
+    ``RuntimeError`` when an installation is active already.
+    """
+    check_versions(version)
+    if _active:
+        raise RuntimeError("the Faust internals are installed already; undo that first")
+    installation = Installation()
+    try:
+        _replace(installation, faust_consumer, "consecutive_numbers", acked_runs)
+        if tune_gc:
+            thresholds = gc.get_threshold()
+            tune_garbage_collector()
+
+            def restore_gc() -> None:
+                gc.unfreeze()
+                gc.set_threshold(*thresholds)
+
+            installation._restore.append(restore_gc)
+    except BaseException:
+        installation.undo()
+        raise
+    _active.append(installation)
+    return installation
+
+
+# ------------------------------------------------------------------------------ commit bookkeeping
+def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
+    """Runs of acknowledged offsets, as Faust's ``consecutive_numbers``, but a repeat continues one.
+
+    Faust commits, per partition, the end of the first run of consecutive acknowledged offsets
+    (``Consumer._new_offset``), and takes that run off its sorted list of acknowledged offsets.
+    The list can hold an offset twice: Faust adds the offsets of a gap it saw in the fetched
+    records (which it takes for compaction) to the list without its index, and the gap guard
+    handles and acknowledges those same records. With ``[5, 6, 6, 7, 7, 8]`` Faust's runs are
+    ``[5, 6]``, ``[6, 7]``, ...: one offset per commit, so after a restart under a backlog the
+    group offset crept forward by about three records a second and a second crash replayed most
+    of the run (robinhood/faust#625 reports the same stall). Here a repeated offset belongs to
+    the run, so the same list gives ``[5, 6, 6, 7, 7, 8]`` and Faust commits 9 at once. Every
+    offset in a run was acknowledged, so nothing is committed that was not handled.
+    """
+    run: list[int] = []
+    for offset in offsets:
+        if run and offset - run[-1] > 1:
+            yield run
+            run = []
+        run.append(offset)
+    if run:
+        yield run
+
+
+class FaustAcks:
+    """Faust's per-record offset bookkeeping, as the batch handler (stream/runtime.py) uses it.
+
+    A record Faust delivered carries a reference count; Faust acknowledges it (marks its offset
+    safe to commit) when the count drops to zero. ``hold`` takes one more reference per record,
+    ``release`` gives it back with Faust's own ``Message.ack``, so a record Faust's stream has
+    let go of already is acknowledged by the release, never left behind.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def hold(self, events: Sequence[Any]) -> None:
+        """One more reference on each event's record."""
+        for event in events:
+            event.message.incref()
+
+    def release(self, events: Sequence[Any]) -> None:
+        """Give the references back; a record with none left is acknowledged."""
+        consumer = self.app.consumer
+        for event in events:
+            event.message.ack(consumer)
+
+    def recovered(self, topic: str, record: RawRecord) -> None:
+        """Tell Faust's offset bookkeeping that a record it skipped has been handled.
+
+        Without this its acked offsets keep a gap and the group offset never moves past it, so
+        every later rebalance or restart replays everything since (measured: 3,245 repeated
+        outputs for 4,000 lines in a 1-2-1 rebalance). Uses the consumer's own track/ack on a
+        message built as Faust builds the ones it fetches.
+        """
+        try:
+            message = faust_tuples.ConsumerMessage(
+                topic,
+                record.partition,
+                record.offset,
+                record.timestamp or 0.0,
+                0,
+                list(record.headers),
+                record.key,
+                record.value,
+                None,
+                tp=TP(topic, record.partition),
+                generation_id=self.app.consumer_generation_id,
+            )
+            self.app.consumer.track_message(message)
+            self.app.consumer.ack(message)
+        except Exception as exc:  # bookkeeping only: the record itself is handled already
+            log.warning(
+                "could not ack a recovered record",
+                extra={
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error_type": type(exc).__name__,
+                },
+            )
+
+
+# ------------------------------------------------------------------------------ events and tables
+def enter_event(event: Any) -> None:
+    """Make ``event`` Faust's current event in this task (what table reads and writes go by).
+
+    Faust picks a table's partition (its store and its changelog partition) from the current
+    event, which its own stream task sets; the agent's task handles a batch of events, so it
+    sets each one itself.
+    """
+    faust_streams._current_event.set(weakref.ref(event))
+
+
+# ------------------------------------------------------------------------------ consumer, producer
+def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
+    """Let the broker hold a fetch request at most ``wait_ms`` (Faust hardcodes 1,500 ms).
+
+    aiokafka keeps one fetch request in flight per broker, and leaves out of it every partition
+    whose records it still holds for the application. A worker that is still handling the last
+    fetch's records therefore often asks only for partitions with nothing new (Faust's
+    ``__assignor-__leader`` topic, say); the broker holds that request for the full wait, and
+    the input partitions cannot be fetched again until it returns. Measured in the benchmark at
+    half of the worker's peak rate: a steady 1.2-1.7 s of latency on every line with 1,500 ms,
+    p99 about 100 ms with 50 ms. Idle, a worker sends a fetch every ``wait_ms`` instead.
+
+    The consumer takes the value when it starts (``_fetch_max_wait_ms``, passed to its
+    fetcher), so this sets it on the consumer before that and on a running fetcher too.
+    Returns whether the consumer had the attribute: a consumer not built yet, or without it,
+    leaves the default in place (and the worker logs it), never fails.
+    """
+    try:
+        consumer = app.consumer._thread._ensure_consumer()
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise AttributeError("_fetch_max_wait_ms")
+        consumer._fetch_max_wait_ms = wait_ms
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = wait_ms
+    except Exception as exc:
+        log.warning(
+            "could not shorten the consumer's fetch wait",
+            extra={"error_type": type(exc).__name__},
+        )
+        return False
+    return True
+
+
+def producer_connected(app: Any) -> bool:
+    """Whether Faust's producer has started and holds a connected aiokafka producer."""
+    producer = app.producer
+    return bool(getattr(producer, "_producer", None)) and bool(producer.started)
+
+
+def tune_garbage_collector() -> None:
+    """Collect garbage less often, and never scan what was loaded at start again.
+
+    Every line allocates thousands of short-lived objects (pydantic models, JSON documents,
+    Kafka records), and with the default threshold (700) the collector ran every few records,
+    now and then over the whole heap: about a fifth of the worker's CPU, and full collections of
+    200-300 ms that made the tail of the latency. Objects that exist when the worker starts
+    (modules, the Faust app) are frozen out of collections. Nothing changes but when memory
+    that is garbage anyway is found. Called by ``install``, which undoes it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+# ------------------------------------------------------------------------------ table recovery
+def in_table_recovery(app: Any) -> bool:
+    """Whether Faust is recovering tables from their changelogs (it answers nothing meanwhile)."""
+    return bool(getattr(app, "in_recovery", False))
+
+
+@dataclass(frozen=True)
+class RecoveryProgress:
+    """Copies of Faust's table recovery state (the recovery changes its own while it runs).
+
+    Per changelog partition, the last offset the recovery received and the offset it must
+    reach (the recovery's ``active_offsets`` and ``active_highwaters``).
+    """
+
+    in_recovery: bool
+    generation: int
+    offsets: dict[Any, int | None]
+    targets: dict[Any, int | None]
+
+
+def recovery_progress(app: Any) -> RecoveryProgress:
+    """Read Faust's table recovery (``app.tables.recovery``) and the consumer's generation."""
+    recovery = app.tables.recovery
+    return RecoveryProgress(
+        in_recovery=bool(recovery.in_recovery),
+        generation=int(app.consumer_generation_id or 0),
+        offsets=dict(recovery.active_offsets),
+        targets=dict(recovery.active_highwaters),
+    )
+
+
+async def consumer_position(app: Any, tp: Any) -> int | None:
+    """The next offset the consumer will fetch of ``tp`` (read on the consumer's thread)."""
+    position: int | None = await app.consumer.position(tp)
+    return position
+
+
+async def move_consumer(app: Any, offsets: Mapping[Any, int]) -> None:
+    """Seek partitions to offsets on the consumer's own thread, as Faust's recovery seeks."""
+    await app.consumer.seek_wait(dict(offsets))

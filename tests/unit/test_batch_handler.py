@@ -1,0 +1,196 @@
+"""A batch's path through the runtime: in order, skipped records first, acknowledged when done.
+
+Real processor, runtime and gap guard; stand-ins for Faust's events, its offset bookkeeping and
+the Kafka range reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from scrubber.contracts import HEADER_ATTEMPT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION
+from scrubber.history import PatientHistory
+from scrubber.metrics import Metrics
+from scrubber.processor import Emission, LineProcessor
+from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.stream.gaps import GapGuard, RawRecord
+from scrubber.stream.runtime import BatchHandler, StreamRuntime, attempt_of
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+TOPIC = "claims.lines.v1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "attempt"),
+    [
+        (None, 1),
+        ([], 1),
+        ([(HEADER_ATTEMPT, b"3")], 3),
+        ([("other", b"9"), (HEADER_ATTEMPT, b"2")], 2),
+        ({HEADER_ATTEMPT: b"4"}, 4),
+        ([(HEADER_ATTEMPT, b"0")], 1),
+        ([(HEADER_ATTEMPT, b"-2")], 1),
+        ([(HEADER_ATTEMPT, b"x")], 1),
+        ([(HEADER_ATTEMPT, None)], 1),
+    ],
+)
+def test_attempt_of(headers: Any, attempt: int) -> None:
+    assert attempt_of(headers) == attempt
+
+
+@dataclass
+class Reader:
+    """The input topic as the gap guard reads it: committed offsets and records by offset."""
+
+    committed_at: dict[int, int] = field(default_factory=dict)
+    records: dict[tuple[int, int], RawRecord] = field(default_factory=dict)
+
+    async def committed(self, partition: int) -> int | None:
+        return self.committed_at.get(partition)
+
+    async def beginning(self, partition: int) -> int:
+        return 0
+
+    async def read(self, partition: int, start: int, end: int) -> Sequence[RawRecord]:
+        return [self.records[(partition, o)] for o in range(start, end)]
+
+
+@dataclass
+class Acks:
+    held: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+
+    def hold(self, events: Sequence[Any]) -> None:
+        self.held += [e.message.offset for e in events]
+
+    def release(self, events: Sequence[Any]) -> None:
+        self.released += [e.message.offset for e in events]
+
+    def recovered(self, topic: str, record: RawRecord) -> None:
+        self.skipped.append((topic, record.offset))
+
+
+class Store:
+    """Histories in a dict, with the batch store's ``at`` and ``flush`` noted."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.histories: dict[str, PatientHistory] = {}
+        self.log = log
+
+    def at(self, event: Any) -> None:
+        self.log.append(f"at {event.message.offset}")
+
+    def get(self, member_id: str) -> PatientHistory | None:
+        return self.histories.get(member_id)
+
+    def put(self, member_id: str, history: PatientHistory) -> None:
+        self.histories[member_id] = history
+
+    def flush(self) -> None:
+        self.log.append("flush")
+
+
+def _event(partition: int, offset: int, value: bytes, headers: Any = ()) -> Any:
+    message = SimpleNamespace(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        key=b"M1",
+        value=value,
+        timestamp=None,
+        headers=list(headers),
+    )
+    return SimpleNamespace(message=message)
+
+
+def _handler(
+    snapshot: ReferenceSnapshot, reader: Reader, fail_at: int | None = None
+) -> tuple[BatchHandler, list[str], list[Emission], Acks]:
+    log: list[str] = []
+    sent: list[Emission] = []
+
+    async def send(emission: Emission) -> None:
+        offset = int(dict(emission.headers)[HEADER_SOURCE_OFFSET])
+        if offset == fail_at:
+            raise ConnectionError("producer away")
+        log.append(f"sent {offset}")
+        sent.append(emission)
+
+    store = Store(log)
+    holder = SimpleNamespace(snapshot=snapshot, ready=asyncio.Event())
+    runtime = StreamRuntime(LineProcessor(), holder, Metrics(), send, store, clock=lambda: NOW)  # type: ignore[arg-type]
+    acks = Acks()
+    return BatchHandler(runtime, store, GapGuard(reader), acks), log, sent, acks
+
+
+def _own(sent: list[Emission]) -> list[tuple[int, int]]:
+    """(partition, offset) of the input each emission answers, in order."""
+    return [
+        (int(dict(e.headers)[HEADER_SOURCE_PARTITION]), int(dict(e.headers)[HEADER_SOURCE_OFFSET]))
+        for e in sent
+    ]
+
+
+def test_a_batch_is_handled_in_order_and_acknowledged_after_its_histories(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, sent, acks = _handler(snapshot, Reader(committed_at={1: 5}))
+    events = [_event(1, 5 + n, line_bytes(line_number=n + 1)) for n in range(3)]
+    asyncio.run(handler.handle(events))
+    assert list(dict.fromkeys(_own(sent))) == [(1, 5), (1, 6), (1, 7)]
+    assert [entry for entry in log if not entry.startswith("sent")] == [
+        "at 5", "at 6", "at 7", "flush",
+    ]  # fmt: skip
+    assert log.index("flush") == len(log) - 1  # every output went out before the histories
+    assert acks.held == [5, 6, 7] and acks.released == [5, 6, 7]
+    assert handler.runtime.last_offsets == {1: 7}
+    assert handler.store.histories["M1"].entries  # type: ignore[attr-defined]
+
+
+def test_records_the_consumer_skipped_are_handled_first(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    replay = ((HEADER_ATTEMPT, b"2"),)
+    skipped = {
+        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, replay) for o in (3, 4)
+    }
+    handler, _log, sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
+    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    assert list(dict.fromkeys(_own(sent))) == [(0, 3), (0, 4), (0, 5)]
+    assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
+    assert acks.released == [5]
+    registry = handler.runtime.metrics.registry
+    assert registry.get_sample_value("scrubber_skipped_records_recovered_total") == 2
+
+
+def test_a_record_delivered_again_is_acknowledged_without_a_second_verdict(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, _log, sent, acks = _handler(snapshot, Reader({2: 0}))
+    asyncio.run(
+        handler.handle([_event(2, 0, line_bytes()), _event(2, 1, line_bytes(line_number=2))])
+    )
+    answered = len(sent)
+    asyncio.run(handler.handle([_event(2, 1, line_bytes(line_number=2))]))
+    assert len(sent) == answered
+    assert acks.released == [0, 1, 1]
+
+
+def test_a_batch_failing_half_way_acknowledges_only_what_was_handled(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}), fail_at=2)
+    events = [_event(0, n, line_bytes(line_number=n + 1)) for n in range(4)]
+    with pytest.raises(ConnectionError):
+        asyncio.run(handler.handle(events))
+    assert acks.held == [0, 1, 2, 3]
+    assert acks.released == [0, 1]
+    assert log[-1] == "flush"  # the histories of the records handled are written

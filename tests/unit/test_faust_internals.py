@@ -1,0 +1,246 @@
+"""The worker's changes to Faust: refused on untested releases, made only by install, undone.
+
+Also Faust's offset bookkeeping as the batch handler reaches it (``FaustAcks``), on Faust's own
+message class.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust.transport.consumer as faust_consumer
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+from faust.utils.functional import consecutive_numbers
+
+from scrubber.stream import faust_internals
+from scrubber.stream.faust_internals import (
+    GC_THRESHOLDS,
+    TESTED_VERSIONS,
+    FaustAcks,
+    UnsupportedVersionError,
+    acked_runs,
+    check_versions,
+    install,
+    untested_versions,
+)
+from scrubber.stream.gaps import RawRecord
+
+
+def _versions(**found: str | None) -> Callable[[str], str]:
+    """A version lookup answering ``found`` (None: not installed), else the tested release."""
+    tested = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+
+    def version(package: str) -> str:
+        value = found.get(package.replace("-", "_"), tested[package])
+        if value is None:
+            raise importlib.metadata.PackageNotFoundError(package)
+        return value
+
+    return version
+
+
+def test_the_locked_releases_are_tested_ones() -> None:
+    lock = (Path(__file__).resolve().parents[2] / "deploy/requirements.lock").read_text()
+    pins = dict(line.split("==", 1) for line in lock.splitlines() if "==" in line)
+    assert set(TESTED_VERSIONS) <= set(pins)
+    assert untested_versions(pins.__getitem__) == {}
+    assert untested_versions() == {}  # what this environment runs
+    check_versions()
+
+
+@pytest.mark.parametrize(
+    ("found", "untested"),
+    [
+        ({}, {}),
+        ({"aiokafka": "0.14.1"}, {}),
+        ({"aiokafka": "0.14.0.post1"}, {}),
+        ({"faust_streaming": "0.15.4"}, {"faust-streaming": "0.15.4"}),
+        ({"faust_streaming": "0.15.2"}, {"faust-streaming": "0.15.2"}),
+        ({"faust_streaming": "0.15.3rc1"}, {"faust-streaming": "0.15.3rc1"}),
+        ({"aiokafka": "0.13.0"}, {"aiokafka": "0.13.0"}),
+        ({"aiokafka": "0.15.0"}, {"aiokafka": "0.15.0"}),
+        ({"aiokafka": "not a version"}, {"aiokafka": "not a version"}),
+        ({"faust_streaming": None}, {"faust-streaming": "not installed"}),
+        (
+            {"faust_streaming": "0.16.0", "aiokafka": "0.12.0"},
+            {"faust-streaming": "0.16.0", "aiokafka": "0.12.0"},
+        ),
+    ],
+)
+def test_untested_releases_are_named(
+    found: dict[str, str | None], untested: dict[str, str]
+) -> None:
+    assert untested_versions(_versions(**found)) == untested
+
+
+def test_the_refusal_names_the_installed_and_the_supported_releases() -> None:
+    with pytest.raises(UnsupportedVersionError) as refused:
+        check_versions(_versions(faust_streaming="0.16.0"))
+    message = str(refused.value)
+    assert "faust-streaming 0.16.0" in message
+    assert "faust-streaming ==0.15.3" in message and "aiokafka ==0.14.*" in message
+    assert "aiokafka 0.14.0" not in message  # only what is wrong is named as installed
+
+
+def test_an_untested_release_changes_nothing() -> None:
+    thresholds = gc.get_threshold()
+    with pytest.raises(UnsupportedVersionError):
+        install(version=_versions(aiokafka="0.15.0"))
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+    assert gc.get_threshold() == thresholds
+    assert not faust_internals._active
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    """Whatever a failing test leaves, the collector is as it was afterwards."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_install_patches_and_undo_restores(restore_gc: None) -> None:
+    thresholds = gc.get_threshold()
+    assert thresholds != GC_THRESHOLDS
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+    installation = install()
+    try:
+        assert faust_consumer.consecutive_numbers is acked_runs  # type: ignore[attr-defined]
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        installation.undo()
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == 0
+    installation.undo()  # a second undo changes nothing
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+
+
+def test_one_installation_at_a_time() -> None:
+    first = install(tune_gc=False)
+    try:
+        with pytest.raises(RuntimeError, match="installed already"):
+            install(tune_gc=False)
+        assert faust_consumer.consecutive_numbers is acked_runs  # type: ignore[attr-defined]
+    finally:
+        first.undo()
+    install(tune_gc=False).undo()  # possible again after the undo
+    assert faust_consumer.consecutive_numbers is consecutive_numbers  # type: ignore[attr-defined]
+
+
+def test_importing_and_building_the_worker_patch_nothing(tmp_path: Path) -> None:
+    """In a fresh interpreter: the worker's modules and its constructor leave Faust as it is."""
+    script = f"""
+import gc
+import faust.transport.consumer as faust_consumer
+from faust.utils.functional import consecutive_numbers
+thresholds = gc.get_threshold()
+from scrubber.config import Settings
+from scrubber.stream.app import Worker
+Worker(Settings(data_dir={str(tmp_path)!r}))
+assert faust_consumer.consecutive_numbers is consecutive_numbers, "patched"
+assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0, "gc tuned"
+print("untouched")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "untouched"
+
+
+def test_the_worker_command_refuses_an_untested_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from scrubber.cli import app
+
+    lookup = _versions(faust_streaming="0.16.1")
+    monkeypatch.setattr(faust_internals, "check_versions", partial(check_versions, lookup))
+    monkeypatch.setenv("SCRUBBER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SCRUBBER_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 2, result.output
+    assert "refusing to start" in result.output
+    assert "faust-streaming 0.16.1" in result.output
+
+
+# ------------------------------------------------------------------------------ FaustAcks
+class _Consumer:
+    """Faust's consumer as the bookkeeping reaches it: what was tracked and acknowledged."""
+
+    def __init__(self) -> None:
+        self.tracked: list[Any] = []
+        self.acked: list[Any] = []
+
+    def track_message(self, message: Any) -> None:
+        self.tracked.append(message)
+
+    def ack(self, message: Any) -> bool:
+        self.acked.append(message)
+        return True
+
+
+def _event(offset: int, refs: int = 1) -> Any:
+    message = ConsumerMessage("in", 2, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("in", 2))
+    message.refcount = refs
+    return SimpleNamespace(message=message)
+
+
+def test_a_held_record_is_acknowledged_by_the_last_release_only() -> None:
+    consumer = _Consumer()
+    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    events = [_event(10), _event(11)]
+    acks.hold(events)
+    # Faust's stream lets go of its reference when the agent asks for the next batch.
+    for event in events:
+        event.message.ack(consumer)
+    assert consumer.acked == []
+    acks.release(events[:1])
+    assert [m.offset for m in consumer.acked] == [10]
+    assert events[1].message.refcount == 1  # not released: never acknowledged
+
+
+def test_a_release_before_faust_lets_go_leaves_the_ack_to_faust() -> None:
+    consumer = _Consumer()
+    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    events = [_event(10)]
+    acks.hold(events)
+    acks.release(events)
+    assert consumer.acked == []
+    events[0].message.ack(consumer)
+    assert [m.offset for m in consumer.acked] == [10]
+
+
+def test_a_recovered_record_is_tracked_and_acknowledged_as_faust_would() -> None:
+    consumer = _Consumer()
+    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    record = RawRecord(3, 77, b"M1", b"{}", 12.5, (("scrubber-attempt", b"2"),))
+    acks.recovered("claims", record)
+    (message,) = consumer.tracked
+    assert consumer.acked == [message]
+    assert isinstance(message, ConsumerMessage)
+    assert (message.topic, message.partition, message.offset) == ("claims", 3, 77)
+    assert message.tp == TP("claims", 3)
+    assert (message.key, message.value, message.timestamp) == (b"M1", b"{}", 12.5)
+    assert message.headers == [("scrubber-attempt", b"2")]
+    assert message.generation_id == 4
+
+
+def test_a_failing_recovered_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    acks = FaustAcks(SimpleNamespace(consumer=None, consumer_generation_id=1))
+    acks.recovered("claims", RawRecord(0, 5, None, None, None, ()))
+    assert "could not ack a recovered record" in caplog.text
