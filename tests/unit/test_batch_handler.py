@@ -20,6 +20,7 @@ from scrubber.history import PatientHistory
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.library import default_engine
 from scrubber.stream.gaps import GapGuard, RawRecord
 from scrubber.stream.runtime import BatchHandler, StreamRuntime, attempt_of
 
@@ -126,7 +127,9 @@ def _handler(
 
     store = Store(log)
     holder = SimpleNamespace(snapshot=snapshot, ready=asyncio.Event())
-    runtime = StreamRuntime(LineProcessor(), holder, Metrics(), send, store, clock=lambda: NOW)  # type: ignore[arg-type]
+    runtime = StreamRuntime(
+        LineProcessor(default_engine()), holder, Metrics(), send, store, clock=lambda: NOW
+    )  # type: ignore[arg-type]
     acks = Acks()
     return BatchHandler(runtime, store, GapGuard(reader), acks), log, sent, acks
 
