@@ -144,6 +144,7 @@ class Category(StrEnum):
     ADD_ON = "add_on"
     DUPLICATE = "duplicate"
     NCCI_PTP = "ncci_ptp"
+    HISTORY = "history"
 
 
 class Outcome(StrEnum):

@@ -70,6 +70,27 @@ def content_digest(line: ClaimLine, data: bytes | None = None) -> str:
     return hashlib.blake2b(data or line_json(line), digest_size=12).hexdigest()
 
 
+class UnreadableHistory(Exception):  # noqa: N818 - a condition of the data, not a program error
+    """A stored patient history that does not decode (a bug, a format change, a damaged store).
+
+    Carries the stored bytes, so the caller can set them aside for a person to look at; its
+    text names only the error type: the bytes hold PHI.
+    """
+
+    def __init__(self, data: bytes, error_type: str) -> None:
+        super().__init__(f"stored patient history does not decode ({error_type})")
+        self.data = data
+        self.error_type = error_type
+
+
+def read_stored(data: bytes) -> PatientHistory:
+    """``PatientHistory.from_bytes``, with any decoding failure as ``UnreadableHistory``."""
+    try:
+        return PatientHistory.from_bytes(data)
+    except Exception as exc:  # whatever the damage, the answer is the same: set it aside
+        raise UnreadableHistory(data, type(exc).__name__) from None
+
+
 class HistoryEntry:
     """One line of the patient and what was last emitted for it.
 

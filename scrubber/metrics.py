@@ -84,6 +84,17 @@ class Metrics:
             "Results that revised an earlier line's verdict (revision > 1).",
             registry=r,
         )
+        self.histories_set_aside = Counter(
+            "scrubber_histories_set_aside",
+            "Stored patient histories that did not decode and were set aside (the line was "
+            "judged without them).",
+            registry=r,
+        )
+        self.history_store_errors = Counter(
+            "scrubber_history_store_errors",
+            "Reads of the patient history store that failed; the line was held and tried again.",
+            registry=r,
+        )
         self.skipped_recovered = Counter(
             "scrubber_skipped_records_recovered",
             "Input records the consumer skipped that the worker read back and handled.",

@@ -41,7 +41,7 @@ from scrubber.contracts import (
     ScrubResult,
     describe_errors,
 )
-from scrubber.history import PatientHistory
+from scrubber.history import PatientHistory, UnreadableHistory
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.revisions import DEFAULT_LATENESS_DAYS, Reviser, Trigger
 from scrubber.rules.engine import Engine, Evaluation
@@ -106,6 +106,17 @@ class Processed:
     emissions: tuple[Emission, ...]
     member_id: str | None = None
     redelivery: bool = False
+    history_set_aside: bool = False
+    """The patient's stored history did not decode: it was set aside and the line judged
+    without it (``history.unreadable``)."""
+
+
+class HistoryUnavailable(Exception):  # noqa: N818 - a condition of the store, not a bug
+    """The history store cannot be read (an outage): not the message's fault.
+
+    The line must be held and tried again, never dead-lettered; the adapter decides how long to
+    wait (the worker retries with a back-off).
+    """
 
 
 class HistoryStore(Protocol):
@@ -119,12 +130,17 @@ class HistoryStore(Protocol):
         """Store a patient's new history."""
         ...
 
+    def set_aside(self, member_id: str, data: bytes) -> None:
+        """Keep the bytes of a stored history that does not decode, for a person to look at."""
+        ...
+
 
 class MemoryHistoryStore:
     """Histories in a dict: the offline scrub's store, and a test double of the table."""
 
     def __init__(self) -> None:
         self.histories: dict[str, PatientHistory] = {}
+        self.set_aside_histories: dict[str, bytes] = {}
 
     def get(self, member_id: str) -> PatientHistory | None:
         """The stored history, if any."""
@@ -133,6 +149,10 @@ class MemoryHistoryStore:
     def put(self, member_id: str, history: PatientHistory) -> None:
         """Keep the new history."""
         self.histories[member_id] = history
+
+    def set_aside(self, member_id: str, data: bytes) -> None:
+        """Keep the bytes (a dict never holds undecodable histories; a test double may)."""
+        self.set_aside_histories[member_id] = data
 
 
 def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimLine | Rejection:
@@ -210,9 +230,31 @@ class LineProcessor:
             return Processed((self.dead_letter(raw, key, source, decoded, now, attempt),))
         line = decoded
         member_id = line.patient.member_id
+        history_lost = False
         try:
-            history = store.get(member_id) or PatientHistory.empty(member_id)
-            judgement = self.reviser.judge(line, history, snapshot, now.date())
+            stored = store.get(member_id)
+        except UnreadableHistory as exc:
+            # One patient's damaged history must not stop that patient's lines: keep its bytes
+            # aside, judge this line without it (a warning says so) and start a new one.
+            store.set_aside(member_id, exc.data)
+            log.warning(
+                "patient history does not decode; set aside, the line judged without it",
+                extra={
+                    "topic": source.topic,
+                    "partition": source.partition,
+                    "offset": source.offset,
+                    "line_id": line.line_id,
+                    "error_type": exc.error_type,
+                },
+            )
+            stored, history_lost = None, True
+        except Exception as exc:  # the store itself is away: hold the line, never dead-letter
+            raise HistoryUnavailable(type(exc).__name__) from exc
+        try:
+            history = stored or PatientHistory.empty(member_id)
+            judgement = self.reviser.judge(
+                line, history, snapshot, now.date(), history_lost=history_lost
+            )
             emissions = [
                 self._result(
                     v.line, v.revision, v.evaluation, snapshot, source, now, v.repeat, v.trigger
@@ -237,7 +279,7 @@ class LineProcessor:
             )
             return Processed((self.dead_letter(raw, key, source, rejection, now, attempt),))
         store.put(member_id, judgement.history)
-        return Processed(tuple(emissions), member_id, judgement.redelivery)
+        return Processed(tuple(emissions), member_id, judgement.redelivery, history_lost)
 
     @staticmethod
     def _result(

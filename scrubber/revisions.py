@@ -99,8 +99,13 @@ class Reviser:
         history: PatientHistory,
         snapshot: ReferenceSnapshot,
         as_of: date,
+        *,
+        history_lost: bool = False,
     ) -> Judgement:
         """Judge the line, then every earlier line whose verdict it can change.
+
+        ``history_lost``: the patient's stored history could not be read, so ``history`` holds
+        none of the earlier lines; the line's verdict says so.
 
         A redelivered line (same line id, same content) keeps its revision and re-sends the
         revisions it caused, so a result lost in a crash is healed; a line id delivered again with
@@ -117,7 +122,11 @@ class Reviser:
             touched_dates.add(previous.service_date)  # a correction may move the date
 
         evaluation = engine.evaluate(
-            line, snapshot, as_of, visible(history, line_id, line.service_date)
+            line,
+            snapshot,
+            as_of,
+            visible(history, line_id, line.service_date),
+            history_lost=history_lost,
         )
         digest = verdict_digest(evaluation.outcome, evaluation.findings)
         if previous is None:

@@ -51,6 +51,8 @@ class LineContext:
     duplicates, global periods) must judge from this set alone, never from arrival order: a
     line's final verdict has to be the same whatever order the lines arrived in.
     """
+    history_lost: bool = False
+    """The patient's stored history could not be read: ``others`` lacks the earlier lines."""
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Facts derived from the context once and shared by the rules of one evaluation (the other
     lines of the same date of service, the surgeries whose package binds the line): several

@@ -253,6 +253,8 @@ class Engine:
         snapshot: ReferenceSnapshot,
         as_of: date,
         others: tuple[ClaimLine, ...] = (),
+        *,
+        history_lost: bool = False,
     ) -> Evaluation:
         """Apply the engine's rules, in order, to one line, as its payer's profile has them.
 
@@ -267,7 +269,14 @@ class Engine:
             facts |= _MODIFIERS
         if others:
             facts |= _OTHERS
-        ctx = LineContext(line=line, ref=ref, snapshot=snapshot, as_of=as_of, others=others)
+        ctx = LineContext(
+            line=line,
+            ref=ref,
+            snapshot=snapshot,
+            as_of=as_of,
+            others=others,
+            history_lost=history_lost,
+        )
         found: list[Finding] = []
         for r in self.plan(snapshot, facts, profile):
             for hit in r.check(ctx):

@@ -20,6 +20,7 @@ from scrubber.rules import (
     global_period,
     modifiers,
     ncci,
+    patient_history,
     provider,
     units,
 )
@@ -38,6 +39,7 @@ FAMILIES = (
     global_period,
     ncci,
     duplicates,
+    patient_history,
 )
 
 #: Every rule of the product, in the order findings are listed: the procedure code first, then
@@ -90,6 +92,7 @@ RULE_ORDER: tuple[str, ...] = (
     "ncci_ptp.edit",
     "ncci_ptp.bypassed",
     "duplicate.line",
+    "history.unreadable",
 )
 
 

@@ -12,6 +12,8 @@ the agent stays a few lines.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -19,11 +21,26 @@ from typing import Any, Protocol
 
 from scrubber.contracts import HEADER_ATTEMPT
 from scrubber.metrics import Metrics
-from scrubber.processor import Emission, HistoryStore, LineProcessor, SourcePosition
+from scrubber.processor import (
+    Emission,
+    HistoryStore,
+    HistoryUnavailable,
+    LineProcessor,
+    Processed,
+    SourcePosition,
+)
 from scrubber.refdata.holder import ReferenceHolder
+from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.stream.gaps import GapGuard, RawRecord
 
+log = logging.getLogger(__name__)
+
 Send = Callable[[Emission], Awaitable[None]]
+
+#: How long a line waits before the history store is read again after an outage, doubling up to
+#: the maximum: quick recovery from a blip, no busy loop in a long outage.
+HISTORY_RETRY_FIRST_SECONDS = 0.5
+HISTORY_RETRY_MAX_SECONDS = 10.0
 
 
 def attempt_of(headers: Any) -> int:
@@ -91,15 +108,11 @@ class StreamRuntime:
         self.in_flight += 1
         try:
             self.metrics.lines_consumed.inc()
-            processed = self.processor.process(
-                value,
-                key,
-                SourcePosition(topic, partition, offset),
-                snapshot,
-                self.store,
-                now,
-                attempt,
+            processed = await self._process(
+                topic, partition, offset, key, value, snapshot, now, attempt
             )
+            if processed.history_set_aside:
+                self.metrics.histories_set_aside.inc()
             for emission in processed.emissions:
                 await self.send(emission)
                 self._count(emission)
@@ -108,6 +121,50 @@ class StreamRuntime:
             self.last_offsets[partition] = offset
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
         return processed.emissions
+
+    async def _process(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        snapshot: ReferenceSnapshot,
+        now: datetime,
+        attempt: int,
+    ) -> Processed:
+        """The processor's answer; a history store that cannot be read holds the line.
+
+        An outage of the store is not the message's fault: the line is tried again, with a
+        back-off from 0.5 s to 10 s, until the store answers. Never a dead letter, never a
+        verdict without the patient's history. The wait holds this partition only.
+        """
+        delay = HISTORY_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return self.processor.process(
+                    value,
+                    key,
+                    SourcePosition(topic, partition, offset),
+                    snapshot,
+                    self.store,
+                    now,
+                    attempt,
+                )
+            except HistoryUnavailable as exc:
+                self.metrics.history_store_errors.inc()
+                log.warning(
+                    "patient history store unavailable; holding the line",
+                    extra={
+                        "topic": topic,
+                        "partition": partition,
+                        "offset": offset,
+                        "error_type": str(exc),
+                        "retry_seconds": delay,
+                    },
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, HISTORY_RETRY_MAX_SECONDS)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrubber.history import PatientHistory
+from scrubber.history import PatientHistory, read_stored
 from scrubber.stream.faust_internals import enter_event
+
+#: Key prefix of the histories set aside because they no longer decode.
+SET_ASIDE_PREFIX = b"set-aside:"
 
 
 class TableHistoryStore:
@@ -51,7 +54,16 @@ class TableHistoryStore:
             del self._pending[member_id]
             self._write(member_id, *pending)
         raw = self.table.get(member_id.encode())
-        return PatientHistory.from_bytes(raw) if raw else None
+        return read_stored(raw) if raw else None
+
+    def set_aside(self, member_id: str, data: bytes) -> None:
+        """Keep a history that does not decode under ``set-aside:<member id>`` in the table.
+
+        Written at once, with the current event's partition (the patient's), so the changelog
+        keeps the bytes for a person to look at, while the patient's own key gets the history
+        rebuilt from the lines that follow.
+        """
+        self.table[SET_ASIDE_PREFIX + member_id.encode()] = data
 
     def put(self, member_id: str, history: PatientHistory) -> None:
         """Keep the new history; ``flush`` writes it."""

@@ -62,6 +62,9 @@ STATUS_BY_CATEGORY: dict[Category, tuple[str, str | None]] = {
     Category.DUPLICATE: ("54", None),
     Category.PROVIDER: ("562", "1P"),
     Category.NCCI_PTP: ("454", None),  # the column 2 procedure as billed with its column 1
+    # The patient's earlier lines could not be considered: nothing in the line is named as
+    # wrong, so the generic "missing or invalid information" (21).
+    Category.HISTORY: ("21", None),
 }
 #: A provider finding about the taxonomy rather than the NPI.
 TAXONOMY_RULES = {"provider.taxonomy_malformed": ("145", "1P")}

@@ -75,6 +75,7 @@ def test_the_alerts_the_runbook_promises_exist() -> None:
         "ScrubberTargetDown",
         "ScrubberNoTargets",
         "ScrubberTableRecoveryStalled",
+        "ScrubberHistorySetAside",
     }
     names = alert_names()
     assert len(names) == len(set(names)), "duplicate alert names"
