@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -280,4 +281,40 @@ def test_payer_profiles_swap_with_the_reference_data(settings, worker, tmp_path)
             assert doc["profile"] == profiles[version][doc["line"]["payer_id"]]
             seen.add(version)
     assert seen == {first.version, second.version}
+    assert worker.stop() == 0
+
+
+def test_a_damaged_stored_history_never_silences_the_patient(settings, worker, bundle) -> None:
+    """A history in the changelog that no longer decodes: set aside, the patient goes on.
+
+    Before, every later line of such a patient became a ``processing_error`` dead letter.
+    """
+    from scrubber.kafka import history_changelog
+
+    asyncio.run(load_bundle(settings, bundle))
+    member = b"M-DAMAGED"
+    changelog = settings.model_copy(update={"input_topic": history_changelog(settings)})
+    asyncio.run(publish(changelog, [(member, b'H2{"f":2,"m":"M-DAMAGED","e":[[1,2]]}\n')]))
+    worker.start()
+    worker.wait_ready()
+
+    base = orjson.loads(generate(bundle, 1, seed=3)[0])
+    docs = [
+        {**base, "claim_id": f"D{i}", "patient": {"member_id": member.decode()},
+         "procedure_code": "99213", "service_date": f"2025-0{i + 1}-15"}
+        for i in range(3)
+    ]  # fmt: skip
+    records = [(member, orjson.dumps(doc)) for doc in docs]
+    topics = [settings.accepted_topic, settings.flagged_topic, settings.dlq_topic]
+    start = asyncio.run(end_offsets(settings, topics))
+    positions = asyncio.run(publish(settings, records))
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=60))
+    assert ledger.complete()
+    kinds = [ledger.own(p)[0].kind for p in positions]
+    assert "dlq" not in kinds, kinds
+    first, *rest = (orjson.loads(ledger.own(p)[0].value) for p in positions)
+    assert [f["rule_id"] for f in first["findings"]] == ["history.unreadable"]
+    assert all("history.unreadable" not in [f["rule_id"] for f in d["findings"]] for d in rest)
+    metrics = httpx.get(worker.base_url + "/metrics", timeout=5).text
+    assert "scrubber_histories_set_aside_total 1.0" in metrics
     assert worker.stop() == 0
