@@ -7,6 +7,12 @@ topic with a closed-set error code, so a malformed message can neither crash the
 silently disappear. Adapters only move bytes: the Faust agent sends the emissions to topics, the
 offline command writes them to files.
 
+It owns decoding, validation, dead letters and the messages' bytes and headers; the verdicts
+come from ``scrubber.revisions`` (which asks the engine), the patient's history from the
+adapter's store. A stored history that does not decode is set aside and the line judged
+without it; a store that cannot be read raises ``HistoryUnavailable`` for the adapter to hold
+the line (never a dead letter: an outage is not the message's fault).
+
 The clock is an argument (``now``): the processor, like the engine, never reads it.
 """
 

@@ -1,0 +1,1 @@
+"""The Faust worker and what it runs with (see each module's docstring for what it owns)."""
