@@ -24,6 +24,8 @@ changelog record were handed to the producer, which Faust flushes before every c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +124,11 @@ class GapGuard:
             self.expected[partition] = offset + 1
 
 
+#: How long one read of a committed offset may take before the consumer is replaced: a lookup
+#: answers in milliseconds on a healthy broker, and the worker's session timeout is 15 s.
+COMMITTED_TIMEOUT_SECONDS = 10.0
+
+
 class KafkaRangeReader:
     """``RangeReader`` over a group-less aiokafka consumer (started lazily, reused)."""
 
@@ -154,10 +161,33 @@ class KafkaRangeReader:
         return self._committed
 
     async def committed(self, partition: int) -> int | None:
-        """The group's committed offset for a partition of the input topic."""
-        consumer = await self._group()
-        result: int | None = await consumer.committed(TopicPartition(self.topic, partition))
-        return result
+        """The group's committed offset for a partition of the input topic.
+
+        Each try is bounded: aiokafka looks the group coordinator up and retries without a
+        deadline, and a lookup that never ends would hold the partition's records (and every
+        record behind them in the agent) without a word. A try that takes longer than
+        ``COMMITTED_TIMEOUT_SECONDS`` is logged, the consumer is replaced (a new one finds the
+        coordinator afresh) and the read is tried again: the guard never guesses an offset.
+        """
+        tp = TopicPartition(self.topic, partition)
+        delay = 1.0
+        while True:
+            consumer = await self._group()
+            try:
+                result: int | None = await asyncio.wait_for(
+                    consumer.committed(tp), COMMITTED_TIMEOUT_SECONDS
+                )
+                return result
+            except TimeoutError:
+                log.warning(
+                    "reading the group's committed offset timed out; retrying with a new consumer",
+                    extra={"partition": partition, "timeout_seconds": COMMITTED_TIMEOUT_SECONDS},
+                )
+                self._committed = None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), 5.0)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def beginning(self, partition: int) -> int:
         """The log start offset of a partition."""

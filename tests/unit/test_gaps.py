@@ -116,3 +116,41 @@ async def test_a_record_read_back_and_delivered_again_is_handled_once() -> None:
     assert guard.already_handled(0, 12)
     assert not guard.already_handled(0, 16)
     assert not guard.already_handled(1, 0)
+
+
+async def test_a_committed_offset_lookup_that_never_ends_is_retried_with_a_new_consumer(
+    monkeypatch,
+) -> None:
+    """aiokafka retries a coordinator lookup without a deadline; the guard must not hang on it."""
+    import asyncio
+
+    from scrubber.config import Settings
+    from scrubber.stream import gaps
+
+    class Hangs:
+        stopped = False
+
+        async def committed(self, tp: object) -> int:
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError("unreachable")
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    class Answers:
+        async def committed(self, tp: object) -> int:
+            return 42
+
+    first, second = Hangs(), Answers()
+    consumers = iter([first, second])
+    reader = gaps.KafkaRangeReader(Settings())
+
+    async def group() -> object:
+        if reader._committed is None:
+            reader._committed = next(consumers)  # type: ignore[assignment]
+        return reader._committed
+
+    monkeypatch.setattr(reader, "_group", group)
+    monkeypatch.setattr(gaps, "COMMITTED_TIMEOUT_SECONDS", 0.05)
+    assert await asyncio.wait_for(reader.committed(1), 5) == 42
+    assert first.stopped
