@@ -304,10 +304,16 @@ def x12_lines(
 def refdata_build(
     seeds: Annotated[Path, typer.Option(exists=True, file_okay=False)] = REPO_SEEDS,
     mpfs: Annotated[
-        Path | None, typer.Option(help="PPRRVU CSV (default: the shipped extract)")
+        Path | None,
+        typer.Option(
+            help="PPRRVU CSV, or its gzip (default: the shipped full CY2025 October file)"
+        ),
     ] = None,
     mue: Annotated[
-        Path | None, typer.Option(help="NCCI practitioner MUE CSV (default: shipped extract)")
+        Path | None,
+        typer.Option(
+            help="NCCI practitioner MUE CSV, or its gzip (default: the shipped full 2026 Q2 table)"
+        ),
     ] = None,
     ptp: Annotated[
         list[Path] | None,
@@ -385,9 +391,11 @@ def refdata_build(
 @refdata_app.command("lint")
 def refdata_lint(
     seeds: Annotated[Path, typer.Option(exists=True, file_okay=False)] = REPO_SEEDS,
-    mpfs: Annotated[Path | None, typer.Option(help="PPRRVU CSV (default: shipped extract)")] = None,
+    mpfs: Annotated[
+        Path | None, typer.Option(help="PPRRVU CSV (default: the shipped full file)")
+    ] = None,
     mue: Annotated[
-        Path | None, typer.Option(help="NCCI MUE CSV (default: shipped extract)")
+        Path | None, typer.Option(help="NCCI MUE CSV (default: the shipped full table)")
     ] = None,
     strict: Annotated[bool, typer.Option(help="exit 1 when there is any error")] = False,
 ) -> None:

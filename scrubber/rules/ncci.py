@@ -99,12 +99,20 @@ def bypass_modifier(line: ClaimLine, other: ClaimLine) -> tuple[str, ClaimLine] 
     return None
 
 
-def _pairs(ctx: LineContext) -> Iterator[tuple[ClaimLine, PtpEdit]]:
+def _pairs(ctx: LineContext) -> tuple[tuple[ClaimLine, PtpEdit], ...]:
     """(column 1 line, edit) for every edit in force with this line in column 2, in order.
 
     One edit per other line: of several rows in force for the pair, indicator 0 (no bypass)
-    before 1, then the earliest effective date. Other lines are taken in line id order.
+    before 1, then the earliest effective date. Other lines are taken in line id order. Both
+    rules of this module ask; the answer is worked out once per line (``ctx.memo``).
     """
+    found: tuple[tuple[ClaimLine, PtpEdit], ...] | None = ctx.memo.get("ptp_pairs")
+    if found is None:
+        found = ctx.memo["ptp_pairs"] = tuple(_find_pairs(ctx))
+    return found
+
+
+def _find_pairs(ctx: LineContext) -> Iterator[tuple[ClaimLine, PtpEdit]]:
     line = ctx.line
     index = ctx.snapshot.ptp
     code = line.procedure_code
