@@ -133,6 +133,35 @@ class Ledger:
         """Whether every input has its own output."""
         return not self.missing()
 
+    def describe_missing(self, limit: int = 8) -> str:
+        """The inputs without output as offset ranges per partition, for a person reading a log.
+
+        A lost run and a stalled partition look different here (a hole in the middle of the
+        published offsets, or everything from one offset on), which says where to look.
+        """
+        by_partition: dict[int, list[int]] = {}
+        for partition, offset in sorted(self.missing()):
+            by_partition.setdefault(partition, []).append(offset)
+        published: dict[int, list[int]] = {}
+        for partition, offset in self.expected:
+            published.setdefault(partition, []).append(offset)
+        parts = []
+        for partition, offsets in sorted(by_partition.items()):
+            ranges: list[tuple[int, int]] = []
+            for offset in offsets:
+                if ranges and offset == ranges[-1][1] + 1:
+                    ranges[-1] = (ranges[-1][0], offset)
+                else:
+                    ranges.append((offset, offset))
+            shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges[:limit])
+            more = f" (+{len(ranges) - limit} more runs)" if len(ranges) > limit else ""
+            sent = published.get(partition, [])
+            parts.append(
+                f"partition {partition}: {len(offsets)} of {len(sent)} without output at "
+                f"offsets {shown}{more}; published {min(sent)}-{max(sent)}"
+            )
+        return "; ".join(parts) if parts else "none missing"
+
     def duplicates(self) -> int:
         """Outputs that repeat one already seen."""
         seen: set[object] = set()

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     accepted_topic: str = "claims.accepted.v1"
     flagged_topic: str = "claims.flagged.v1"
     dlq_topic: str = "claims.dlq.v1"
+    x12_topic: str = Field(
+        default="claims.x12.v1",
+        description="raw X12 837P interchanges the worker reads; their claim lines go to the "
+        "input topic",
+    )
+    x12_ack_topic: str = Field(
+        default="claims.x12.ack.v1", description="999 and TA1 acknowledgements of the X12 topic"
+    )
     partitions: int = Field(
         default=4,
         ge=1,

@@ -2,9 +2,9 @@
 
 ``inspect`` counts dead letters by error code and shows where they are (partition, offset,
 source offset), without payload text unless asked: a dead letter's value is the original input,
-and the input holds PHI. ``replay`` re-publishes chosen dead letters to the input topic, unchanged
-apart from an attempt counter header; a message that has already failed three times is refused,
-so a poison pill cannot circle forever.
+and the input holds PHI. ``replay`` re-publishes chosen dead letters to the topic they came from
+(the input topic, or the X12 topic), unchanged apart from an attempt counter header; a message
+that has already failed three times is refused, so a poison pill cannot circle forever.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from scrubber.contracts import (
     HEADER_ERROR_CODE,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
     HEADER_STAGE,
 )
 from scrubber.kafka import client_kwargs, partition_counts
@@ -53,6 +54,11 @@ class DeadLetterRecord:
         except ValueError:
             return 1
 
+    @property
+    def source_topic(self) -> str:
+        """The topic the failed message was read from (empty when the header is missing)."""
+        return self.headers.get(HEADER_SOURCE_TOPIC, b"").decode(errors="replace")
+
     def describe(self, show_payload: bool = False) -> dict[str, object]:
         """A PHI-free description; the payload only when explicitly asked for."""
         out: dict[str, object] = {
@@ -60,6 +66,7 @@ class DeadLetterRecord:
             "offset": self.offset,
             "error_code": self.error_code,
             "stage": self.headers.get(HEADER_STAGE, b"").decode(),
+            "source_topic": self.source_topic,
             "detail": self.headers.get(HEADER_DETAIL, b"").decode(),
             "source_partition": self.headers.get(HEADER_SOURCE_PARTITION, b"").decode(),
             "source_offset": self.headers.get(HEADER_SOURCE_OFFSET, b"").decode(),
@@ -166,7 +173,10 @@ class ReplayReport:
 
 
 async def replay(settings: Settings, selection: Selection, dry_run: bool = True) -> ReplayReport:
-    """Send selected dead letters back to the input topic, original key and bytes.
+    """Send selected dead letters back to the topic they came from, original key and bytes.
+
+    A dead letter of the X12 topic goes back to the X12 topic; every other one to the input
+    topic (the lines' topic, where a line's dead letter always comes from).
 
     The replayed record carries ``scrubber-attempt`` = failures so far + 1, and the worker
     copies it onto the dead letter if the message fails again; a record that already failed
@@ -187,8 +197,13 @@ async def replay(settings: Settings, selection: Selection, dry_run: bool = True)
     await producer.start()
     try:
         for rec in allowed:
+            destination = (
+                settings.x12_topic
+                if rec.source_topic == settings.x12_topic
+                else settings.input_topic
+            )
             await producer.send_and_wait(
-                settings.input_topic,
+                destination,
                 value=rec.value,
                 key=rec.key,
                 headers=[(HEADER_ATTEMPT, str(rec.attempt + 1).encode())],

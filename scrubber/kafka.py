@@ -53,7 +53,7 @@ def history_changelog(settings: Settings) -> str:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The four topics of contract v1 and the history changelog.
+    """The topics of contract v1 (lines, results, dead letters, the X12 edge) and the changelog.
 
     Input and result topics share one partition count and one key (the member id), so a
     patient's lines and results stay in order on one partition. Results are kept for seven
@@ -68,6 +68,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.accepted_topic, n, {"retention.ms": week}),
         TopicSpec(settings.flagged_topic, n, {"retention.ms": week}),
         TopicSpec(settings.dlq_topic, n, {"retention.ms": month}),
+        # The X12 edge: interchanges in (their lines go to the input topic), acknowledgements out.
+        TopicSpec(settings.x12_topic, n, {"retention.ms": week}),
+        TopicSpec(settings.x12_ack_topic, n, {"retention.ms": month}),
         # The patient-history table's changelog: compacted, never deleted by time (a changelog
         # emptied by retention makes table recovery hang), and co-partitioned with the input.
         TopicSpec(history_changelog(settings), n, compact),

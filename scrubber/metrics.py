@@ -54,6 +54,10 @@ AGE_BUCKETS = (
 )
 
 
+#: X12 record buckets: a one-claim interchange takes milliseconds, a 1 MiB one seconds.
+X12_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
 class Metrics:
     """Every metric the worker exports."""
 
@@ -103,6 +107,36 @@ class Metrics:
         self.recovery_reseeks = Counter(
             "scrubber_table_recovery_reseeks",
             "Changelog partitions moved back: the table recovery lacked records already fetched.",
+            registry=r,
+        )
+        self.x12_records = Counter(
+            "scrubber_x12_records",
+            "Records taken from the X12 topic (each holds one or more interchanges).",
+            registry=r,
+        )
+        self.x12_interchanges = Counter(
+            "scrubber_x12_interchanges",
+            "Interchanges read from the X12 topic, by outcome (rejected: its envelope was refused "
+            "as a whole).",
+            ["outcome"],
+            registry=r,
+        )
+        self.x12_transaction_sets = Counter(
+            "scrubber_x12_transaction_sets",
+            "837 transaction sets, by outcome (rejected: named in the 999, no line published).",
+            ["outcome"],
+            registry=r,
+        )
+        self.x12_lines = Counter(
+            "scrubber_x12_lines_published",
+            "Claim lines published to the input topic from accepted transaction sets.",
+            registry=r,
+        )
+        self.x12_seconds = Histogram(
+            "scrubber_x12_processing_seconds",
+            "Time from taking an X12 record to handing its lines and acknowledgements to the "
+            "producer.",
+            buckets=X12_BUCKETS,
             registry=r,
         )
         self.history_patients = Gauge(

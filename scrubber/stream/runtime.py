@@ -209,23 +209,62 @@ class Acks(Protocol):
         ...
 
 
-class BatchStore(HistoryStore, Protocol):
-    """The history store of a batch (``table_store.TableHistoryStore``)."""
+class BatchScope(Protocol):
+    """What a batch's records write besides their outputs, and when it is written."""
 
     def at(self, event: Any) -> None:
         """The following records are those of ``event``'s partition."""
         ...
 
     def flush(self) -> None:
-        """Write every history the batch changed."""
+        """Write everything the batch changed."""
+        ...
+
+
+class BatchStore(HistoryStore, BatchScope, Protocol):
+    """The history store of a batch (``table_store.TableHistoryStore``)."""
+
+
+class NoState:
+    """The ``BatchScope`` of records that write no state (the X12 topic's)."""
+
+    def at(self, event: Any) -> None:
+        """Nothing to keep per partition."""
+
+    def flush(self) -> None:
+        """Nothing to write."""
+
+
+class RecordHandler(Protocol):
+    """Handles one record and hands its outputs to the producer (``StreamRuntime``, ...)."""
+
+    metrics: Metrics
+
+    async def handle(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: float | None = None,
+        attempt: int = 1,
+    ) -> object:
+        """Handle the record; return once its outputs are with the producer."""
         ...
 
 
 class BatchHandler:
-    """Handles a batch of input records in order: one result or dead letter for each."""
+    """Handles a batch of records of one consumed topic in order, each one exactly once.
+
+    The input topic's records get a result or a dead letter each (``StreamRuntime``, with the
+    history table as the batch's state); the X12 topic's get their lines, acknowledgements or
+    dead letter (``stream.edge.X12Runtime``, no state). Both topics get the same guard against
+    records the consumer skips and the same acknowledgement rule.
+    """
 
     def __init__(
-        self, runtime: StreamRuntime, store: BatchStore, guard: GapGuard, acks: Acks
+        self, runtime: RecordHandler, store: BatchScope, guard: GapGuard, acks: Acks
     ) -> None:
         self.runtime = runtime
         self.store = store

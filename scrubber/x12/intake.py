@@ -203,13 +203,22 @@ class X12Intake:
         self.max_bytes = max_bytes
 
     def process(
-        self, raw: bytes | None, source: SourcePosition, now: datetime, key: bytes | None = None
+        self,
+        raw: bytes | None,
+        source: SourcePosition,
+        now: datetime,
+        key: bytes | None = None,
+        attempt: int = 1,
     ) -> X12Processed:
-        """Read every interchange in ``raw``; return its line records, acks and rejects."""
+        """Read every interchange in ``raw``; return its line records, acks and rejects.
+
+        ``attempt`` is the record's replay attempt (``scrubber-attempt``); a dead letter carries
+        it on, so a record replayed from the dead-letter topic cannot circle forever.
+        """
         rejection = self._refuse(raw)
         if rejection is not None:
             return X12Processed(
-                dead_letter=LineProcessor.dead_letter(raw, key, source, rejection, now)
+                dead_letter=LineProcessor.dead_letter(raw, key, source, rejection, now, attempt)
             )
         assert raw is not None
         outcomes = list(read_interchanges(raw, now))
@@ -219,7 +228,7 @@ class X12Intake:
                 DeadLetterCode.NOT_X12, DeadLetterStage.DECODE, "no readable ISA header"
             )
             return X12Processed(
-                dead_letter=LineProcessor.dead_letter(raw, key, source, rejection, now)
+                dead_letter=LineProcessor.dead_letter(raw, key, source, rejection, now, attempt)
             )
         summary = X12Summary()
         lines: list[LineRecord] = []

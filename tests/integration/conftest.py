@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scrubber.accounting import Ledger
 from scrubber.config import Settings
 from scrubber.kafka import ensure_topics
 from scrubber.refdata.build import build_bundle
@@ -50,6 +51,8 @@ def settings(tmp_path: Path) -> Settings:
         accepted_topic=f"test.{tag}.claims.accepted.v1",
         flagged_topic=f"test.{tag}.claims.flagged.v1",
         dlq_topic=f"test.{tag}.claims.dlq.v1",
+        x12_topic=f"test.{tag}.claims.x12.v1",
+        x12_ack_topic=f"test.{tag}.claims.x12.ack.v1",
         app_id=f"claim-scrubber-test-{tag}",
         redis_prefix=f"scrubber-test-{tag}",
         web_port=free_port(),
@@ -152,6 +155,32 @@ class WorkerProcess:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def account(self, lines: int = 30) -> str:
+        """Whether the process runs (or how it ended), and its last warnings and errors."""
+        if self.proc is None:
+            state = "never started"
+        elif self.proc.poll() is None:
+            state = f"running (pid {self.proc.pid})"
+        else:
+            state = f"exited with {self.proc.returncode}"
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        notable = [
+            line
+            for line in text.splitlines()
+            if '"level":"info"' not in line and '"level":"debug"' not in line
+        ]
+        return f"worker {state}; last warnings and errors:\n" + "\n".join(notable[-lines:])
+
+
+def assert_complete(ledger: Ledger, *workers: WorkerProcess) -> None:
+    """Every input has its own output; otherwise say which are missing and what the workers did."""
+    if ledger.complete():
+        return
+    accounts = "\n".join(w.account() for w in workers)
+    raise AssertionError(
+        f"{len(ledger.missing())} inputs without output: {ledger.describe_missing()}\n{accounts}"
+    )
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 from scrubber.rules.library import default_engine
 
-from .conftest import REPO, load_bundle
+from .conftest import REPO, assert_complete, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -218,7 +218,7 @@ def test_the_stream_gives_the_offline_verdicts_of_the_edit_library(
     # offline scrub of the same records in the same order is the oracle.
     positions = asyncio.run(publish(settings, records))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert_complete(ledger, worker)
 
     expected = _offline(bundle, records, settings.input_topic)
     final = ledger.final()
@@ -263,7 +263,7 @@ def test_payer_profiles_swap_with_the_reference_data(settings, worker, tmp_path)
     asyncio.run(load_bundle(settings, second))  # the swap, while the first half is handled
     positions += asyncio.run(publish(settings, records[800:]))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
 
     profiles = {}
     for bundle in (first, second):
@@ -309,7 +309,7 @@ def test_a_damaged_stored_history_never_silences_the_patient(settings, worker, b
     start = asyncio.run(end_offsets(settings, topics))
     positions = asyncio.run(publish(settings, records))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=60))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
     kinds = [ledger.own(p)[0].kind for p in positions]
     assert "dlq" not in kinds, kinds
     first, *rest = (orjson.loads(ledger.own(p)[0].value) for p in positions)

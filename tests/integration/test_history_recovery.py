@@ -24,7 +24,7 @@ from scrubber.kafka import HISTORY_TABLE, TopicMismatchError, ensure_topics
 from scrubber.offline import scrub_lines
 from scrubber.refdata.model import ReferenceSnapshot
 
-from .conftest import WorkerProcess, free_port, load_bundle
+from .conftest import WorkerProcess, assert_complete, free_port, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_sigkill_mid_stream_recovers_history_from_the_changelog(settings, worker
     worker.start()
     worker.wait_ready(90)
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert_complete(ledger, worker)
     assert _stream_final(ledger) == _offline_final(lines, bundle)
     summary = ledger.summary()
     assert summary["revisions"] > 0, "the data should make later lines revise earlier ones"
@@ -111,7 +111,7 @@ def test_two_workers_share_the_partitions(settings, worker, bundle, tmp_path):
         ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
     finally:
         second.stop()
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert_complete(ledger, worker, second)
     assert _stream_final(ledger) == _offline_final(lines, bundle)
 
 
@@ -170,7 +170,7 @@ def test_rocksdb_table_store_survives_sigkill(settings, worker, bundle, tmp_path
     worker.start()
     worker.wait_ready(90)
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
     assert _stream_final(ledger) == _offline_final(lines, bundle)
     # RocksDB databases (a CURRENT file each), not just Faust's empty table directories.
     databases = [f for f in Path(settings.data_dir).rglob("CURRENT") if f.is_file()]

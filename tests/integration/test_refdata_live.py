@@ -16,7 +16,7 @@ from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.examples import generate
 from scrubber.refdata.model import Bundle
 
-from .conftest import free_port, load_bundle
+from .conftest import assert_complete, free_port, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_hot_swap_under_a_running_worker(settings, worker, bundle) -> None:
 
     positions = asyncio.run(publish_and_swap())
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert_complete(ledger, worker)
 
     versions: dict[str, int] = {}
     last_half = set(positions[2000:])
@@ -126,7 +126,7 @@ def test_worker_keeps_its_snapshot_when_redis_goes_away(settings, worker, bundle
     start = asyncio.run(end_offsets(private, _outputs(private)))
     positions = asyncio.run(publish(private, [(key_of(r), r) for r in lines]))
     ledger = asyncio.run(collect(private, positions, start, wait_seconds=30))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
     assert all(
         orjson.loads(o.value)["refdata_version"] == bundle.version
         for outs in ledger.outputs.values()

@@ -14,7 +14,7 @@ from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.contracts import HEADER_DETAIL
 from scrubber.examples import generate
 
-from .conftest import load_bundle
+from .conftest import assert_complete, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_sigterm_finishes_flushes_commits_and_exits(settings, worker, bundle) ->
     worker.start()
     worker.wait_ready()
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
     # Nothing handled before the stop is handled again: the stop committed what it had done.
     assert ledger.duplicates() == 0
 
@@ -79,7 +79,7 @@ def test_canary_phi_stays_out_of_logs_metrics_and_dead_letter_headers(settings, 
     start = asyncio.run(end_offsets(settings, _outputs(settings)))
     positions = asyncio.run(publish(settings, records))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=30))
-    assert ledger.complete()
+    assert_complete(ledger, worker)
 
     dead = [o for outs in ledger.outputs.values() for o in outs if o.kind == "dlq"]
     assert len(dead) == 3

@@ -18,7 +18,7 @@ from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
 
-from .conftest import load_bundle
+from .conftest import assert_complete, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_every_line_ends_in_exactly_one_output(settings, worker, bundle) -> None
     positions = asyncio.run(publish(settings, records))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=90))
 
-    assert ledger.complete(), f"{len(ledger.missing())} inputs without output"
+    assert_complete(ledger, worker)
     assert ledger.duplicates() == 0
 
     # The offline path, on the same bytes and keys in the same order, is the oracle for each
@@ -132,7 +132,7 @@ def test_no_verdict_without_reference_data(settings, worker, bundle) -> None:
     asyncio.run(load_bundle(settings, bundle))
     worker.wait_ready()
     late = asyncio.run(collect(settings, positions, start, wait_seconds=30))
-    assert late.complete()
+    assert_complete(late, worker)
     (own,) = late.own(positions[0])
     assert own.kind in ("accepted", "flagged")
     assert orjson.loads(own.value)["refdata_version"] == bundle.version
