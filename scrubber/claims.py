@@ -17,11 +17,27 @@ and are ignored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
-from scrubber.contracts import ClaimLineStatus, ClaimResult, Outcome, ScrubResult
+import orjson
+
+from scrubber.contracts import (
+    CONTRACT_VERSION,
+    HEADER_CONTRACT,
+    ClaimLineStatus,
+    ClaimResult,
+    Outcome,
+    ScrubResult,
+)
+from scrubber.processor import Emission, Processed, SourcePosition
+from scrubber.x12.ack277 import ClaimAck, render_277ca
+from scrubber.x12.mapping import ClaimEcho, echo_from_lines
+
+log = logging.getLogger(__name__)
 
 
 def line_status(result: ScrubResult) -> ClaimLineStatus:
@@ -60,7 +76,7 @@ def build_claim_result(
         revision=revision,
         outcome=Outcome.ACCEPTED if accepted else Outcome.FLAGGED,
         lines=[line_status(r) for r in lines],
-        x12=latest.line.x12,
+        x12=latest.line.x12.controls() if latest.line.x12 is not None else None,
         refdata_version=latest.refdata_version,
         scrubbed_at=now,
     )
@@ -70,17 +86,27 @@ def build_claim_result(
 class _Claim:
     lines: dict[str, ScrubResult] = field(default_factory=dict)
     emitted: ClaimResult | None = None
+    cause: tuple[str, int] | None = None
+    """The line verdict (line id, revision) whose arrival made ``emitted``."""
+
+    def newest_service_date(self) -> date:
+        return max(r.line.service_date for r in self.lines.values())
 
 
 def _verdicts(result: ClaimResult) -> list[tuple[str, Outcome, list[str]]]:
     return [(s.line_id, s.outcome, s.rule_ids) for s in result.lines]
 
 
+#: Version of the stored form of a patient's claims (``ClaimAssembler.to_bytes``).
+_STORED_FORMAT = 1
+
+
 class ClaimAssembler:
     """Feed it ScrubResults one by one; it says when a claim's verdict is new or has changed.
 
-    Holds every claim it has seen (the offline scrub runs one file; a stream would keep this
-    state per member id, like the patient histories).
+    The offline scrub keeps one for a whole file; the worker keeps one per patient in a table
+    keyed by member id (``to_bytes`` / ``from_bytes``), since a claim's lines all carry its
+    patient's member id and so meet on one partition, in the order they were judged.
     """
 
     def __init__(self) -> None:
@@ -103,8 +129,186 @@ class ClaimAssembler:
         if claim.emitted is not None and _verdicts(candidate) == _verdicts(claim.emitted):
             return None
         claim.emitted = candidate
+        claim.cause = (result.line_id, result.revision)
         return candidate
+
+    def resend(self, result: ScrubResult) -> ClaimResult | None:
+        """The claim's current ClaimResult if ``result``, sent again, is what made it.
+
+        A redelivered input re-sends its line verdicts unchanged; the ClaimResult its first
+        delivery made may have been lost with the crash that caused the redelivery, so it goes
+        out again, as it was (same revision: consumers keep one).
+        """
+        claim = self._claims.get(result.line.claim_id)
+        if claim is None or claim.emitted is None:
+            return None
+        return claim.emitted if claim.cause == (result.line_id, result.revision) else None
+
+    def prune(self, keep_days: int) -> int:
+        """Forget claims whose newest date of service is ``keep_days`` behind the patient's.
+
+        Measured in dates of service, like the histories, never by the clock: a line that late
+        is outside the window in which it could still change a claim's lines. Returns how many.
+        """
+        if not self._claims:
+            return 0
+        newest = max(c.newest_service_date() for c in self._claims.values())
+        horizon = newest - timedelta(days=keep_days)
+        old = [cid for cid, c in self._claims.items() if c.newest_service_date() < horizon]
+        for cid in old:
+            del self._claims[cid]
+        return len(old)
+
+    def echo(self, claim_id: str) -> ClaimEcho | None:
+        """What a 277CA echoes of the claim, from its lines (None for lines not from an 837)."""
+        claim = self._claims.get(claim_id)
+        if claim is None:
+            return None
+        return echo_from_lines([r.line for r in claim.lines.values()])
 
     def current(self) -> list[ClaimResult]:
         """The latest ClaimResult of every complete claim, in the order claims were first seen."""
         return [c.emitted for c in self._claims.values() if c.emitted is not None]
+
+    def to_bytes(self) -> bytes:
+        """The stored form: JSON with every claim's line verdicts, emitted result and cause.
+
+        Results are kept as their own JSON text (contract JSON, validated as such on reading).
+        """
+        claims = {
+            cid: {
+                "lines": [r.model_dump_json() for r in c.lines.values()],
+                "emitted": c.emitted.model_dump_json() if c.emitted else None,
+                "cause": list(c.cause) if c.cause else None,
+            }
+            for cid, c in self._claims.items()
+        }
+        return orjson.dumps({"f": _STORED_FORMAT, "claims": claims})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ClaimAssembler:
+        """Read the stored form back (``ValueError`` when it is not one)."""
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("f") != _STORED_FORMAT:
+            raise ValueError("not a stored claim assembly")
+        assembler = cls()
+        for cid, stored in doc["claims"].items():
+            claim = _Claim()
+            for raw in stored["lines"]:
+                line = ScrubResult.model_validate_json(raw)
+                claim.lines[line.line_id] = line
+            if stored["emitted"] is not None:
+                claim.emitted = ClaimResult.model_validate_json(stored["emitted"])
+            if stored["cause"] is not None:
+                claim.cause = (str(stored["cause"][0]), int(stored["cause"][1]))
+            assembler._claims[cid] = claim
+        return assembler
+
+
+class ClaimStore(Protocol):
+    """Where the worker keeps each patient's claims being assembled (a Faust table)."""
+
+    def get(self, member_id: str) -> bytes | None:
+        """The stored assembly (``ClaimAssembler.to_bytes``) of the patient, or None."""
+        ...
+
+    def put(self, member_id: str, data: bytes) -> None:
+        """Keep the patient's assembly."""
+        ...
+
+
+#: A stream 277CA's ISA13 is made from the position of the line that made its claim results:
+#: up to this many interchanges (one per submitter) per line.
+ACK277_PER_INPUT = 16
+
+
+def ack277_control(source: SourcePosition, partitions: int) -> int:
+    """The ISA13 of the first 277CA a line's claim results make, from the line's position.
+
+    The scrubber keeps no sequence of its own. A position is unique on the input topic, so
+    numbers do not repeat until about 10^9 / (16 x partitions) lines per partition have passed
+    (15 million with 4 partitions); and a redelivered line re-sends its 277CA with the same
+    number, so a receiver can drop the repeat.
+    """
+    slot = (source.offset * max(partitions, 1) + source.partition) * ACK277_PER_INPUT
+    return 1 + slot % (999_999_999 - ACK277_PER_INPUT)
+
+
+def claim_emissions(
+    processed: Processed,
+    store: ClaimStore,
+    source: SourcePosition,
+    now: datetime,
+    keep_days: int,
+    partitions: int = 1,
+) -> tuple[Emission, ...]:
+    """The ClaimResults one input's line verdicts make, and their 277CAs, for the claim topics.
+
+    Every result the input emitted (its own, and the revisions it caused) goes to the
+    patient's assembly; a claim that became complete or changed is emitted (kind ``claim``,
+    key: member id), and a re-sent result (a redelivery) re-sends the ClaimResult it made, if
+    any. The claims whose lines came from an 837 are then answered with a 277CA (kind
+    ``ack277``, key: the 837's sender, ISA06), one interchange per submitter, dated with the
+    claims' own time so that a re-sent one is byte-identical. Lines without
+    ``claim_line_count`` make nothing and cost nothing. A stored assembly that no longer reads
+    is started afresh: it holds nothing that the line results do not (a claim whose earlier
+    lines were in it is emitted again when one of its lines is next judged).
+    """
+    results = [
+        e for e in processed.emissions if e.result and e.result.line.claim_line_count is not None
+    ]
+    if not results or processed.member_id is None:
+        return ()
+    member = processed.member_id
+    stored = store.get(member)
+    assembler = ClaimAssembler()
+    if stored:
+        try:
+            assembler = ClaimAssembler.from_bytes(stored)
+        except (ValueError, KeyError, TypeError):
+            log.warning("a stored claim assembly did not read; starting it afresh")
+    out: list[Emission] = []
+    made: list[tuple[ClaimResult, bool]] = []
+    changed = False
+    headers = (*source.headers(), (HEADER_CONTRACT, CONTRACT_VERSION.encode()))
+    for emission in results:
+        assert emission.result is not None
+        if emission.repeat:
+            claim = assembler.resend(emission.result)
+        else:
+            claim = assembler.add(emission.result, now)
+            changed = True
+        if claim is not None:
+            made.append((claim, emission.repeat))
+            out.append(
+                Emission(
+                    kind="claim",
+                    key=member.encode(),
+                    value=claim.model_dump_json().encode(),
+                    headers=headers,
+                    claim=claim,
+                    repeat=emission.repeat,
+                )
+            )
+    by_submitter: dict[object, list[tuple[ClaimAck, bool]]] = {}
+    for claim, repeat in made:
+        echo = assembler.echo(claim.claim_id)
+        if echo is not None:
+            by_submitter.setdefault(echo.envelope, []).append((ClaimAck(claim, echo), repeat))
+    control = ack277_control(source, partitions)
+    for number, group in enumerate(by_submitter.values(), start=control):
+        acks = [ack for ack, _ in group]
+        data = render_277ca(acks, max(a.result.scrubbed_at for a in acks), control_number=number)
+        out.append(
+            Emission(
+                kind="ack277",
+                key=acks[0].echo.envelope.sender.encode() or None,
+                value=data,
+                headers=headers,
+                repeat=all(repeat for _, repeat in group),
+            )
+        )
+    if changed:
+        assembler.prune(keep_days)
+        store.put(member, assembler.to_bytes())
+    return tuple(out)

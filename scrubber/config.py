@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         description="raw X12 837P interchanges the worker reads; their claim lines go to the "
         "input topic",
     )
+    claims_topic: str = Field(
+        default="claims.claims.v1",
+        description="claim results: one per claim of an 837, when every line has a verdict",
+    )
+    x12_277ca_topic: str = Field(
+        default="claims.x12.277ca.v1",
+        description="277CA claim acknowledgements of claims that came in an 837",
+    )
     x12_ack_topic: str = Field(
         default="claims.x12.ack.v1", description="999 and TA1 acknowledgements of the X12 topic"
     )

@@ -82,12 +82,71 @@ class BillingProvider(_Inbound):
     tax_id: ShortText | None = None
 
 
+class X12Party(_Inbound):
+    """A name and identifier of the 837 (an NM1) that a 277CA echoes. PHI for a patient."""
+
+    entity_type: Annotated[str, Field(max_length=1, description="NM102: 1 person, 2 organisation")]
+    last_name: Annotated[str, Field(max_length=60)] = ""
+    first_name: Annotated[str | None, Field(max_length=35)] = None
+    id_qualifier: Annotated[str | None, Field(max_length=2)] = None
+    identifier: Annotated[str | None, Field(max_length=80)] = None
+
+
+class X12Envelope(_Inbound):
+    """The 837's interchange and group addresses (ISA05-08, ISA15, GS02-03), sent back swapped."""
+
+    sender_qualifier: Annotated[str, Field(max_length=2)]
+    sender: Annotated[str, Field(max_length=15)]
+    receiver_qualifier: Annotated[str, Field(max_length=2)]
+    receiver: Annotated[str, Field(max_length=15)]
+    usage: Annotated[str, Field(max_length=1, description="ISA15: P production, T test")]
+    group_sender: Annotated[str, Field(max_length=15)]
+    group_receiver: Annotated[str, Field(max_length=15)]
+
+
+class X12Claim(_Inbound):
+    """What a 277CA echoes of a line's claim, carried by each of its lines.
+
+    The claim's total charge (CLM02), the patient's and the billing provider's names (2010CA or
+    2010BA, 2010AA), the submitter and receiver (1000A, 1000B), the batch (BHT03) and the
+    envelope. Each line carries it so that whichever line completes its claim can answer it:
+    a claim's lines meet on one partition, the 837 they came from does not.
+    """
+
+    charge: Annotated[str, Field(max_length=18)]
+    patient: X12Party
+    billing: X12Party
+    submitter: X12Party
+    receiver: X12Party
+    batch: Annotated[str, Field(max_length=50)]
+    envelope: X12Envelope
+
+
 class X12Trace(_Inbound):
-    """Where a line came from in an 837: interchange (ISA13), group (GS06), set (ST02)."""
+    """Where a line came from in an 837: interchange (ISA13), group (GS06), set (ST02).
+
+    The optional rest is what a 277CA echoes and the claim line itself does not hold.
+    """
 
     interchange_control: Annotated[str, Field(min_length=1, max_length=16)]
     group_control: Annotated[str, Field(min_length=1, max_length=16)]
     transaction_set_control: Annotated[str, Field(min_length=1, max_length=16)]
+    service_to: date | None = Field(
+        default=None, description="last date of service of an RD8 range (DTP*472)"
+    )
+    procedure_qualifier: Annotated[
+        str | None, Field(max_length=2, description="SV101-1 (HC, ...)")
+    ] = None
+    units_text: Annotated[str | None, Field(max_length=15, description="SV104 as sent")] = None
+    claim: X12Claim | None = None
+
+    def controls(self) -> X12Trace:
+        """The control numbers alone: what a claim's result names of its 837 (no names)."""
+        return X12Trace(
+            interchange_control=self.interchange_control,
+            group_control=self.group_control,
+            transaction_set_control=self.transaction_set_control,
+        )
 
 
 class ClaimLine(_Inbound):

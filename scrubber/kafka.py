@@ -45,11 +45,17 @@ class TopicSpec:
 
 
 HISTORY_TABLE = "patient-history"
+CLAIMS_TABLE = "claim-verdicts"
 
 
 def history_changelog(settings: Settings) -> str:
     """The changelog topic Faust uses for the patient-history table."""
     return f"{settings.app_id}-{HISTORY_TABLE}-changelog"
+
+
+def claims_changelog(settings: Settings) -> str:
+    """The changelog topic Faust uses for the claim-verdicts table."""
+    return f"{settings.app_id}-{CLAIMS_TABLE}-changelog"
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -71,9 +77,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # The X12 edge: interchanges in (their lines go to the input topic), acknowledgements out.
         TopicSpec(settings.x12_topic, n, {"retention.ms": week}),
         TopicSpec(settings.x12_ack_topic, n, {"retention.ms": month}),
+        TopicSpec(settings.claims_topic, n, {"retention.ms": week}),
+        TopicSpec(settings.x12_277ca_topic, n, {"retention.ms": month}),
         # The patient-history table's changelog: compacted, never deleted by time (a changelog
         # emptied by retention makes table recovery hang), and co-partitioned with the input.
         TopicSpec(history_changelog(settings), n, compact),
+        # The claims being assembled from their lines' verdicts, keyed like the histories.
+        TopicSpec(claims_changelog(settings), n, compact),
     ]
 
 
@@ -142,13 +152,13 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
                     ]
                 )
         found = await _partition_counts(admin, [s.name for s in specs])
-        changelog = history_changelog(settings)
-        policy = await _cleanup_policy(admin, changelog)
-        if "compact" not in policy or "delete" in policy:
-            raise TopicMismatchError(
-                f"topic {changelog} has cleanup.policy={policy}; the history changelog must be "
-                "compacted and never deleted by time, or table recovery loses patients"
-            )
+        for changelog in (history_changelog(settings), claims_changelog(settings)):
+            policy = await _cleanup_policy(admin, changelog)
+            if "compact" not in policy or "delete" in policy:
+                raise TopicMismatchError(
+                    f"topic {changelog} has cleanup.policy={policy}; a table's changelog must "
+                    "be compacted and never deleted by time, or table recovery loses state"
+                )
         for spec in specs:
             have = found.get(spec.name)
             if have != spec.partitions:

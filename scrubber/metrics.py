@@ -139,6 +139,19 @@ class Metrics:
             buckets=X12_BUCKETS,
             registry=r,
         )
+        self.claims = Counter(
+            "scrubber_claims",
+            "Claim results emitted (a claim complete, or changed by a line's new verdict), by "
+            "outcome; a re-sent one is not counted.",
+            ["outcome"],
+            registry=r,
+        )
+        self.x12_277ca = Counter(
+            "scrubber_x12_277ca",
+            "277CA interchanges written for claims of 837s (one per submitter per line that "
+            "completed or changed claims); a re-sent one is not counted.",
+            registry=r,
+        )
         self.history_patients = Gauge(
             "scrubber_history_patients",
             "Patients held in this worker's history table (its assigned partitions).",

@@ -40,6 +40,7 @@ from scrubber.contracts import (
     HEADER_TRIGGER,
     MAX_MESSAGE_BYTES,
     ClaimLine,
+    ClaimResult,
     DeadLetter,
     DeadLetterCode,
     DeadLetterStage,
@@ -54,7 +55,7 @@ from scrubber.rules.engine import Engine, Evaluation
 
 log = logging.getLogger(__name__)
 
-EmissionKind = Literal["accepted", "flagged", "dlq"]
+EmissionKind = Literal["accepted", "flagged", "dlq", "claim", "ack277"]
 Headers = tuple[tuple[str, bytes], ...]
 
 
@@ -86,7 +87,7 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Emission:
-    """One message to write: to the accepted, flagged or dead-letter topic."""
+    """One message to write: to the accepted, flagged, dead-letter, claim or 277CA topic."""
 
     kind: EmissionKind
     key: bytes | None
@@ -96,6 +97,8 @@ class Emission:
     dead_letter: DeadLetter | None = None
     repeat: bool = False
     """A re-sent result with an unchanged revision (on redelivery); the offline scrub skips it."""
+    claim: ClaimResult | None = None
+    """For kind ``claim``: the claim's verdict (``scrubber.claims.claim_emissions``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
-from scrubber.kafka import HISTORY_TABLE, client_kwargs
+from scrubber.kafka import CLAIMS_TABLE, HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, Headers, LineProcessor
@@ -47,7 +47,7 @@ from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import BatchHandler, NoState, StreamRuntime
-from scrubber.stream.table_store import TableHistoryStore
+from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
 from scrubber.x12.intake import X12Intake
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,8 @@ class Worker:
             "accepted": self.app.topic(settings.accepted_topic, **raw),
             "flagged": self.app.topic(settings.flagged_topic, **raw),
             "dlq": self.app.topic(settings.dlq_topic, **raw),
+            "claim": self.app.topic(settings.claims_topic, **raw),
+            "ack277": self.app.topic(settings.x12_277ca_topic, **raw),
         }
         self.output_names = {kind: topic.get_topic_name() for kind, topic in self.outputs.items()}
         # Patient histories, keyed like the input (member id) and partitioned like it, so a
@@ -184,12 +186,25 @@ class Worker:
             options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
         self.histories = TableHistoryStore(self.table)
+        # The claims of 837s being assembled from their lines' verdicts, per patient: keyed,
+        # partitioned and recovered like the histories.
+        self.claim_table = self.app.Table(
+            CLAIMS_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            store=settings.table_store,
+            key_type=bytes,
+            value_type=bytes,
+            options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
+        )
         self.runtime = StreamRuntime(
             LineProcessor(default_engine(), lateness_days=settings.lateness_days),
             self.holder,
             self.metrics,
             self.send,
             self.histories,
+            claims=TableClaimStore(self.claim_table),
+            partitions=settings.partitions,
         )
         self.guard = GapGuard(KafkaRangeReader(settings))
         self.batches = BatchHandler(self.runtime, self.histories, self.guard, FaustAcks(self.app))

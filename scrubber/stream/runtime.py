@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from scrubber.claims import ClaimStore, claim_emissions
 from scrubber.contracts import HEADER_ATTEMPT
 from scrubber.metrics import Metrics
 from scrubber.processor import (
@@ -31,6 +32,7 @@ from scrubber.processor import (
 )
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.rules.base import INFLUENCE_DAYS
 from scrubber.stream.gaps import GapGuard, RawRecord
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class StreamRuntime:
         send: Send,
         store: HistoryStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        claims: ClaimStore | None = None,
+        partitions: int = 1,
     ) -> None:
         self.processor = processor
         self.holder = holder
@@ -73,6 +77,12 @@ class StreamRuntime:
         self.send = send
         self.store = store
         self.clock = clock
+        #: Where claims are assembled from their lines' verdicts (None: no claim results).
+        self.claims = claims
+        #: Claims are kept as long as the histories keep their lines.
+        self.claim_keep_days = processor.reviser.lateness_days + INFLUENCE_DAYS
+        #: The input topic's partition count (numbers the 277CAs, see ``ack277_control``).
+        self.partitions = partitions
         self.in_flight = 0
         #: The last offset handled per input partition, for the consumer lag metric.
         self.last_offsets: dict[int, int] = {}
@@ -116,6 +126,13 @@ class StreamRuntime:
             for emission in processed.emissions:
                 await self.send(emission)
                 self._count(emission)
+            if self.claims is not None:
+                source = SourcePosition(topic, partition, offset)
+                for emission in claim_emissions(
+                    processed, self.claims, source, now, self.claim_keep_days, self.partitions
+                ):
+                    await self.send(emission)
+                    self._count(emission)
         finally:
             self.in_flight -= 1
             self.last_offsets[partition] = offset
@@ -175,6 +192,14 @@ class StreamRuntime:
 
     def _count(self, emission: Emission) -> None:
         metrics = self.metrics
+        if emission.claim is not None:
+            if not emission.repeat:
+                self._child(metrics.claims, emission.claim.outcome.value).inc()
+            return
+        if emission.kind == "ack277":
+            if not emission.repeat:
+                metrics.x12_277ca.inc()
+            return
         if emission.dead_letter is not None:
             self._child(metrics.dead_letters, emission.dead_letter.error_code.value).inc()
         result = emission.result

@@ -83,3 +83,25 @@ class TableHistoryStore:
         finally:
             if self._partition is not None:
                 enter_event(self._events[self._partition])
+
+
+class TableClaimStore:
+    """Each patient's claims being assembled (``ClaimAssembler.to_bytes``) in a Faust table.
+
+    Keyed and partitioned like the histories, and written while the record's event is Faust's
+    current event (``TableHistoryStore.at`` sets it), so a patient's claims live with the
+    patient's history and are recovered with it from a compacted changelog. Written at once:
+    only lines of an 837 (with ``claim_line_count``) touch it.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, member_id: str) -> bytes | None:
+        """The patient's stored assembly, or None."""
+        raw = self.table.get(member_id.encode())
+        return bytes(raw) if raw else None
+
+    def put(self, member_id: str, data: bytes) -> None:
+        """Keep the patient's assembly (Faust also writes it to the changelog)."""
+        self.table[member_id.encode()] = data

@@ -75,7 +75,7 @@ def scrub_837(
     highest revision per claim id); the 277CA reports each claim's final verdict.
     """
     buffer = io.BytesIO()
-    x12_summary, echoes = convert(data, buffer, rejects, acks, clock())
+    x12_summary, _echoes = convert(data, buffer, rejects, acks, clock())
     assembler = ClaimAssembler()
 
     def on_result(result: ScrubResult) -> None:
@@ -94,11 +94,11 @@ def scrub_837(
     )
     final = assembler.current()
     if ack277 is not None:
-        by_claim = {(e.trace, e.claim_id): e for e in echoes}
+        # What each claim's 277CA echoes comes from its lines, as in the worker.
         pairs = [
-            ClaimAck(result, by_claim[(result.x12, result.claim_id)])
+            ClaimAck(result, echo)
             for result in final
-            if result.x12 is not None and (result.x12, result.claim_id) in by_claim
+            if (echo := assembler.echo(result.claim_id)) is not None
         ]
         if pairs:
             ack277.write(render_277ca(pairs, clock(), control_number=ack277_control))

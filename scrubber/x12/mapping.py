@@ -27,7 +27,8 @@ submitter's batch number, charges. Those never go into a claim line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from scrubber.contracts import ClaimLine, X12Trace
+from scrubber.contracts import ClaimLine, X12Party, X12Trace
 from scrubber.x12.validator import Loop, MappingError, SegmentRef, TransactionSet
 
 #: HI qualifiers of ICD-10-CM diagnoses: ABK principal, ABF other (837P 2300 HI).
@@ -204,24 +205,24 @@ def map_transaction_set(ts: TransactionSet, interchange_control: str) -> MappedS
     submitter = _party(header.child("1000A"))
     receiver = _party(header.child("1000B"))
     batch = (bht.value("BHT03") if bht else None) or ""
+    shared = {
+        "submitter": _party_doc(submitter),
+        "receiver": _party_doc(receiver),
+        "batch": batch,
+        "envelope": asdict(envelope),
+    }
     try:
         for provider in detail.loops("2000A"):
             for claim, subscriber, patient in _claims(provider):
+                first = len(out.lines)
                 try:
-                    echo = _claim(claim, provider, subscriber, patient, trace, out.lines)
+                    _claim(claim, provider, subscriber, patient, trace, shared, out.lines)
                 except _MissingError:
                     # IK304 3: required segment missing, reported at the claim's CLM.
                     raise _Refused(claim.segments[0], None, None, "3") from None
-                out.claims.append(
-                    ClaimEcho(
-                        **echo,
-                        submitter=submitter,
-                        receiver=receiver,
-                        batch=batch,
-                        trace=trace,
-                        envelope=envelope,
-                    )
-                )
+                echo = echo_from_lines([m.line for m in out.lines[first:]])
+                if echo is not None:
+                    out.claims.append(echo)
     except _Refused as refused:
         return MappedSet(errors=[refused.error])
     return out
@@ -245,8 +246,10 @@ def _claim(
     subscriber: Loop,
     patient: Loop | None,
     trace: X12Trace,
+    shared: dict[str, Any],
     out: list[MappedLine],
-) -> dict[str, Any]:
+) -> None:
+    """Append the claim's lines to ``out``; each carries what a 277CA echoes of the claim."""
     clm = _required(claim.segment("CLM"))
     billing_nm1 = _required(_loop(provider, "2010AA").segment("NM1"))
     billing_ref = _loop(provider, "2010AA").segment("REF", "EI")
@@ -279,8 +282,13 @@ def _claim(
     if billing_ref is not None:
         billing_doc["tax_id"] = _text(billing_ref, 2, None, fields, "billing_provider.tax_id")
     claim_place = clm.value("CLM05-1")
+    claim_echo = {
+        "charge": clm.value("CLM02") or "0",
+        "patient": _party_doc(_party_of(_required(patient_loop.segment("NM1")))),
+        "billing": _party_doc(_party_of(billing_nm1)),
+        **shared,
+    }
 
-    lines: list[LineEcho] = []
     for service in services:
         lx = _required(service.segment("LX"))
         sv1 = _required(service.segment("SV1"))
@@ -320,6 +328,10 @@ def _claim(
                 "interchange_control": trace.interchange_control,
                 "group_control": trace.group_control,
                 "transaction_set_control": trace.transaction_set_control,
+                "service_to": end.isoformat(),
+                "procedure_qualifier": sv1.value("SV101-1") or "HC",
+                "units_text": units_text,
+                "claim": claim_echo,
             },
         }
         if place is None:
@@ -330,27 +342,6 @@ def _claim(
         except ValidationError as exc:
             raise _contract_error(exc, own, sv1) from None
         out.append(MappedLine(line.patient.member_id, value, line))
-        lines.append(
-            LineEcho(
-                line_number=line.line_number,
-                procedure_qualifier=sv1.value("SV101-1") or "HC",
-                procedure=line.procedure_code,
-                modifiers=tuple(modifiers),
-                charge=doc["charge"],
-                units=units_text,
-                service_from=start,
-                service_to=end,
-            )
-        )
-    patient_nm1 = _required(patient_loop.segment("NM1"))
-    return {
-        "claim_id": claim_id,
-        "charge": clm.value("CLM02") or "0",
-        "patient": _party_of(patient_nm1),
-        "member_id": member_id,
-        "billing": _party_of(billing_nm1),
-        "lines": tuple(lines),
-    }
 
 
 def _rendering(
@@ -474,6 +465,53 @@ def _party(loop: Loop | None) -> Party:
     if nm1 is None:
         return Party("2", "", None, None, None)
     return _party_of(nm1)
+
+
+def _party_doc(party: Party) -> dict[str, Any]:
+    return {k: v for k, v in asdict(party).items() if v is not None}
+
+
+def echo_from_lines(lines: Sequence[ClaimLine]) -> ClaimEcho | None:
+    """What a 277CA echoes of a claim, from its lines as they were mapped from the 837.
+
+    The one way an echo is made: the offline scrub and the worker both have a claim's lines
+    (the worker in its claim assembly), not the 837. None when no line carries the claim's
+    echo (lines that did not come from an 837, or were written before lines carried it).
+    """
+    first = next((x for x in lines if x.x12 is not None and x.x12.claim is not None), None)
+    if first is None or first.x12 is None or first.x12.claim is None:
+        return None
+    claim = first.x12.claim
+
+    def party(p: X12Party) -> Party:
+        return Party(p.entity_type, p.last_name, p.first_name, p.id_qualifier, p.identifier)
+
+    def line_echo(line: ClaimLine) -> LineEcho:
+        x12 = line.x12
+        return LineEcho(
+            line_number=line.line_number,
+            procedure_qualifier=(x12.procedure_qualifier if x12 else None) or "HC",
+            procedure=line.procedure_code,
+            modifiers=tuple(line.modifiers),
+            charge=str(line.charge),
+            units=x12.units_text if x12 else None,
+            service_from=line.service_date,
+            service_to=(x12.service_to if x12 else None) or line.service_date,
+        )
+
+    return ClaimEcho(
+        claim_id=first.claim_id,
+        charge=claim.charge,
+        patient=party(claim.patient),
+        member_id=first.patient.member_id,
+        billing=party(claim.billing),
+        submitter=party(claim.submitter),
+        receiver=party(claim.receiver),
+        batch=claim.batch,
+        trace=first.x12.controls(),
+        envelope=Envelope(**claim.envelope.model_dump()),
+        lines=tuple(line_echo(x) for x in sorted(lines, key=lambda x: x.line_number)),
+    )
 
 
 def _party_of(nm1: SegmentRef) -> Party:

@@ -53,6 +53,8 @@ def settings(tmp_path: Path) -> Settings:
         dlq_topic=f"test.{tag}.claims.dlq.v1",
         x12_topic=f"test.{tag}.claims.x12.v1",
         x12_ack_topic=f"test.{tag}.claims.x12.ack.v1",
+        claims_topic=f"test.{tag}.claims.claims.v1",
+        x12_277ca_topic=f"test.{tag}.claims.x12.277ca.v1",
         app_id=f"claim-scrubber-test-{tag}",
         redis_prefix=f"scrubber-test-{tag}",
         web_port=free_port(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from datetime import UTC, datetime
 
@@ -28,8 +29,10 @@ from scrubber.contracts import (
 from scrubber.dlq import Selection, replay
 from scrubber.kafka import client_kwargs
 from scrubber.refdata.model import ReferenceSnapshot
+from scrubber.x12.envelope import split_interchanges
 from scrubber.x12.files import scrub_837
 from scrubber.x12.intake import read_interchanges
+from scrubber.x12.validator import ACK_277CA, validate
 from tests.unit.x12data import Claim, Line, render, simple
 
 from .conftest import REPO, assert_complete, load_bundle
@@ -124,6 +127,8 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
         settings.dlq_topic,
     ]
     start = asyncio.run(end_offsets(settings, topics))
+    start_claims = asyncio.run(end_offsets(settings, [settings.claims_topic]))
+    start_277 = asyncio.run(end_offsets(settings, [settings.x12_277ca_topic]))
     positions = asyncio.run(_publish(settings, values))
     x12_records = {(settings.x12_topic, p, o) for p, o in positions}
 
@@ -176,7 +181,9 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
     }
     offline: dict[str, tuple[int, str, list[str]]] = {}
     out = io.BytesIO()  # the interchanges as one file: one patient's claims meet, as above
-    scrub_837(b"".join(values[:-1]), ReferenceSnapshot(bundle), out, io.BytesIO(), "in.837")
+    summary = scrub_837(
+        b"".join(values[:-1]), ReferenceSnapshot(bundle), out, io.BytesIO(), "in.837"
+    )
     for raw in out.getvalue().splitlines():
         r = ScrubResult.model_validate_json(raw)
         have = offline.get(r.line_id)
@@ -188,6 +195,51 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
             )
     assert stream == {k: v[1:] for k, v in offline.items()}
     assert any("duplicate.line" in rules for _outcome, rules in stream.values())
+
+    # One claim result per claim once all its lines have verdicts; the latest revision of each
+    # is the offline scrub's verdict on the claim.
+    def verdict(doc: dict) -> tuple:
+        lines = tuple((s["line_id"], s["outcome"], tuple(s["rule_ids"])) for s in doc["lines"])
+        return doc["outcome"], lines
+
+    expected_claims = {
+        c.claim_id: verdict(orjson.loads(c.model_dump_json())) for c in summary.claims
+    }
+    claim_records = asyncio.run(
+        _read(
+            settings,
+            settings.claims_topic,
+            start_claims,
+            lambda r: len({orjson.loads(c.value)["claim_id"] for c in r}) >= len(expected_claims),
+            60,
+        )
+    )
+    members = {r.key for r in lines}
+    latest: dict[str, dict] = {}
+    for record in claim_records:
+        doc = orjson.loads(record.value)
+        assert record.key in members  # keyed by the patient's member id, like the lines
+        if doc["claim_id"] not in latest or doc["revision"] > latest[doc["claim_id"]]["revision"]:
+            latest[doc["claim_id"]] = doc
+    assert {cid: verdict(doc) for cid, doc in latest.items()} == expected_claims
+    assert "BAD" not in latest and len(expected_claims) >= 10
+
+    # Each claim result is answered with a 277CA that pyx12 validates, keyed by the submitter:
+    # one interchange per line that completed or changed claims (one submitter here).
+    answered: set[str] = set()
+    makers = {_source(r) for r in claim_records}
+    ca_records = asyncio.run(
+        _read(settings, settings.x12_277ca_topic, start_277, lambda r: len(r) >= len(makers), 60)
+    )
+    assert sorted(_source(r) for r in ca_records) == sorted(makers)
+    for record in ca_records:
+        assert record.key == b"SUBMITTER01"
+        for framed in split_interchanges(record.value):
+            report = validate(framed, ACK_277CA)
+            assert report.failure is None and report.own_errors == 0
+            assert all(ts.valid for ts in report.sets)
+        answered |= set(re.findall(r"TRN\*2\*([^~*]+)~", record.value.decode()))
+    assert answered >= set(expected_claims)
 
     # The record that is not X12 is a dead letter, and a replay sends it back to the X12 topic.
     dead = asyncio.run(_read(settings, settings.dlq_topic, start, lambda r: len(r) >= 1, 30))

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from scrubber.claims import ClaimAssembler, build_claim_result, line_status
+from scrubber.claims import ClaimAssembler, build_claim_result, claim_emissions, line_status
 from scrubber.contracts import (
     BillingProvider,
     Category,
     ClaimLine,
+    ClaimResult,
     Finding,
     Outcome,
     Patient,
@@ -21,6 +22,7 @@ from scrubber.contracts import (
     Severity,
     X12Trace,
 )
+from scrubber.processor import Emission, Processed, SourcePosition
 
 NOW = datetime(2024, 3, 20, 10, 30, tzinfo=UTC)
 TRACE = X12Trace(
@@ -152,3 +154,96 @@ def test_build_names_the_newest_reference_version_and_refuses_an_incomplete_clai
     with pytest.raises(ValueError, match="every line"):
         build_claim_result(lines[:1], 2, revision=1, now=NOW)
     assert line_status(result(1, rules=("b", "a", "b"))).rule_ids == ["a", "b"]
+
+
+def test_the_stored_form_reads_back_to_the_same_assembly() -> None:
+    assembler = ClaimAssembler()
+    for r in (result(1), result(2, rules=("code.unknown",)), result(3), result(1, claim_id="C2")):
+        assembler.add(r, NOW)
+    again = ClaimAssembler.from_bytes(assembler.to_bytes())
+    assert again.current() == assembler.current()
+    # It goes on exactly as the original would.
+    later = result(2, revision=2)
+    assert again.add(later, NOW) == assembler.add(later, NOW)
+    assert again.to_bytes() == assembler.to_bytes()
+    with pytest.raises(ValueError, match="not a stored claim assembly"):
+        ClaimAssembler.from_bytes(b'{"f": 9}')
+
+
+def test_a_resent_line_verdict_resends_the_claim_result_it_made_and_no_other() -> None:
+    assembler = ClaimAssembler()
+    assembler.add(result(1), NOW)
+    assembler.add(result(2), NOW)
+    assert assembler.resend(result(2)) is None  # the claim is not complete yet
+    claim = assembler.add(result(3), NOW)
+    assert claim is not None
+    assert assembler.resend(result(3)) == claim  # the line that completed it
+    assert assembler.resend(result(1)) is None  # completed by another line
+    revised = assembler.add(result(1, revision=2, rules=("duplicate.line",)), NOW)
+    assert revised is not None and revised.revision == 2
+    assert assembler.resend(result(3)) is None  # its claim result is no longer the current one
+    assert assembler.resend(result(1, revision=2, rules=("duplicate.line",))) == revised
+
+
+def test_claims_far_behind_the_patients_newest_date_of_service_are_forgotten() -> None:
+    def dated(claim_id: str, day: date) -> ScrubResult:
+        r = result(1, count=1, claim_id=claim_id)
+        return r.model_copy(update={"line": r.line.model_copy(update={"service_date": day})})
+
+    assembler = ClaimAssembler()
+    assembler.add(dated("OLD", date(2023, 1, 1)), NOW)
+    assembler.add(dated("EDGE", date(2023, 12, 1)), NOW)
+    assembler.add(dated("NEW", date(2024, 3, 1)), NOW)
+    assert assembler.prune(keep_days=91) == 1
+    assert [c.claim_id for c in assembler.current()] == ["EDGE", "NEW"]
+
+
+class DictClaims:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.puts = 0
+
+    def get(self, member_id: str) -> bytes | None:
+        return self.data.get(member_id)
+
+    def put(self, member_id: str, data: bytes) -> None:
+        self.puts += 1
+        self.data[member_id] = data
+
+
+def _processed(*emissions_of: tuple[ScrubResult, bool]) -> Processed:
+    return Processed(
+        tuple(
+            Emission(kind="accepted", key=b"M1", value=b"", headers=(), result=r, repeat=repeat)
+            for r, repeat in emissions_of
+        ),
+        member_id="M1",
+    )
+
+
+def test_claim_emissions_across_inputs_through_the_store() -> None:
+    store = DictClaims()
+    source = SourcePosition("claims.lines.v1", 1, 9)
+    assert claim_emissions(_processed((result(1, count=2), False)), store, source, NOW, 400) == ()
+    (out,) = claim_emissions(_processed((result(2, count=2), False)), store, source, NOW, 400)
+    assert (out.kind, out.key, out.repeat) == ("claim", b"M1", False)
+    assert out.claim is not None and out.claim.revision == 1
+    assert ClaimResult.model_validate_json(out.value) == out.claim
+    assert dict(out.headers)["scrubber-source-offset"] == b"9"
+    # The same input again (a redelivery): the claim result it made, unchanged, and no write.
+    puts = store.puts
+    (again,) = claim_emissions(_processed((result(2, count=2), True)), store, source, NOW, 400)
+    assert again.repeat and again.claim == out.claim and store.puts == puts
+    # A line of a claim without a count, or no result at all: nothing, and nothing read.
+    empty = DictClaims()
+    assert claim_emissions(_processed((result(1, count=None), False)), empty, source, NOW, 9) == ()
+    assert empty.data == {}
+
+
+def test_a_stored_assembly_that_does_not_read_is_started_afresh() -> None:
+    store = DictClaims()
+    store.data["M1"] = b"\x00garbage"
+    source = SourcePosition("claims.lines.v1", 0, 0)
+    (out,) = claim_emissions(_processed((result(1, count=1), False)), store, source, NOW, 400)
+    assert out.claim is not None and out.claim.revision == 1
+    assert ClaimAssembler.from_bytes(store.data["M1"]).current() == [out.claim]

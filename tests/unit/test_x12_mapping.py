@@ -106,10 +106,48 @@ def test_every_field_of_every_line() -> None:
         "interchanges 1 (rejected 0), transaction sets 1 (accepted 1, rejected 0), "
         "claims 4, lines 5"
     )
+    clinic = {"entity_type": "2", "last_name": "BILLING CLINIC", "id_qualifier": "XX"}
+    claim_echo = {
+        "charge": "350.5",  # CLM02
+        "patient": {  # no patient loop: the subscriber (2010BA) is the patient
+            "entity_type": "1",
+            "last_name": "DOE",
+            "first_name": "JOHN",
+            "id_qualifier": "MI",
+            "identifier": "MEMBER001",
+        },
+        "billing": {**clinic, "identifier": BILLING_NPI},
+        "submitter": {
+            "entity_type": "2",
+            "last_name": "SUBMITTER CLINIC",
+            "id_qualifier": "46",
+            "identifier": "S12345",
+        },
+        "receiver": {
+            "entity_type": "2",
+            "last_name": "RECEIVER CH",
+            "id_qualifier": "46",
+            "identifier": "R54321",
+        },
+        "batch": "BATCH0001",
+        "envelope": {
+            "sender_qualifier": "ZZ",
+            "sender": "SUBMITTER01",
+            "receiver_qualifier": "ZZ",
+            "receiver": "RECEIVER01",
+            "usage": "T",
+            "group_sender": "SUBMITTER01",
+            "group_receiver": "RECEIVER01",
+        },
+    }
     trace = {
         "interchange_control": "000000101",
         "group_control": "101",
         "transaction_set_control": "0001",
+        "service_to": "2024-03-01",
+        "procedure_qualifier": "HC",
+        "units_text": "1",
+        "claim": claim_echo,
     }
     assert lines[0] == {
         "claim_id": "CLAIM001",
@@ -139,12 +177,21 @@ def test_every_field_of_every_line() -> None:
         "250.50",
         ["R05"],
     )
+    # The RD8 range's end and SV104 as sent travel for the 277CA; the claim's echo is shared.
+    assert (second["x12"]["service_to"], second["x12"]["units_text"]) == ("2024-03-04", "2")
+    assert second["x12"]["claim"] == claim_echo
     # No 2310B, no 2420A: the billing provider renders, with 2000A's PRV*BI taxonomy.
     assert lines[2]["rendering_provider"] == {"npi": BILLING_NPI, "taxonomy": "207Q00000X"}
     assert lines[2]["claim_line_count"] == 1
     # Under a patient loop: the member id is the subscriber's, birth date and sex the patient's.
     assert lines[3]["patient"] == {"member_id": "MEMBER002", "birth_date": "2012-07-09", "sex": "F"}
     assert (lines[3]["payer_id"], lines[3]["place_of_service"]) == ("PAYER02", "21")
+    assert lines[3]["x12"]["claim"]["patient"] == {  # the 2010CA name, which has no id
+        "entity_type": "1",
+        "last_name": "DOE",
+        "first_name": "JANE",
+    }
+    assert lines[3]["x12"]["claim"]["charge"] == "100"
     fourth = lines[4]
     assert fourth["billing_provider"] == {"npi": OTHER_BILLING_NPI, "tax_id": "987654321"}
     assert fourth["rendering_provider"] == {"npi": OTHER_BILLING_NPI, "taxonomy": "207R00000X"}

@@ -233,3 +233,54 @@ def test_every_category_has_a_277ca_status_code() -> None:
     from scrubber.x12.ack277 import STATUS_BY_CATEGORY
 
     assert set(STATUS_BY_CATEGORY) == set(Category)
+
+
+def test_the_streams_claim_emissions_answer_each_claim_with_a_valid_277ca(
+    seeds: ReferenceSnapshot,
+) -> None:
+    """Line by line, as the worker judges them: claim results, then 277CAs pyx12 validates."""
+    from scrubber.accounting import key_of
+    from scrubber.claims import ack277_control, claim_emissions
+    from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
+    from scrubber.rules.library import default_engine
+    from tests.unit.test_claims import DictClaims
+
+    lines = io.BytesIO()
+    convert(sample(), lines, io.BytesIO(), None, NOW)
+    processor = LineProcessor(default_engine())
+    histories, claims = MemoryHistoryStore(), DictClaims()
+    emitted = []
+    for offset, raw in enumerate(lines.getvalue().splitlines()):
+        source = SourcePosition("claims.lines.v1", 0, offset)
+        processed = processor.process(raw, key_of(raw), source, seeds, histories, NOW)
+        emitted.append(claim_emissions(processed, claims, source, NOW, 400, partitions=4))
+    kinds = [[e.kind for e in out] for out in emitted]
+    # Claims complete at their last line: CLEAN01 (lines 0-1), BAD01 (2-3), CLEAN02 (4).
+    assert kinds == [[], ["claim", "ack277"], [], ["claim", "ack277"], ["claim", "ack277"]]
+    acks = [e for out in emitted for e in out if e.kind == "ack277"]
+    assert [a.key for a in acks] == [b"SUBMITTER01"] * 3
+    for offset, ack in zip((1, 3, 4), acks, strict=True):
+        (framed,) = split_interchanges(ack.value)
+        report = validate(framed, ACK_277CA)
+        assert report.failure is None and report.own_errors == 0
+        assert all(ts.valid for ts in report.sets)
+        control = ack277_control(SourcePosition("claims.lines.v1", 0, offset), 4)
+        assert f"*{control:09d}*0*T*:~" in ack.value.decode()
+    assert b"TRN*2*BAD01~" in acks[1].value and b"STC*A3:21" in acks[1].value
+    assert b"NM1*QC*1*ROE*KIM****MI*MEMBER003~" in acks[2].value
+    # The claim results name only the 837's control numbers, never what the 277CA echoes.
+    claim = next(e.claim for out in emitted for e in out if e.claim is not None)
+    assert claim.x12 is not None and claim.x12.claim is None
+    # The line redelivered: the same claim result and a byte-identical 277CA, both repeats.
+    raw = lines.getvalue().splitlines()[3]
+    source = SourcePosition("claims.lines.v1", 0, 3)
+    again = claim_emissions(
+        processor.process(raw, key_of(raw), source, seeds, histories, NOW),
+        claims,
+        source,
+        NOW,
+        400,
+        4,
+    )
+    assert [(e.kind, e.repeat) for e in again] == [("claim", True), ("ack277", True)]
+    assert again[1].value == acks[1].value
