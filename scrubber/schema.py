@@ -65,14 +65,10 @@ def _source_headers() -> dict[str, Any]:
 def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the worker's four topics and the X12 edge's four."""
     from scrubber.x12.intake import (
-        ACK277_TOPIC,
-        ACK_TOPIC,
-        CLAIMS_TOPIC,
         HEADER_X12_GROUP,
         HEADER_X12_INTERCHANGE,
         HEADER_X12_TRANSACTION_SET,
         MAX_INTERCHANGE_BYTES,
-        X12_TOPIC,
     )
 
     key = {"type": "string", "description": "the patient's member id, UTF-8"}
@@ -160,7 +156,7 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
                 "Inputs that could not be read: original key and bytes.",
             ),
             "x12Interchanges": channel(
-                X12_TOPIC,
+                settings.x12_topic,
                 "x12Interchange",
                 "X12 837P interchanges (ISA..IEA; one or more per record), any key. Each "
                 "service line of an accepted transaction set becomes a claim line on "
@@ -168,21 +164,23 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
                 "do not start with an ISA, are dead-lettered.",
             ),
             "x12Acks": channel(
-                ACK_TOPIC,
+                settings.x12_ack_topic,
                 "x12Ack",
                 "The 999 (005010X231A1) of each interchange read, or a TA1 interchange when "
                 "the interchange was refused at its envelope.",
             ),
             "claims": channel(
-                CLAIMS_TOPIC,
+                settings.claims_topic,
                 "claimResult",
                 "The verdict on each 837 claim once every line has one, and again whenever "
                 "a line's revision changes it; consumers keep the highest revision per claim_id.",
             ),
             "x12ClaimAcks": channel(
-                ACK277_TOPIC,
+                settings.x12_277ca_topic,
                 "x12ClaimAck",
-                "277CA (005010X214) claim acknowledgements rendered from the claim results.",
+                "277CA (005010X214) claim acknowledgements rendered from the claim results, one "
+                "interchange per submitter per line that completed or changed claims; key: the "
+                "837's sender (ISA06).",
             ),
         },
         "operations": {

@@ -39,16 +39,6 @@ from scrubber.x12.envelope import Framed, Unframed, split_interchanges
 from scrubber.x12.mapping import ClaimEcho, MappedLine, map_transaction_set
 from scrubber.x12.validator import validate
 
-#: Topics of the X12 edge (the line, result and dead-letter topics are the worker's own).
-X12_TOPIC = "claims.x12.v1"
-"""Raw interchanges (ISA..IEA, one or more per record), any key."""
-ACK_TOPIC = "claims.x12.ack.v1"
-"""999 acknowledgements (and TA1 interchanges), keyed by the submitter's ISA06."""
-CLAIMS_TOPIC = "claims.claims.v1"
-"""ClaimResult, keyed by member id."""
-ACK277_TOPIC = "claims.x12.277ca.v1"
-"""277CA claim acknowledgements, keyed by the submitter's ISA06."""
-
 #: Headers of every claim line read from an 837, naming the envelope it came in.
 HEADER_X12_INTERCHANGE = "scrubber-x12-interchange"
 HEADER_X12_GROUP = "scrubber-x12-group"
