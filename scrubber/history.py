@@ -52,9 +52,16 @@ _ADDED_FIELDS = ("claim_line_count", "x12")
 
 
 def line_json(line: ClaimLine) -> bytes:
-    """The line as stored in a history: its known fields as JSON (unknown extra fields dropped)."""
-    absent = {name for name in _ADDED_FIELDS if getattr(line, name) is None}
-    return line.model_dump_json(exclude=absent or None).encode()
+    """The line as stored in a history: its known fields as JSON (unknown extra fields dropped).
+
+    What a 277CA echoes of the line's claim (``x12.claim``: names, the envelope) is left out:
+    judging later lines never needs it, the claim assembly keeps it once per claim, and it was
+    more than half of an 837 line's bytes. A revision's line carries the rest of ``x12``.
+    """
+    exclude: dict[str, Any] = {name: True for name in _ADDED_FIELDS if getattr(line, name) is None}
+    if line.x12 is not None and line.x12.claim is not None:
+        exclude["x12"] = {"claim": True}
+    return line.model_dump_json(exclude=exclude or None).encode()
 
 
 def content_digest(line: ClaimLine, data: bytes | None = None) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from scrubber.contracts import ClaimLine, X12Party, X12Trace
+from scrubber.contracts import ClaimLine, X12Claim, X12Party, X12Trace
 from scrubber.x12.validator import Loop, MappingError, SegmentRef, TransactionSet
 
 #: HI qualifiers of ICD-10-CM diagnoses: ABK principal, ABF other (837P 2300 HI).
@@ -471,17 +471,19 @@ def _party_doc(party: Party) -> dict[str, Any]:
     return {k: v for k, v in asdict(party).items() if v is not None}
 
 
-def echo_from_lines(lines: Sequence[ClaimLine]) -> ClaimEcho | None:
+def echo_from_lines(lines: Sequence[ClaimLine], claim: X12Claim | None = None) -> ClaimEcho | None:
     """What a 277CA echoes of a claim, from its lines as they were mapped from the 837.
 
     The one way an echo is made: the offline scrub and the worker both have a claim's lines
-    (the worker in its claim assembly), not the 837. None when no line carries the claim's
-    echo (lines that did not come from an 837, or were written before lines carried it).
+    (the worker in its claim assembly), not the 837. The claim's part (``x12.claim``) is
+    ``claim`` when given (the assembly keeps it once per claim), else the first line's that
+    has it. None without one (lines that did not come from an 837).
     """
-    first = next((x for x in lines if x.x12 is not None and x.x12.claim is not None), None)
-    if first is None or first.x12 is None or first.x12.claim is None:
+    first = next((x for x in lines if x.x12 is not None), None)
+    if claim is None:
+        claim = next((x.x12.claim for x in lines if x.x12 is not None and x.x12.claim), None)
+    if first is None or first.x12 is None or claim is None:
         return None
-    claim = first.x12.claim
 
     def party(p: X12Party) -> Party:
         return Party(p.entity_type, p.last_name, p.first_name, p.id_qualifier, p.identifier)

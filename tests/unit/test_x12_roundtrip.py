@@ -284,3 +284,33 @@ def test_the_streams_claim_emissions_answer_each_claim_with_a_valid_277ca(
     )
     assert [(e.kind, e.repeat) for e in again] == [("claim", True), ("ack277", True)]
     assert again[1].value == acks[1].value
+
+
+def test_the_claims_echo_is_kept_once_per_claim_not_in_histories_or_line_verdicts(
+    seeds: ReferenceSnapshot,
+) -> None:
+    from scrubber.history import line_json
+
+    results, _echoes, _ = scrub(sample(), seeds)
+    line = results[0].line
+    assert line.x12 is not None and line.x12.claim is not None
+    stored = orjson.loads(line_json(line))
+    assert "claim" not in stored["x12"]
+    assert stored["x12"]["interchange_control"] == "000000101"
+    assert stored["x12"]["procedure_qualifier"] == "HC"
+
+    assembler = ClaimAssembler()
+    for r in results:
+        assembler.add(r, NOW)
+    data = assembler.to_bytes()
+    assert data.count(b"SUBMITTER CLINIC") == 3  # three claims, one echo each
+    again = ClaimAssembler.from_bytes(data)
+    for claim in assembler.current():
+        assert again.echo(claim.claim_id) == assembler.echo(claim.claim_id) is not None
+    # A line verdict keeps neither findings nor the echo: well under its result's size.
+    stored_lines = [
+        line for claim in orjson.loads(data)["claims"].values() for line in claim["lines"]
+    ]
+    assert len(stored_lines) == len(results)
+    for verdict, result in zip(stored_lines, results, strict=True):
+        assert len(orjson.dumps(verdict)) < 0.5 * len(result.model_dump_json())
