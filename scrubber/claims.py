@@ -7,9 +7,11 @@ delivery) and revised (a later line can change an earlier one's verdict); the as
 the highest revision per line id, as every consumer of ScrubResults must.
 
 A ClaimResult is emitted when the claim first becomes complete, and again, with its revision
-+ 1, whenever a line's new revision changes that line's outcome or rule ids. A redelivered or
-older result, or a new revision that changes neither, emits nothing: the claim's verdict did not
-change. Everything here is pure: no I/O, and the time is passed in.
++ 1, whenever a line's new revision changes that line's outcome or rule ids, or the claim is
+sent again in another 837 (a new submission needs its own answer). An older result, or a new
+revision that changes nothing, emits nothing new; a result that made the current ClaimResult,
+delivered again, re-sends it unchanged (``resend``). Everything here is pure: no I/O, and the
+time is passed in.
 
 Lines without ``claim_line_count`` (JSONL input written before it existed) never complete a claim
 and are ignored.
@@ -17,7 +19,6 @@ and are ignored.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,12 +35,11 @@ from scrubber.contracts import (
     Outcome,
     ScrubResult,
     X12Claim,
+    X12Trace,
 )
 from scrubber.processor import Emission, Processed, SourcePosition
 from scrubber.x12.ack277 import ClaimAck, render_277ca
 from scrubber.x12.mapping import ClaimEcho, echo_from_lines
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,15 @@ def build_claim_result(
     )
 
 
+def _submission(line: ClaimLine) -> X12Trace | None:
+    """The 837 a claim's line came in (its control numbers), None for a line sent as JSON."""
+    return line.x12.controls() if line.x12 is not None else None
+
+
 @dataclass(slots=True)
 class _Claim:
+    submission: X12Trace | None
+    """The submission the claim's lines are from: a later one replaces them (a resubmission)."""
     lines: dict[str, LineVerdict] = field(default_factory=dict)
     emitted: ClaimResult | None = None
     cause: tuple[str, int] | None = None
@@ -158,8 +165,8 @@ class _Claim:
     echo: X12Claim | None = None
     """What a 277CA echoes of the claim, from the first of its lines that carried it."""
 
-    def newest_service_date(self) -> date:
-        return max(r.line.service_date for r in self.lines.values())
+    def newest_service_date(self) -> date | None:
+        return max((r.line.service_date for r in self.lines.values()), default=None)
 
 
 def _verdicts(result: ClaimResult) -> list[tuple[str, Outcome, list[str]]]:
@@ -180,25 +187,50 @@ class ClaimAssembler:
 
     def __init__(self) -> None:
         self._claims: dict[str, _Claim] = {}
+        #: Whether ``add`` changed what is held since this flag was last cleared.
+        self.changed = False
 
-    def add(self, result: ScrubResult, now: datetime) -> ClaimResult | None:
-        """Take one result; return the claim's new ClaimResult, or None if there is none."""
+    def add(self, result: ScrubResult, now: datetime, *, own: bool = True) -> ClaimResult | None:
+        """Take one result; return the claim's new ClaimResult, or None if there is none.
+
+        ``own``: the result is the verdict on an input line itself, not a revision of an earlier
+        line. Such a line from another submission (the claim sent again in a new 837, or
+        corrected) starts the claim afresh: its lines are that submission's, its echo and its
+        line count too, and once complete it gets a new ClaimResult revision (and 277CA) even
+        when the verdicts are unchanged, since the new 837 needs its answer. A revision of a
+        line of a submission the claim no longer is, is not part of the claim any more.
+        """
         count = result.line.claim_line_count
         if count is None:
             return None
-        claim = self._claims.setdefault(result.line.claim_id, _Claim())
+        submission = _submission(result.line)
+        claim = self._claims.get(result.line.claim_id)
+        if claim is None:
+            claim = self._claims[result.line.claim_id] = _Claim(submission)
+        elif claim.submission != submission:
+            if not own:
+                return None
+            claim.submission, claim.lines, claim.echo = submission, {}, None
+            self.changed = True
         x12 = result.line.x12
         if claim.echo is None and x12 is not None and x12.claim is not None:
             claim.echo = x12.claim
+            self.changed = True
         known = claim.lines.get(result.line_id)
         if known is not None and known.revision >= result.revision:
             return None  # a redelivery, or older than what is held
         claim.lines[result.line_id] = LineVerdict.of(result)
+        self.changed = True
         if not is_complete(claim.lines.values(), count):
             return None
         revision = 1 if claim.emitted is None else claim.emitted.revision + 1
         candidate = build_claim_result(claim.lines.values(), count, revision, now)
-        if claim.emitted is not None and _verdicts(candidate) == _verdicts(claim.emitted):
+        emitted = claim.emitted
+        if (
+            emitted is not None
+            and _verdicts(candidate) == _verdicts(emitted)
+            and candidate.x12 == emitted.x12
+        ):
             return None
         claim.emitted = candidate
         claim.cause = (result.line_id, result.revision)
@@ -222,13 +254,15 @@ class ClaimAssembler:
         Measured in dates of service, like the histories, never by the clock: a line that late
         is outside the window in which it could still change a claim's lines. Returns how many.
         """
-        if not self._claims:
+        dates = {cid: c.newest_service_date() for cid, c in self._claims.items()}
+        known = [d for d in dates.values() if d is not None]
+        if not known:
             return 0
-        newest = max(c.newest_service_date() for c in self._claims.values())
-        horizon = newest - timedelta(days=keep_days)
-        old = [cid for cid, c in self._claims.items() if c.newest_service_date() < horizon]
+        horizon = max(known) - timedelta(days=keep_days)
+        old = [cid for cid, day in dates.items() if day is None or day < horizon]
         for cid in old:
             del self._claims[cid]
+        self.changed = self.changed or bool(old)
         return len(old)
 
     def echo(self, claim_id: str) -> ClaimEcho | None:
@@ -255,6 +289,9 @@ class ClaimAssembler:
                 "emitted": c.emitted.model_dump(mode="json") if c.emitted else None,
                 "cause": list(c.cause) if c.cause else None,
                 "echo": c.echo.model_dump(mode="json", exclude_none=True) if c.echo else None,
+                "submission": c.submission.model_dump(mode="json", exclude_none=True)
+                if c.submission
+                else None,
             }
             for cid, c in self._claims.items()
         }
@@ -262,34 +299,41 @@ class ClaimAssembler:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClaimAssembler:
-        """Read the stored form back (``ValueError`` when it is not one)."""
-        doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("f") != _STORED_FORMAT:
-            raise ValueError("not a stored claim assembly")
-        assembler = cls()
-        for cid, stored in doc["claims"].items():
-            claim = _Claim()
-            for raw in stored["lines"]:
-                verdict = LineVerdict.from_json(raw)
-                claim.lines[verdict.line_id] = verdict
-            if stored["emitted"] is not None:
-                claim.emitted = ClaimResult.model_validate(stored["emitted"], strict=False)
-            if stored.get("echo") is not None:
-                claim.echo = X12Claim.model_validate(stored["echo"], strict=False)
-            if stored["cause"] is not None:
-                claim.cause = (str(stored["cause"][0]), int(stored["cause"][1]))
-            assembler._claims[cid] = claim
+        """Read the stored form back; ``ValueError`` for anything that is not one."""
+        try:
+            doc = orjson.loads(data)
+            if not isinstance(doc, dict) or doc.get("f") != _STORED_FORMAT:
+                raise ValueError("not a stored claim assembly")
+            assembler = cls()
+            for cid, stored in doc["claims"].items():
+                submission = stored.get("submission")
+                claim = _Claim(
+                    X12Trace.model_validate(submission, strict=False) if submission else None
+                )
+                for raw in stored["lines"]:
+                    verdict = LineVerdict.from_json(raw)
+                    claim.lines[verdict.line_id] = verdict
+                if stored["emitted"] is not None:
+                    claim.emitted = ClaimResult.model_validate(stored["emitted"], strict=False)
+                if stored.get("echo") is not None:
+                    claim.echo = X12Claim.model_validate(stored["echo"], strict=False)
+                if stored["cause"] is not None:
+                    line_id, revision = stored["cause"]
+                    claim.cause = (str(line_id), int(revision))
+                assembler._claims[str(cid)] = claim
+        except Exception as exc:
+            raise ValueError(f"not a stored claim assembly ({type(exc).__name__})") from None
         return assembler
 
 
 class ClaimStore(Protocol):
     """Where the worker keeps each patient's claims being assembled (a Faust table)."""
 
-    def get(self, member_id: str) -> bytes | None:
-        """The stored assembly (``ClaimAssembler.to_bytes``) of the patient, or None."""
+    def get(self, member_id: str) -> ClaimAssembler | None:
+        """The patient's assembly, or None (none yet, or it could not be read: set aside)."""
         ...
 
-    def put(self, member_id: str, data: bytes) -> None:
+    def put(self, member_id: str, assembler: ClaimAssembler) -> None:
         """Keep the patient's assembly."""
         ...
 
@@ -323,13 +367,13 @@ def claim_emissions(
 
     Every result the input emitted (its own, and the revisions it caused) goes to the
     patient's assembly; a claim that became complete or changed is emitted (kind ``claim``,
-    key: member id), and a re-sent result (a redelivery) re-sends the ClaimResult it made, if
-    any. The claims whose lines came from an 837 are then answered with a 277CA (kind
-    ``ack277``, key: the 837's sender, ISA06), one interchange per submitter, dated with the
-    claims' own time so that a re-sent one is byte-identical. Lines without
-    ``claim_line_count`` make nothing and cost nothing. A stored assembly that no longer reads
-    is started afresh: it holds nothing that the line results do not (a claim whose earlier
-    lines were in it is emitted again when one of its lines is next judged).
+    key: member id). A result the assembly holds already re-sends the ClaimResult it made, if
+    any (``resend``): this does not depend on the result being a repeat, so whichever of the
+    patient's history, the assembly and the outputs a crash kept, the redelivered input ends
+    with the claim's result sent. The claims whose lines came from an 837 are then answered
+    with a 277CA (kind ``ack277``, key: the 837's sender, ISA06), one interchange per
+    submitter, dated with the claims' own time so that a re-sent one is byte-identical.
+    Lines without ``claim_line_count`` make nothing and cost nothing.
     """
     results = [
         e for e in processed.emissions if e.result and e.result.line.claim_line_count is not None
@@ -337,26 +381,21 @@ def claim_emissions(
     if not results or processed.member_id is None:
         return ()
     member = processed.member_id
-    stored = store.get(member)
-    assembler = ClaimAssembler()
-    if stored:
-        try:
-            assembler = ClaimAssembler.from_bytes(stored)
-        except (ValueError, KeyError, TypeError):
-            log.warning("a stored claim assembly did not read; starting it afresh")
+    assembler = store.get(member) or ClaimAssembler()
+    assembler.changed = False
     out: list[Emission] = []
     made: list[tuple[ClaimResult, bool]] = []
-    changed = False
     headers = (*source.headers(), (HEADER_CONTRACT, CONTRACT_VERSION.encode()))
     for emission in results:
         assert emission.result is not None
-        if emission.repeat:
+        own = emission is processed.emissions[0]
+        claim = assembler.add(emission.result, now, own=own)
+        repeat = False
+        if claim is None:
             claim = assembler.resend(emission.result)
-        else:
-            claim = assembler.add(emission.result, now)
-            changed = True
+            repeat = claim is not None
         if claim is not None:
-            made.append((claim, emission.repeat))
+            made.append((claim, repeat))
             out.append(
                 Emission(
                     kind="claim",
@@ -364,7 +403,7 @@ def claim_emissions(
                     value=claim.model_dump_json().encode(),
                     headers=headers,
                     claim=claim,
-                    repeat=emission.repeat,
+                    repeat=repeat,
                 )
             )
     by_submitter: dict[object, list[tuple[ClaimAck, bool]]] = {}
@@ -385,7 +424,7 @@ def claim_emissions(
                 repeat=all(repeat for _, repeat in group),
             )
         )
-    if changed:
+    if assembler.changed:
         assembler.prune(keep_days)
-        store.put(member, assembler.to_bytes())
+        store.put(member, assembler)
     return tuple(out)

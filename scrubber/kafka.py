@@ -45,6 +45,10 @@ class TopicSpec:
 
 
 HISTORY_TABLE = "patient-history"
+
+#: Largest record the dead-letter topic takes (``max.message.bytes``) and the worker's producer
+#: sends: an input of up to Kafka's default 1 MiB, with its headers, always fits.
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
 CLAIMS_TABLE = "claim-verdicts"
 
 
@@ -73,7 +77,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.input_topic, n, {"retention.ms": week}),
         TopicSpec(settings.accepted_topic, n, {"retention.ms": week}),
         TopicSpec(settings.flagged_topic, n, {"retention.ms": week}),
-        TopicSpec(settings.dlq_topic, n, {"retention.ms": month}),
+        # A dead letter is its input's bytes plus headers: the input topics take records up to
+        # Kafka's default 1 MiB, so the dead-letter topic takes twice that.
+        TopicSpec(
+            settings.dlq_topic,
+            n,
+            {"retention.ms": month, "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+        ),
         # The X12 edge: interchanges in (their lines go to the input topic), acknowledgements out.
         TopicSpec(settings.x12_topic, n, {"retention.ms": week}),
         TopicSpec(settings.x12_ack_topic, n, {"retention.ms": month}),

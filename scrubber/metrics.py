@@ -94,6 +94,12 @@ class Metrics:
             "judged without them).",
             registry=r,
         )
+        self.claim_assemblies_set_aside = Counter(
+            "scrubber_claim_assemblies_set_aside",
+            "Stored claim assemblies that did not decode and were set aside (the patient's "
+            "claims started afresh).",
+            registry=r,
+        )
         self.history_store_errors = Counter(
             "scrubber_history_store_errors",
             "Reads of the patient history store that failed; the line was held and tried again.",

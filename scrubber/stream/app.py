@@ -33,7 +33,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
-from scrubber.kafka import CLAIMS_TABLE, HISTORY_TABLE, client_kwargs
+from scrubber.kafka import CLAIMS_TABLE, DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, Headers, LineProcessor
@@ -46,7 +46,7 @@ from scrubber.stream.faust_internals import FaustAcks, shorten_fetch_wait
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
-from scrubber.stream.runtime import BatchHandler, NoState, StreamRuntime
+from scrubber.stream.runtime import BatchHandler, BatchScopes, NoState, StreamRuntime
 from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
 from scrubber.x12.intake import X12Intake
 
@@ -102,8 +102,10 @@ def _report_failed_delivery(delivery: Any) -> None:
     The producer retried it until its timeout; the input's offset must not be committed now,
     and a graceful stop would commit it. Exiting without a commit hands the input back to
     whichever worker takes the partition: a result lost to a broker outage becomes a
-    redelivery, never a gap. Outputs are bounded (inputs are at most 64 KiB), so no message
-    can fail this way every time.
+    redelivery, never a gap. Outputs are bounded, so no message can fail this way every time:
+    a dead letter by its input topic's record limit (Kafka's default 1 MiB), within the
+    producer's and the dead-letter topic's 2 MiB (``DEAD_LETTER_MAX_BYTES``); results,
+    acknowledgements and claim results are small, and the 277CA of one line's claims too.
     """
     if not delivery.cancelled() and delivery.exception() is not None:
         log.critical(
@@ -151,6 +153,9 @@ class Worker:
             # inside the latency budget, and a batch of up to 256 KiB holds ~100 results.
             producer_linger=PRODUCER_LINGER_SECONDS,
             producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+            # A dead letter carries its input's bytes (up to Kafka's default 1 MiB) and headers;
+            # Faust's default limit (1,000,000 bytes) would refuse it and stop the partition.
+            producer_max_request_size=DEAD_LETTER_MAX_BYTES,
             web_enabled=True,
             web_bind=settings.web_host,
             web_host=settings.web_host,
@@ -197,17 +202,22 @@ class Worker:
             value_type=bytes,
             options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
+        self.claims = TableClaimStore(
+            self.claim_table, on_set_aside=self.metrics.claim_assemblies_set_aside.inc
+        )
         self.runtime = StreamRuntime(
             LineProcessor(default_engine(), lateness_days=settings.lateness_days),
             self.holder,
             self.metrics,
             self.send,
             self.histories,
-            claims=TableClaimStore(self.claim_table),
+            claims=self.claims,
             partitions=settings.partitions,
         )
         self.guard = GapGuard(KafkaRangeReader(settings))
-        self.batches = BatchHandler(self.runtime, self.histories, self.guard, FaustAcks(self.app))
+        self.batches = BatchHandler(
+            self.runtime, BatchScopes(self.histories, self.claims), self.guard, FaustAcks(self.app)
+        )
         # The X12 edge: interchanges in, lines to the input topic, acknowledgements out; its
         # own guard against skipped records, the same acknowledgement rule, no table.
         self.x12_guard = GapGuard(KafkaRangeReader(settings, settings.x12_topic))

@@ -8,8 +8,8 @@ framing, pyx12 validation, mapping), then hands to the producer:
   the source and envelope headers (the worker's own scrub agent judges them like any line);
 - each 999 / TA1 to the acknowledgement topic, keyed by the submitter (ISA06), with the source
   headers of the X12 record it answers;
-- or, for a record that is not X12 the scrubber can read (empty, oversize, no ISA), one dead
-  letter with the original bytes.
+- or, for a record that is not X12 the scrubber can read (empty, oversize, no ISA), or that
+  the intake failed on (``processing_error``, a bug), one dead letter with the original bytes.
 
 Why the lines go through the input topic instead of straight to the engine: the input topic is
 keyed and partitioned by member id, so a patient's lines from interchanges on any X12 partition
@@ -31,8 +31,9 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from scrubber.contracts import DeadLetterCode, DeadLetterStage
 from scrubber.metrics import Metrics
-from scrubber.processor import Headers, SourcePosition
+from scrubber.processor import Headers, LineProcessor, Rejection, SourcePosition
 from scrubber.x12.intake import X12Intake, X12Processed
 
 #: Hands one record to the producer: topic, key, value, headers.
@@ -77,9 +78,18 @@ class X12Runtime:
         """
         started = time.perf_counter()
         source = SourcePosition(topic, partition, offset)
-        processed = await asyncio.to_thread(
-            self.intake.process, value, source, self.clock(), key, attempt
-        )
+        now = self.clock()
+        try:
+            processed = await asyncio.to_thread(
+                self.intake.process, value, source, now, key, attempt
+            )
+        except Exception as exc:  # a bug in the intake: the record is kept, not lost
+            rejection = Rejection(
+                DeadLetterCode.PROCESSING_ERROR, DeadLetterStage.ENGINE, type(exc).__name__
+            )
+            processed = X12Processed(
+                dead_letter=LineProcessor.dead_letter(value, key, source, rejection, now, attempt)
+            )
         self._count(processed)
         letter = processed.dead_letter
         if letter is not None:

@@ -250,6 +250,29 @@ class BatchStore(HistoryStore, BatchScope, Protocol):
     """The history store of a batch (``table_store.TableHistoryStore``)."""
 
 
+class BatchScopes:
+    """Several ``BatchScope`` as one (the histories and the claim assemblies), in order."""
+
+    def __init__(self, *scopes: BatchScope) -> None:
+        self.scopes = scopes
+
+    def at(self, event: Any) -> None:
+        """Each scope's ``at``."""
+        for scope in self.scopes:
+            scope.at(event)
+
+    def flush(self) -> None:
+        """Each scope's ``flush``, all of them even when one fails."""
+        errors: list[BaseException] = []
+        for scope in self.scopes:
+            try:
+                scope.flush()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
 class NoState:
     """The ``BatchScope`` of records that write no state (the X12 topic's)."""
 

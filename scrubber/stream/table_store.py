@@ -1,33 +1,41 @@
-"""Patient histories in the worker's Faust table, kept decoded for the length of a batch.
+"""The worker's Faust tables as the processor sees them, kept decoded for the length of a batch.
 
-Owns the history table as the processor sees it (a ``HistoryStore``): which partition's store
-and changelog a history is read from and written to, and when it is written. Faust picks that
-partition from its current event, which ``faust_internals.enter_event`` sets.
+Owns the patient-history table (a ``HistoryStore``) and the claim-verdicts table (a
+``ClaimStore``): which partition's store and changelog a value is read from and written to, and
+when it is written. Faust picks that partition from its current event, which
+``faust_internals.enter_event`` sets.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
+from scrubber.claims import ClaimAssembler
 from scrubber.history import PatientHistory, read_stored
 from scrubber.stream.faust_internals import enter_event
+
+log = logging.getLogger(__name__)
 
 #: Key prefix of the histories set aside because they no longer decode.
 SET_ASIDE_PREFIX = b"set-aside:"
 
+V = TypeVar("V")
 
-class TableHistoryStore:
-    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch.
 
-    The agent handles input records in batches. Within a batch the histories it reads and writes
+class _BatchedTable(Generic[V]):
+    """A Faust table whose values are kept decoded, and written once, per batch.
+
+    The agent handles input records in batches. Within a batch the values it reads and writes
     are kept here, decoded, and each one that changed is written to the table once, by
     ``flush``, before the batch's records are acknowledged: the records of a claim arrive
-    together, and encoding and writing a history (and its changelog record) for every one of
-    them was a fifth of the worker's time. Reads see exactly what writing every history at once
-    would have shown, so the verdicts are the same.
+    together, and encoding and writing a value (and its changelog record) for every one of
+    them was a fifth of the worker's time. Reads see exactly what writing every value at once
+    would have shown.
 
     Faust picks the table partition (its store and its changelog partition) from the current
-    event. ``at`` names the event whose records follow; a history is written with an event of
+    event. ``at`` names the event whose records follow; a value is written with an event of
     the partition it was read for, so it lands where writing it at once would have put it.
     """
 
@@ -35,7 +43,7 @@ class TableHistoryStore:
         self.table = table
         self._partition: int | None = None
         self._events: dict[int, Any] = {}
-        self._pending: dict[str, tuple[int | None, PatientHistory]] = {}
+        self._pending: dict[str, tuple[int | None, V]] = {}
 
     def at(self, event: Any) -> None:
         """Handle the following records as records of ``event``'s partition."""
@@ -44,15 +52,48 @@ class TableHistoryStore:
         self._partition = partition
         enter_event(event)
 
+    def _kept(self, member_id: str) -> V | None:
+        """The value this batch holds for the member on the current partition, if any."""
+        pending = self._pending.get(member_id)
+        if pending is None:
+            return None
+        if pending[0] == self._partition:
+            return pending[1]
+        # The same key on another partition: write it first, then read the table as usual.
+        del self._pending[member_id]
+        self._write(member_id, *pending)
+        return None
+
+    def _keep(self, member_id: str, value: V) -> None:
+        self._pending[member_id] = (self._partition, value)
+
+    def flush(self) -> None:
+        """Write every value the batch changed (Faust also writes it to the changelog)."""
+        pending, self._pending = self._pending, {}
+        for member_id, (partition, value) in pending.items():
+            self._write(member_id, partition, value)
+
+    def _encode(self, value: V) -> bytes:
+        raise NotImplementedError
+
+    def _write(self, member_id: str, partition: int | None, value: V) -> None:
+        if partition is not None:
+            enter_event(self._events[partition])
+        try:
+            self.table[member_id.encode()] = self._encode(value)
+        finally:
+            if self._partition is not None:
+                enter_event(self._events[self._partition])
+
+
+class TableHistoryStore(_BatchedTable[PatientHistory]):
+    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch."""
+
     def get(self, member_id: str) -> PatientHistory | None:
         """The patient's history, or None when the table has none."""
-        pending = self._pending.get(member_id)
-        if pending is not None:
-            if pending[0] == self._partition:
-                return pending[1]
-            # The same key on another partition: write it first, then read the table as usual.
-            del self._pending[member_id]
-            self._write(member_id, *pending)
+        kept = self._kept(member_id)
+        if kept is not None:
+            return kept
         raw = self.table.get(member_id.encode())
         return read_stored(raw) if raw else None
 
@@ -67,41 +108,51 @@ class TableHistoryStore:
 
     def put(self, member_id: str, history: PatientHistory) -> None:
         """Keep the new history; ``flush`` writes it."""
-        self._pending[member_id] = (self._partition, history)
+        self._keep(member_id, history)
 
-    def flush(self) -> None:
-        """Write every history the batch changed (Faust also writes it to the changelog)."""
-        pending, self._pending = self._pending, {}
-        for member_id, (partition, history) in pending.items():
-            self._write(member_id, partition, history)
-
-    def _write(self, member_id: str, partition: int | None, history: PatientHistory) -> None:
-        if partition is not None:
-            enter_event(self._events[partition])
-        try:
-            self.table[member_id.encode()] = history.to_bytes()
-        finally:
-            if self._partition is not None:
-                enter_event(self._events[self._partition])
+    def _encode(self, value: PatientHistory) -> bytes:
+        return value.to_bytes()
 
 
-class TableClaimStore:
+class TableClaimStore(_BatchedTable[ClaimAssembler]):
     """Each patient's claims being assembled (``ClaimAssembler.to_bytes``) in a Faust table.
 
-    Keyed and partitioned like the histories, and written while the record's event is Faust's
-    current event (``TableHistoryStore.at`` sets it), so a patient's claims live with the
-    patient's history and are recovered with it from a compacted changelog. Written at once:
-    only lines of an 837 (with ``claim_line_count``) touch it.
+    Keyed and partitioned like the histories, so a patient's claims live with the patient's
+    history and are recovered with it from a compacted changelog; kept decoded per batch like
+    them. An assembly that no longer reads is set aside like a history (``set-aside:`` key,
+    written at once), ``on_set_aside`` is called, and the patient's claims start afresh: a claim
+    whose earlier lines were only in it is answered again when those lines are sent again.
     """
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
+    def __init__(self, table: Any, on_set_aside: Callable[[], None] | None = None) -> None:
+        super().__init__(table)
+        self.on_set_aside = on_set_aside
 
-    def get(self, member_id: str) -> bytes | None:
-        """The patient's stored assembly, or None."""
-        raw = self.table.get(member_id.encode())
-        return bytes(raw) if raw else None
+    def get(self, member_id: str) -> ClaimAssembler | None:
+        """The patient's assembly, or None (none yet, or set aside)."""
+        kept = self._kept(member_id)
+        if kept is not None:
+            return kept
+        key = member_id.encode()
+        raw = self.table.get(key)
+        if not raw:
+            return None
+        try:
+            return ClaimAssembler.from_bytes(bytes(raw))
+        except ValueError as exc:
+            self.table[SET_ASIDE_PREFIX + key] = raw
+            log.warning(
+                "a stored claim assembly did not read; set aside, the patient's claims start "
+                "afresh",
+                extra={"error_type": str(exc)},
+            )
+            if self.on_set_aside is not None:
+                self.on_set_aside()
+            return None
 
-    def put(self, member_id: str, data: bytes) -> None:
-        """Keep the patient's assembly (Faust also writes it to the changelog)."""
-        self.table[member_id.encode()] = data
+    def put(self, member_id: str, assembler: ClaimAssembler) -> None:
+        """Keep the patient's new assembly; ``flush`` writes it."""
+        self._keep(member_id, assembler)
+
+    def _encode(self, value: ClaimAssembler) -> bytes:
+        return value.to_bytes()

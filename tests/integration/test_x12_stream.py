@@ -118,7 +118,9 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
     asyncio.run(load_bundle(settings, bundle))
     worker.start()
     worker.wait_ready()
-    values = [*_interchanges(), b"this is not an interchange"]
+    # The last: not X12, and bigger than Faust's default producer limit (1,000,000 bytes), so
+    # its dead letter (the same bytes, with headers) needs the worker's own limit.
+    values = [*_interchanges(), b"this is not an interchange " + b"x" * 1_000_000]
     topics = [
         settings.input_topic,
         settings.x12_ack_topic,
@@ -246,6 +248,7 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
     assert [(_source(d), dict(d.headers)[HEADER_ERROR_CODE]) for d in dead] == [
         ((settings.x12_topic, *positions[-1]), b"not_x12")
     ]
+    assert dead[0].value == values[-1]  # the original bytes, all of them
     x12_end = asyncio.run(end_offsets(settings, [settings.x12_topic]))
     report = asyncio.run(replay(settings, Selection(), dry_run=False))
     assert report.replayed == 1

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from scrubber.claims import ClaimAssembler, build_claim_result, claim_emissions, line_status
@@ -199,16 +200,19 @@ def test_claims_far_behind_the_patients_newest_date_of_service_are_forgotten() -
 
 
 class DictClaims:
+    """Assemblies stored as bytes, as the table keeps them: a get decodes, a put encodes."""
+
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
         self.puts = 0
 
-    def get(self, member_id: str) -> bytes | None:
-        return self.data.get(member_id)
+    def get(self, member_id: str) -> ClaimAssembler | None:
+        raw = self.data.get(member_id)
+        return ClaimAssembler.from_bytes(raw) if raw else None
 
-    def put(self, member_id: str, data: bytes) -> None:
+    def put(self, member_id: str, assembler: ClaimAssembler) -> None:
         self.puts += 1
-        self.data[member_id] = data
+        self.data[member_id] = assembler.to_bytes()
 
 
 def _processed(*emissions_of: tuple[ScrubResult, bool]) -> Processed:
@@ -240,10 +244,75 @@ def test_claim_emissions_across_inputs_through_the_store() -> None:
     assert empty.data == {}
 
 
-def test_a_stored_assembly_that_does_not_read_is_started_afresh() -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00garbage",
+        b'{"f": 1, "claims": []}',
+        b'{"f": 1, "claims": {"C": {"lines": [], "emitted": null, "cause": ["x"]}}}',
+        b'{"f": 1, "claims": {"C": {"lines": [{"line": {}}], "emitted": null, "cause": null}}}',
+        b'{"f": 2, "claims": {}}',
+    ],
+)
+def test_anything_that_is_not_a_stored_assembly_is_a_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError, match="not a stored claim assembly"):
+        ClaimAssembler.from_bytes(data)
+
+
+def _crash_and_redeliver(keep: str) -> tuple[Emission, ...]:
+    """Line 2 completes the claim; a crash keeps only ``keep`` of what its handling wrote."""
+    source = SourcePosition("claims.lines.v1", 0, 2)
+    before = DictClaims()
+    claim_emissions(_processed((result(1, count=2), False)), before, source, NOW, 400)
+    saved = dict(before.data)
+    after = DictClaims()
+    after.data = dict(saved)
+    claim_emissions(_processed((result(2, count=2), False)), after, source, NOW, 400)
     store = DictClaims()
-    store.data["M1"] = b"\x00garbage"
-    source = SourcePosition("claims.lines.v1", 0, 0)
-    (out,) = claim_emissions(_processed((result(1, count=1), False)), store, source, NOW, 400)
-    assert out.claim is not None and out.claim.revision == 1
-    assert ClaimAssembler.from_bytes(store.data["M1"]).current() == [out.claim]
+    store.data = after.data if keep == "claims" else saved
+    # The redelivered line is a repeat when its history survived, else a new line again.
+    return claim_emissions(
+        _processed((result(2, count=2), keep == "history")), store, source, NOW, 400
+    )
+
+
+@pytest.mark.parametrize("keep", ["claims", "history"])
+def test_a_redelivered_line_ends_with_its_claim_result_whatever_the_crash_kept(keep: str) -> None:
+    (out,) = _crash_and_redeliver(keep)
+    assert out.kind == "claim" and out.claim is not None and out.claim.revision == 1
+    assert [s.line_id for s in out.claim.lines] == ["CLAIM001:1", "CLAIM001:2"]
+
+
+def _in(r: ScrubResult, control: str, count: int | None = None) -> ScrubResult:
+    """The result of the same line as it came in another 837 (and with another line count)."""
+    trace = X12Trace(interchange_control=control, group_control="1", transaction_set_control="0001")
+    update: dict[str, object] = {"x12": trace}
+    if count is not None:
+        update["claim_line_count"] = count
+    return r.model_copy(update={"line": r.line.model_copy(update=update)})
+
+
+def test_a_claim_sent_again_in_another_837_is_answered_again_with_its_lines_only() -> None:
+    assembler = ClaimAssembler()
+    for n in (1, 2, 3):
+        first = assembler.add(result(n), NOW)
+    assert first is not None and first.revision == 1
+    # Corrected to two lines and sent again: line 3 of the first 837 is no longer the claim's.
+    assert assembler.add(_in(result(1), "000000202", count=2), NOW) is None
+    again = assembler.add(_in(result(2), "000000202", count=2), NOW)
+    assert again is not None and again.revision == 2  # same verdicts, but a new 837 to answer
+    assert [s.line_id for s in again.lines] == ["CLAIM001:1", "CLAIM001:2"]
+    assert again.x12 is not None and again.x12.interchange_control == "000000202"
+    # A revision of a line of the first 837 is not part of the claim any more.
+    old = result(3, revision=2, rules=("duplicate.line",))
+    assert assembler.add(old, NOW, own=False) is None
+    assert assembler.current() == [again]
+
+
+def test_an_empty_claim_is_pruned_not_a_crash() -> None:
+    assembler = ClaimAssembler()
+    assembler.add(result(1, count=2), NOW)
+    data = orjson.loads(assembler.to_bytes())
+    data["claims"]["EMPTY"] = {"lines": [], "emitted": None, "cause": None, "echo": None}
+    restored = ClaimAssembler.from_bytes(orjson.dumps(data))
+    assert restored.prune(keep_days=400) == 1

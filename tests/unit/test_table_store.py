@@ -180,3 +180,24 @@ def _no_current_event() -> Any:
     token = faust.streams._current_event.set(None)
     yield
     faust.streams._current_event.reset(token)
+
+
+def test_a_claim_assembly_that_does_not_read_is_set_aside_and_started_afresh() -> None:
+    from scrubber.claims import ClaimAssembler
+    from scrubber.stream.table_store import SET_ASIDE_PREFIX, TableClaimStore
+
+    table = FakeTable(stores={2: {b"M1": b"\x00 not an assembly"}})
+    set_aside: list[int] = []
+    store = TableClaimStore(table, on_set_aside=lambda: set_aside.append(1))
+    store.at(FakeEvent(FakeMessage(2, 10)))
+    assert store.get("M1") is None
+    assert table.stores[2][SET_ASIDE_PREFIX + b"M1"] == b"\x00 not an assembly"
+    assert set_aside == [1]
+    # The new assembly is kept for the batch (no second decode) and written once, by flush.
+    fresh = ClaimAssembler()
+    store.put("M1", fresh)
+    assert store.get("M1") is fresh
+    writes = len(table.changelog)
+    store.flush()
+    assert table.changelog[writes:] == [(2, b"M1", fresh.to_bytes())]
+    assert ClaimAssembler.from_bytes(table.stores[2][b"M1"]).current() == []

@@ -143,3 +143,35 @@ def test_a_failed_send_leaves_the_record_unacknowledged() -> None:
     with pytest.raises(ConnectionError):
         asyncio.run(handler.handle([_event(0, _interchange())]))
     assert acks.held == [0] and acks.released == []
+
+
+def test_an_intake_failure_is_a_processing_error_dead_letter_not_a_stalled_partition() -> None:
+    class Broken(X12Intake):
+        def process(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+    sent: Sent = []
+
+    async def send(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        sent.append((topic, key, value, dict(headers)))
+
+    metrics = Metrics()
+    runtime = X12Runtime(Broken(), metrics, send, LINES, ACKS, DLQ, clock=lambda: NOW)
+    acks = Acks()
+    handler = BatchHandler(runtime, NoState(), GapGuard(Reader(committed_at={0: 0})), acks)
+    raw = _interchange()
+    asyncio.run(handler.handle([_event(0, raw)]))
+    ((topic, _key, value, headers),) = sent
+    assert (topic, value) == (DLQ, raw)
+    assert headers[HEADER_ERROR_CODE] == b"processing_error"
+    assert acks.released == [0]
+
+
+def test_the_dead_letter_topic_and_the_producer_take_a_dead_letter_of_any_input() -> None:
+    from scrubber.config import Settings
+    from scrubber.kafka import DEAD_LETTER_MAX_BYTES, topic_specs
+
+    settings = Settings()
+    (dlq,) = [s for s in topic_specs(settings) if s.name == settings.dlq_topic]
+    assert int(dlq.configs["max.message.bytes"]) == DEAD_LETTER_MAX_BYTES
+    assert DEAD_LETTER_MAX_BYTES >= 1024 * 1024 + 64 * 1024  # Kafka's default record, headers
