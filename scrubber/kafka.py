@@ -49,17 +49,11 @@ HISTORY_TABLE = "patient-history"
 #: Largest record the dead-letter topic takes (``max.message.bytes``) and the worker's producer
 #: sends: an input of up to Kafka's default 1 MiB, with its headers, always fits.
 DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
-CLAIMS_TABLE = "claim-verdicts"
 
 
 def history_changelog(settings: Settings) -> str:
     """The changelog topic Faust uses for the patient-history table."""
     return f"{settings.app_id}-{HISTORY_TABLE}-changelog"
-
-
-def claims_changelog(settings: Settings) -> str:
-    """The changelog topic Faust uses for the claim-verdicts table."""
-    return f"{settings.app_id}-{CLAIMS_TABLE}-changelog"
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -92,8 +86,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # The patient-history table's changelog: compacted, never deleted by time (a changelog
         # emptied by retention makes table recovery hang), and co-partitioned with the input.
         TopicSpec(history_changelog(settings), n, compact),
-        # The claims being assembled from their lines' verdicts, keyed like the histories.
-        TopicSpec(claims_changelog(settings), n, compact),
     ]
 
 
@@ -162,13 +154,13 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
                     ]
                 )
         found = await _partition_counts(admin, [s.name for s in specs])
-        for changelog in (history_changelog(settings), claims_changelog(settings)):
-            policy = await _cleanup_policy(admin, changelog)
-            if "compact" not in policy or "delete" in policy:
-                raise TopicMismatchError(
-                    f"topic {changelog} has cleanup.policy={policy}; a table's changelog must "
-                    "be compacted and never deleted by time, or table recovery loses state"
-                )
+        changelog = history_changelog(settings)
+        policy = await _cleanup_policy(admin, changelog)
+        if "compact" not in policy or "delete" in policy:
+            raise TopicMismatchError(
+                f"topic {changelog} has cleanup.policy={policy}; the history changelog must be "
+                "compacted and never deleted by time, or table recovery loses patients"
+            )
         for spec in specs:
             have = found.get(spec.name)
             if have != spec.partitions:

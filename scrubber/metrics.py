@@ -160,7 +160,8 @@ class Metrics:
         )
         self.history_patients = Gauge(
             "scrubber_history_patients",
-            "Patients held in this worker's history table (its assigned partitions).",
+            "Entries of this worker's history table (its assigned partitions): a patient's "
+            "history, and a patient's claim assembly when the patient has claims from 837s.",
             registry=r,
         )
         self.processing_seconds = Histogram(

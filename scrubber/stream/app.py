@@ -33,7 +33,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
-from scrubber.kafka import CLAIMS_TABLE, DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
+from scrubber.kafka import DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, Headers, LineProcessor
@@ -191,19 +191,11 @@ class Worker:
             options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
         self.histories = TableHistoryStore(self.table)
-        # The claims of 837s being assembled from their lines' verdicts, per patient: keyed,
-        # partitioned and recovered like the histories.
-        self.claim_table = self.app.Table(
-            CLAIMS_TABLE,
-            default=None,
-            partitions=settings.partitions,
-            store=settings.table_store,
-            key_type=bytes,
-            value_type=bytes,
-            options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
-        )
+        # The claims of 837s being assembled from their lines' verdicts, per patient: in the
+        # history table under their own key prefix, so they live, move and recover with the
+        # patient's history (one changelog, one recovery).
         self.claims = TableClaimStore(
-            self.claim_table, on_set_aside=self.metrics.claim_assemblies_set_aside.inc
+            self.table, on_set_aside=self.metrics.claim_assemblies_set_aside.inc
         )
         self.runtime = StreamRuntime(
             LineProcessor(default_engine(), lateness_days=settings.lateness_days),

@@ -1,9 +1,9 @@
 """The worker's Faust tables as the processor sees them, kept decoded for the length of a batch.
 
-Owns the patient-history table (a ``HistoryStore``) and the claim-verdicts table (a
-``ClaimStore``): which partition's store and changelog a value is read from and written to, and
-when it is written. Faust picks that partition from its current event, which
-``faust_internals.enter_event`` sets.
+Owns the patient-history table as the processor sees it (a ``HistoryStore``) and as the claim
+assembly does (a ``ClaimStore``, under ``CLAIMS_PREFIX`` and the member id): which partition's
+store and changelog a value is read from and written to, and when it is written. Faust picks
+that partition from its current event, which ``faust_internals.enter_event`` sets.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from scrubber.stream.faust_internals import enter_event
 
 log = logging.getLogger(__name__)
 
-#: Key prefix of the histories set aside because they no longer decode.
+#: Key prefix of the histories (and claim assemblies) set aside because they no longer decode.
 SET_ASIDE_PREFIX = b"set-aside:"
+#: Key prefix of the patients' claim assemblies in the history table (NUL bytes: a member id,
+#: the key of a history, is printable text).
+CLAIMS_PREFIX = b"\x00claims\x00"
 
 V = TypeVar("V")
 
@@ -38,6 +41,9 @@ class _BatchedTable(Generic[V]):
     event. ``at`` names the event whose records follow; a value is written with an event of
     the partition it was read for, so it lands where writing it at once would have put it.
     """
+
+    #: Prefix of this store's keys in the table (the member id follows).
+    prefix = b""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -80,7 +86,7 @@ class _BatchedTable(Generic[V]):
         if partition is not None:
             enter_event(self._events[partition])
         try:
-            self.table[member_id.encode()] = self._encode(value)
+            self.table[self.prefix + member_id.encode()] = self._encode(value)
         finally:
             if self._partition is not None:
                 enter_event(self._events[self._partition])
@@ -115,14 +121,19 @@ class TableHistoryStore(_BatchedTable[PatientHistory]):
 
 
 class TableClaimStore(_BatchedTable[ClaimAssembler]):
-    """Each patient's claims being assembled (``ClaimAssembler.to_bytes``) in a Faust table.
+    """Each patient's claims being assembled (``ClaimAssembler.to_bytes``), per batch.
 
-    Keyed and partitioned like the histories, so a patient's claims live with the patient's
-    history and are recovered with it from a compacted changelog; kept decoded per batch like
-    them. An assembly that no longer reads is set aside like a history (``set-aside:`` key,
-    written at once), ``on_set_aside`` is called, and the patient's claims start afresh: a claim
-    whose earlier lines were only in it is answered again when those lines are sent again.
+    In the history table under ``CLAIMS_PREFIX`` and the member id, written with the
+    patient's partition, so a patient's claims live, move and are recovered with the patient's
+    history, from the same compacted changelog (a second table would be a second changelog to
+    recover after every restart and rebalance); kept decoded per batch like the histories.
+    An assembly that no longer reads is set aside like a history (``set-aside:`` and that key,
+    written at once), ``on_set_aside`` is called, and the patient's claims start afresh: a
+    claim whose earlier lines were only in it is answered again when those lines are sent
+    again.
     """
+
+    prefix = CLAIMS_PREFIX
 
     def __init__(self, table: Any, on_set_aside: Callable[[], None] | None = None) -> None:
         super().__init__(table)
@@ -133,7 +144,7 @@ class TableClaimStore(_BatchedTable[ClaimAssembler]):
         kept = self._kept(member_id)
         if kept is not None:
             return kept
-        key = member_id.encode()
+        key = self.prefix + member_id.encode()
         raw = self.table.get(key)
         if not raw:
             return None

@@ -184,14 +184,15 @@ def _no_current_event() -> Any:
 
 def test_a_claim_assembly_that_does_not_read_is_set_aside_and_started_afresh() -> None:
     from scrubber.claims import ClaimAssembler
-    from scrubber.stream.table_store import SET_ASIDE_PREFIX, TableClaimStore
+    from scrubber.stream.table_store import CLAIMS_PREFIX, SET_ASIDE_PREFIX, TableClaimStore
 
-    table = FakeTable(stores={2: {b"M1": b"\x00 not an assembly"}})
+    key = CLAIMS_PREFIX + b"M1"  # beside the patient's history, in the same table
+    table = FakeTable(stores={2: {key: b"\x00 not an assembly", b"M1": b"a history"}})
     set_aside: list[int] = []
     store = TableClaimStore(table, on_set_aside=lambda: set_aside.append(1))
     store.at(FakeEvent(FakeMessage(2, 10)))
     assert store.get("M1") is None
-    assert table.stores[2][SET_ASIDE_PREFIX + b"M1"] == b"\x00 not an assembly"
+    assert table.stores[2][SET_ASIDE_PREFIX + key] == b"\x00 not an assembly"
     assert set_aside == [1]
     # The new assembly is kept for the batch (no second decode) and written once, by flush.
     fresh = ClaimAssembler()
@@ -199,5 +200,6 @@ def test_a_claim_assembly_that_does_not_read_is_set_aside_and_started_afresh() -
     assert store.get("M1") is fresh
     writes = len(table.changelog)
     store.flush()
-    assert table.changelog[writes:] == [(2, b"M1", fresh.to_bytes())]
-    assert ClaimAssembler.from_bytes(table.stores[2][b"M1"]).current() == []
+    assert table.changelog[writes:] == [(2, key, fresh.to_bytes())]
+    assert ClaimAssembler.from_bytes(table.stores[2][key]).current() == []
+    assert table.stores[2][b"M1"] == b"a history"
