@@ -277,6 +277,40 @@ def _scrub_837(
 
 
 # ------------------------------------------------------------------------------- X12
+@x12_app.command("serve")
+def x12_serve() -> None:
+    """Run the X12 intake until SIGTERM: the X12 topic's 837s to claim lines and 999s.
+
+    A process of its own beside the worker (any number of them, one consumer group); creates
+    missing topics first and serves its metrics on SCRUBBER_X12_WEB_PORT.
+    """
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from scrubber.kafka import TopicMismatchError, ensure_topics
+    from scrubber.metrics import Metrics
+    from scrubber.stream.edge import run_x12_intake
+
+    settings = _settings()
+    try:
+        _run(lambda: ensure_topics(settings))
+    except TopicMismatchError as exc:
+        console.print(f"[red]refusing to start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    metrics = Metrics()
+    start_http_server(settings.x12_web_port, addr=settings.web_host, registry=metrics.registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_x12_intake(settings, metrics, stop)
+
+    asyncio.run(main())
+
+
 @x12_app.command("lines")
 def x12_lines(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="X12 837P file")],

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # HTTP: /metrics, /healthz, /readyz
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    x12_web_port: int = Field(
+        default=6067,
+        ge=0,
+        le=65535,
+        description="port of the X12 intake's /metrics (scrubber x12 serve)",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

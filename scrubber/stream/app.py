@@ -41,14 +41,12 @@ from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.rules.library import default_engine
 from scrubber.stream import faust_internals
-from scrubber.stream.edge import X12Runtime
 from scrubber.stream.faust_internals import FaustAcks, shorten_fetch_wait
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
-from scrubber.stream.runtime import BatchHandler, BatchScopes, NoState, StreamRuntime
+from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
 from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
-from scrubber.x12.intake import X12Intake
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +67,6 @@ ROCKSDB_OPTIONS = {
 #: The agent takes up to this many records at a time, waiting at most this long for them.
 BATCH_MAX_RECORDS = 500
 BATCH_WAIT_SECONDS = 0.01
-#: The X12 agent takes fewer: one record can hold thousands of lines.
-X12_BATCH_MAX_RECORDS = 10
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -169,7 +165,6 @@ class Worker:
             "value_serializer": "raw",
         }
         self.input = self.app.topic(settings.input_topic, partitions=settings.partitions, **raw)
-        self.x12_input = self.app.topic(settings.x12_topic, partitions=settings.partitions, **raw)
         self.outputs = {
             "accepted": self.app.topic(settings.accepted_topic, **raw),
             "flagged": self.app.topic(settings.flagged_topic, **raw),
@@ -209,22 +204,6 @@ class Worker:
         self.guard = GapGuard(KafkaRangeReader(settings))
         self.batches = BatchHandler(
             self.runtime, BatchScopes(self.histories, self.claims), self.guard, FaustAcks(self.app)
-        )
-        # The X12 edge: interchanges in, lines to the input topic, acknowledgements out; its
-        # own guard against skipped records, the same acknowledgement rule, no table.
-        self.x12_guard = GapGuard(KafkaRangeReader(settings, settings.x12_topic))
-        self.x12_batches = BatchHandler(
-            X12Runtime(
-                X12Intake(),
-                self.metrics,
-                self.send_record,
-                line_topic=settings.input_topic,
-                ack_topic=settings.x12_ack_topic,
-                dlq_topic=settings.dlq_topic,
-            ),
-            NoState(),
-            self.x12_guard,
-            FaustAcks(self.app),
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
@@ -271,17 +250,9 @@ class Worker:
             async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WAIT_SECONDS):
                 await worker.batches.handle(events)
 
-        @app.agent(self.x12_input, concurrency=1, name="x12")
-        async def x12(stream: Any) -> None:
-            async for events in stream.take_events(
-                X12_BATCH_MAX_RECORDS, within=BATCH_WAIT_SECONDS
-            ):
-                await worker.x12_batches.handle(events)
-
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).
             guard.reset()
-            worker.x12_guard.reset()
             shorten_fetch_wait(app, worker.settings.kafka_fetch_max_wait_ms)
             # Started here, not as an app task: Faust starts those only once the first
             # recovery has completed, and that recovery may be the one that stalls.

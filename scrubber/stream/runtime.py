@@ -273,16 +273,6 @@ class BatchScopes:
             raise errors[0]
 
 
-class NoState:
-    """The ``BatchScope`` of records that write no state (the X12 topic's)."""
-
-    def at(self, event: Any) -> None:
-        """Nothing to keep per partition."""
-
-    def flush(self) -> None:
-        """Nothing to write."""
-
-
 class RecordHandler(Protocol):
     """Handles one record and hands its outputs to the producer (``StreamRuntime``, ...)."""
 
@@ -303,12 +293,10 @@ class RecordHandler(Protocol):
 
 
 class BatchHandler:
-    """Handles a batch of records of one consumed topic in order, each one exactly once.
+    """Handles a batch of input records in order: one result or dead letter for each.
 
-    The input topic's records get a result or a dead letter each (``StreamRuntime``, with the
-    history table as the batch's state); the X12 topic's get their lines, acknowledgements or
-    dead letter (``stream.edge.X12Runtime``, no state). Both topics get the same guard against
-    records the consumer skips and the same acknowledgement rule.
+    ``runtime`` handles one record (``StreamRuntime``); ``store`` is what the batch's records
+    write besides their outputs (the histories and the claim assemblies, ``BatchScopes``).
     """
 
     def __init__(

@@ -58,6 +58,7 @@ def settings(tmp_path: Path) -> Settings:
         app_id=f"claim-scrubber-test-{tag}",
         redis_prefix=f"scrubber-test-{tag}",
         web_port=free_port(),
+        x12_web_port=free_port(),
         data_dir=str(tmp_path / "worker-data"),
         refdata_poll_seconds=0.5,
         partitions=4,
@@ -96,9 +97,12 @@ async def load_bundle(settings: Settings, bundle: Bundle) -> None:
 class WorkerProcess:
     """A real ``scrubber worker`` process with the test's settings."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, command: tuple[str, ...] = ("worker",)
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -108,7 +112,7 @@ class WorkerProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scrubber", "worker"],
+                [sys.executable, "-m", "scrubber", *self.command],
                 env=settings_env(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,4 +1,5 @@
-"""The X12 edge in the worker: 837P interchanges on the X12 topic, over the real broker.
+"""The X12 edge: 837P interchanges on the X12 topic, read by `scrubber x12 serve` beside the
+worker, over the real broker.
 
 Every X12 record ends in a 999 (or a dead letter); every line of an accepted transaction set
 reaches the input topic exactly as `scrubber x12 lines` writes it, and gets the verdict the
@@ -35,7 +36,7 @@ from scrubber.x12.intake import read_interchanges
 from scrubber.x12.validator import ACK_277CA, validate
 from tests.unit.x12data import Claim, Line, render, simple
 
-from .conftest import REPO, assert_complete, load_bundle
+from .conftest import REPO, WorkerProcess, assert_complete, load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,15 @@ async def _read(settings, topic: str, start: dict[TopicPartition, int], want, se
     return records
 
 
+@pytest.fixture
+def intake(settings, worker, tmp_path):
+    """`scrubber x12 serve` with the test's settings, started and stopped around the test."""
+    proc = WorkerProcess(settings, tmp_path / "x12.log", command=("x12", "serve"))
+    proc.start()
+    yield proc
+    assert proc.stop() == 0, proc.log_tail()
+
+
 def _source(record) -> tuple[str, int, int]:
     headers = dict(record.headers)
     return (
@@ -113,7 +123,7 @@ def _source(record) -> tuple[str, int, int]:
 
 
 def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
-    settings, worker, bundle
+    settings, worker, intake, bundle
 ) -> None:
     asyncio.run(load_bundle(settings, bundle))
     worker.start()
@@ -258,11 +268,12 @@ def test_interchanges_become_lines_acknowledgements_and_the_offline_verdicts(
     assert dict(again[-1].headers)[HEADER_ATTEMPT] == b"2"
     assert _source(again[-1])[0] == settings.x12_topic
 
-    text = worker.log_path.read_text()
-    assert "MEMBER001" not in text and "DOE" not in text  # no PHI from the 837 in the log
+    for log in (worker.log_path, intake.log_path):
+        text = log.read_text()
+        assert "MEMBER001" not in text and "DOE" not in text  # no PHI from the 837 in a log
 
 
-def test_a_redelivered_interchange_changes_no_verdict(settings, worker, bundle) -> None:
+def test_a_redelivered_interchange_changes_no_verdict(settings, worker, intake, bundle) -> None:
     """At least once: the same interchange twice gives the same lines and no new revision."""
     asyncio.run(load_bundle(settings, bundle))
     worker.start()

@@ -1,14 +1,12 @@
-"""The worker's X12 edge: an X12 record's lines, acknowledgements or dead letter, and its acks.
+"""The X12 edge: an X12 record's lines, acknowledgements or dead letter, in order, counted.
 
-Real intake (pyx12), real batch handler and gap guard; stand-ins for Faust's events and offset
-bookkeeping, the Kafka range reader and the producer.
+Real intake (pyx12); a stand-in for the producer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -23,10 +21,7 @@ from scrubber.contracts import (
 from scrubber.metrics import Metrics
 from scrubber.processor import Headers, SourcePosition
 from scrubber.stream.edge import X12Runtime
-from scrubber.stream.gaps import GapGuard, RawRecord
-from scrubber.stream.runtime import BatchHandler, NoState
 from scrubber.x12.intake import X12Intake
-from tests.unit.test_batch_handler import Acks, Reader
 from tests.unit.x12data import Claim, Line, render, simple
 
 NOW = datetime(2024, 3, 20, 10, 30, tzinfo=UTC)
@@ -43,20 +38,7 @@ def _interchange(control: str = "101", claims: int = 2) -> bytes:
     return render([(control, [simple(batch)])], control=f"{int(control):09d}")
 
 
-def _event(offset: int, value: bytes | None, partition: int = 0, headers: Any = ()) -> Any:
-    message = SimpleNamespace(
-        topic=X12,
-        partition=partition,
-        offset=offset,
-        key=None,
-        value=value,
-        timestamp=None,
-        headers=list(headers),
-    )
-    return SimpleNamespace(message=message)
-
-
-def _edge(reader: Reader, fail_on: str | None = None) -> tuple[BatchHandler, Sent, Acks, Metrics]:
+def _edge(fail_on: str | None = None) -> tuple[X12Runtime, Sent, Metrics]:
     sent: Sent = []
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
@@ -65,9 +47,17 @@ def _edge(reader: Reader, fail_on: str | None = None) -> tuple[BatchHandler, Sen
         sent.append((topic, key, value, dict(headers)))
 
     metrics = Metrics()
-    runtime = X12Runtime(X12Intake(), metrics, send, LINES, ACKS, DLQ, clock=lambda: NOW)
-    acks = Acks()
-    return BatchHandler(runtime, NoState(), GapGuard(reader), acks), sent, acks, metrics
+    return (
+        X12Runtime(X12Intake(), metrics, send, LINES, ACKS, DLQ, clock=lambda: NOW),
+        sent,
+        metrics,
+    )
+
+
+def _handle(
+    runtime: X12Runtime, offset: int, value: bytes | None, partition: int = 0, attempt: int = 1
+) -> None:
+    asyncio.run(runtime.handle(X12, partition, offset, None, value, None, attempt))
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -75,8 +65,8 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def test_an_interchange_publishes_its_lines_then_its_999_and_is_acknowledged() -> None:
-    handler, sent, acks, metrics = _edge(Reader(committed_at={0: 7}))
-    asyncio.run(handler.handle([_event(7, _interchange())]))
+    runtime, sent, metrics = _edge()
+    _handle(runtime, 7, _interchange())
     topics = [s[0] for s in sent]
     assert topics == [LINES] * 4 + [ACKS]
     lines = [orjson.loads(s[2]) for s in sent[:4]]
@@ -87,7 +77,6 @@ def test_an_interchange_publishes_its_lines_then_its_999_and_is_acknowledged() -
     assert all(s[3][HEADER_SOURCE_TOPIC] == X12.encode() for s in sent)
     assert sent[4][1] == b"SUBMITTER01" and b"AK9*A*1*1*1~" in sent[4][2]
     assert sent[4][3][HEADER_SOURCE_OFFSET] == b"7"  # the 999 names the record it answers
-    assert acks.released == [7]
     assert _sample(metrics, "scrubber_x12_records_total") == 1
     assert _sample(metrics, "scrubber_x12_interchanges_total", outcome="accepted") == 1
     assert _sample(metrics, "scrubber_x12_transaction_sets_total", outcome="accepted") == 1
@@ -96,8 +85,8 @@ def test_an_interchange_publishes_its_lines_then_its_999_and_is_acknowledged() -
 
 def test_the_stream_publishes_exactly_what_the_offline_intake_gives() -> None:
     raw = _interchange("202", claims=3)
-    handler, sent, _acks, _metrics = _edge(Reader(committed_at={1: 0}))
-    asyncio.run(handler.handle([_event(0, raw, partition=1)]))
+    runtime, sent, _metrics = _edge()
+    _handle(runtime, 0, raw, partition=1)
     offline = X12Intake().process(raw, SourcePosition(X12, 1, 0), NOW)
     assert [(s[1], s[2]) for s in sent if s[0] == LINES] == [
         (r.key, r.value) for r in offline.lines
@@ -106,11 +95,10 @@ def test_the_stream_publishes_exactly_what_the_offline_intake_gives() -> None:
 
 def test_a_rejected_transaction_set_publishes_no_line_and_a_rejecting_999() -> None:
     raw = _interchange().replace(b"CLM*C0*", b"CLX*C0*", 1)
-    handler, sent, acks, metrics = _edge(Reader(committed_at={0: 0}))
-    asyncio.run(handler.handle([_event(0, raw)]))
+    runtime, sent, metrics = _edge()
+    _handle(runtime, 0, raw)
     assert [s[0] for s in sent] == [ACKS]
     assert b"IK5*R" in sent[0][2]
-    assert acks.released == [0]
     assert _sample(metrics, "scrubber_x12_transaction_sets_total", outcome="rejected") == 1
     assert _sample(metrics, "scrubber_x12_lines_published_total") == 0
 
@@ -119,30 +107,20 @@ def test_a_rejected_transaction_set_publishes_no_line_and_a_rejecting_999() -> N
     ("raw", "code"), [(b"", "empty_value"), (b'{"claim_id": "C1"}', "not_x12")]
 )
 def test_a_record_that_is_not_x12_is_a_dead_letter_with_its_attempt(raw: bytes, code: str) -> None:
-    handler, sent, acks, metrics = _edge(Reader(committed_at={0: 3}))
-    asyncio.run(handler.handle([_event(3, raw, headers=[(HEADER_ATTEMPT, b"2")])]))
+    runtime, sent, metrics = _edge()
+    _handle(runtime, 3, raw, attempt=2)
     assert len(sent) == 1
     topic, _key, value, headers = sent[0]
     assert topic == DLQ and value == raw
     assert headers[HEADER_ERROR_CODE] == code.encode() and headers[HEADER_ATTEMPT] == b"2"
-    assert acks.released == [3]
     assert _sample(metrics, "scrubber_dead_letters_total", error_code=code) == 1
 
 
-def test_an_interchange_the_consumer_skipped_is_read_back_and_published_first() -> None:
-    skipped = RawRecord(0, 4, None, _interchange("303", claims=1), None, ())
-    handler, sent, acks, _metrics = _edge(Reader({0: 4}, {(0, 4): skipped}))
-    asyncio.run(handler.handle([_event(5, _interchange("304", claims=1))]))
-    controls = [orjson.loads(s[2])["x12"]["interchange_control"] for s in sent if s[0] == LINES]
-    assert controls == ["000000303"] * 2 + ["000000304"] * 2
-    assert acks.skipped == [(X12, 4)] and acks.released == [5]
-
-
-def test_a_failed_send_leaves_the_record_unacknowledged() -> None:
-    handler, _sent, acks, _metrics = _edge(Reader(committed_at={0: 0}), fail_on=ACKS)
+def test_a_failed_send_raises_so_nothing_is_committed() -> None:
+    runtime, sent, _metrics = _edge(fail_on=ACKS)
     with pytest.raises(ConnectionError):
-        asyncio.run(handler.handle([_event(0, _interchange())]))
-    assert acks.held == [0] and acks.released == []
+        _handle(runtime, 0, _interchange())
+    assert [s[0] for s in sent] == [LINES] * 4  # the lines were handed over, the 999 was not
 
 
 def test_an_intake_failure_is_a_processing_error_dead_letter_not_a_stalled_partition() -> None:
@@ -155,16 +133,12 @@ def test_an_intake_failure_is_a_processing_error_dead_letter_not_a_stalled_parti
     async def send(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         sent.append((topic, key, value, dict(headers)))
 
-    metrics = Metrics()
-    runtime = X12Runtime(Broken(), metrics, send, LINES, ACKS, DLQ, clock=lambda: NOW)
-    acks = Acks()
-    handler = BatchHandler(runtime, NoState(), GapGuard(Reader(committed_at={0: 0})), acks)
+    runtime = X12Runtime(Broken(), Metrics(), send, LINES, ACKS, DLQ, clock=lambda: NOW)
     raw = _interchange()
-    asyncio.run(handler.handle([_event(0, raw)]))
+    _handle(runtime, 0, raw)
     ((topic, _key, value, headers),) = sent
     assert (topic, value) == (DLQ, raw)
     assert headers[HEADER_ERROR_CODE] == b"processing_error"
-    assert acks.released == [0]
 
 
 def test_the_dead_letter_topic_and_the_producer_take_a_dead_letter_of_any_input() -> None:
