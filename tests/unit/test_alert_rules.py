@@ -160,9 +160,13 @@ def test_compose_prometheus_scrapes_the_worker_with_the_alerts() -> None:
     worker_port = services["worker"]["environment"]["SCRUBBER_WEB_PORT"]
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert config["rule_files"] == [ALERTS.name]
-    (job,) = _scrape_jobs(PROM / "prometheus.yml")
+    job, x12 = _scrape_jobs(PROM / "prometheus.yml")
     assert job["job_name"] == JOB
     assert job["static_configs"] == [{"targets": [f"worker:{worker_port}"]}]
+    # The X12 intake is a job of its own: the worker's alerts (up{job=...}) keep to the worker.
+    x12_port = services["x12-intake"]["environment"]["SCRUBBER_X12_WEB_PORT"]
+    assert x12["job_name"] == JOB + "-x12"
+    assert x12["static_configs"] == [{"targets": [f"x12-intake:{x12_port}"]}]
 
 
 def test_every_scrape_config_names_the_job_the_alerts_expect() -> None:
@@ -170,8 +174,11 @@ def test_every_scrape_config_names_the_job_the_alerts_expect() -> None:
     # so it is checked here by structure and against deploy/k8s/service.yaml.
     for name in ("prometheus.yml", "prometheus.local.yml", "prometheus.k8s.yml"):
         jobs = _scrape_jobs(PROM / name)
-        assert [j["job_name"] for j in jobs] == [JOB], name
-        assert jobs[0]["metrics_path"] == "/metrics", name
+        assert jobs[0]["job_name"] == JOB, name
+        assert [j["job_name"] for j in jobs[1:]] == (
+            [JOB + "-x12"] if name == "prometheus.yml" else []
+        ), name
+        assert all(j["metrics_path"] == "/metrics" for j in jobs), name
     (job,) = _scrape_jobs(PROM / "prometheus.k8s.yml")
     service = yaml.safe_load((REPO / "deploy/k8s/service.yaml").read_text())
     # Kubernetes SD exposes service label `a.b/c` as __meta_kubernetes_service_label_a_b_c.
