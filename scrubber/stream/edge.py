@@ -20,11 +20,12 @@ revision).
 
 Why a process of its own (``scrubber x12 serve``, ``run_x12_intake``) and not an agent of the
 Faust worker: the intake keeps no state, and an X12 agent in the worker's consumer group made
-the worker's recovery from SIGKILL stall (the chaos suite's three-kills scenario lost its way on
-one or two partitions in four runs of six, against none without it). A plain aiokafka consumer
-and producer do what at-least-once needs: the X12 offsets are committed only after the producer
-has acknowledged every record the batch produced. The intake is CPU-bound (pyx12's validation
-is about 1.5 ms a line), so it runs in a thread: the consumer's heartbeats go on meanwhile.
+the worker's recovery from SIGKILL stall (the chaos suite's three-kills scenario left one or
+two partitions unanswered in two runs of six, against none in nine without it). A plain
+aiokafka consumer and producer do what at-least-once needs: the X12 offsets are committed only
+after the producer has acknowledged every record the batch produced. The intake is CPU-bound
+(pyx12's validation is about 1.5 ms a line), so it runs in a thread: the consumer's heartbeats
+go on meanwhile.
 """
 
 from __future__ import annotations

@@ -321,6 +321,7 @@ class BatchHandler:
         skipped_recovered = runtime.metrics.skipped_recovered
         acks.hold(events)
         done = 0
+        recovered: list[tuple[str, RawRecord]] = []
         try:
             for event in events:
                 m = event.message
@@ -340,7 +341,7 @@ class BatchHandler:
                         attempt_of(r.headers),
                     )
                     guard.handled(r.partition, r.offset)
-                    acks.recovered(m.topic, r)
+                    recovered.append((m.topic, r))
                     skipped_recovered.inc()
                 await runtime.handle(
                     m.topic,
@@ -355,6 +356,12 @@ class BatchHandler:
                 done += 1
         finally:
             store.flush()
-            # A release that is a record's last reference marks its offset safe to commit;
-            # records not handled keep theirs and are never acknowledged.
+            # Only now may any offset of the batch be committed: Faust commits on a timer of its
+            # own, and a record acknowledged before its history was written could be committed
+            # past, then lost from the history by a crash (later lines judged without it). That
+            # holds for the records the guard read back too. A release that is a record's last
+            # reference marks its offset safe to commit; records not handled keep theirs and
+            # are never acknowledged.
+            for topic, record in recovered:
+                acks.recovered(topic, record)
             acks.release(events[:done])
