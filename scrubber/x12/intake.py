@@ -181,7 +181,7 @@ class X12Processed:
 
 
 class X12Intake:
-    """The pure step of an X12 agent: one record of ``claims.x12.v1`` in, records to publish out.
+    """The pure step of the X12 intake (``scrubber x12 serve``): one X12 record in, records out.
 
     No I/O and no clock of its own (``now`` is passed in and only reaches the acknowledgements),
     like ``LineProcessor`` for JSON lines. Never raises for bad input: an oversize, empty or
