@@ -36,7 +36,7 @@ from scrubber.config import Settings
 from scrubber.kafka import DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
-from scrubber.processor import Emission, Headers, LineProcessor
+from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.rules.library import default_engine
@@ -209,20 +209,19 @@ class Worker:
         self._wire()
 
     async def send(self, emission: Emission) -> None:
-        """Hand one emission to its output topic (see ``send_record``)."""
-        await self.send_record(
-            self.output_names[emission.kind], emission.key, emission.value, emission.headers
-        )
-
-    async def send_record(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers
-    ) -> None:
-        """Hand one record to the producer; Faust flushes it before the next offset commit.
+        """Hand one emission to the producer; Faust flushes it before the next offset commit.
 
         Straight to Faust's producer (the one its commits flush), not through ``Topic.send``:
         the topic's message futures and sensors cost more than the send itself.
         """
-        delivery = await self.app.producer.send(topic, key, value, None, None, list(headers))
+        delivery = await self.app.producer.send(
+            self.output_names[emission.kind],
+            emission.key,
+            emission.value,
+            None,
+            None,
+            list(emission.headers),
+        )
         # aiokafka hands back a future (typed as an awaitable by Faust).
         cast("asyncio.Future[Any]", delivery).add_done_callback(_report_failed_delivery)
 

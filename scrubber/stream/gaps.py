@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A record read from a topic the worker consumes."""
+    """A record read from the input topic."""
 
     partition: int
     offset: int
@@ -52,7 +52,7 @@ class RawRecord:
 
 
 class RangeReader(Protocol):
-    """Reads committed offsets and offset ranges of one topic the worker consumes."""
+    """Reads committed offsets and offset ranges of the input topic."""
 
     async def committed(self, partition: int) -> int | None:
         """The group's committed offset (the next record to handle), or None."""
@@ -130,15 +130,11 @@ COMMITTED_TIMEOUT_SECONDS = 10.0
 
 
 class KafkaRangeReader:
-    """``RangeReader`` over a group-less aiokafka consumer (started lazily, reused).
+    """``RangeReader`` over a group-less aiokafka consumer (started lazily, reused)."""
 
-    Reads one topic the worker consumes: the input topic unless ``topic`` names another (the
-    X12 topic has a guard of its own).
-    """
-
-    def __init__(self, settings: Settings, topic: str | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = topic or settings.input_topic
+        self.topic = settings.input_topic
         self._consumer: AIOKafkaConsumer | None = None
         self._committed: AIOKafkaConsumer | None = None
 
@@ -165,7 +161,7 @@ class KafkaRangeReader:
         return self._committed
 
     async def committed(self, partition: int) -> int | None:
-        """The group's committed offset for a partition of the topic.
+        """The group's committed offset for a partition of the input topic.
 
         Each try is bounded: aiokafka looks the group coordinator up and retries without a
         deadline, and a lookup that never ends would hold the partition's records (and every

@@ -273,25 +273,6 @@ class BatchScopes:
             raise errors[0]
 
 
-class RecordHandler(Protocol):
-    """Handles one record and hands its outputs to the producer (``StreamRuntime``, ...)."""
-
-    metrics: Metrics
-
-    async def handle(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp: float | None = None,
-        attempt: int = 1,
-    ) -> object:
-        """Handle the record; return once its outputs are with the producer."""
-        ...
-
-
 class BatchHandler:
     """Handles a batch of input records in order: one result or dead letter for each.
 
@@ -300,7 +281,7 @@ class BatchHandler:
     """
 
     def __init__(
-        self, runtime: RecordHandler, store: BatchScope, guard: GapGuard, acks: Acks
+        self, runtime: StreamRuntime, store: BatchScope, guard: GapGuard, acks: Acks
     ) -> None:
         self.runtime = runtime
         self.store = store
