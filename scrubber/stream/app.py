@@ -85,6 +85,14 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+#: How often the worker looks for quiet input partitions whose log goes on (``Worker.sweep``),
+#: how long a partition must have delivered nothing to count as quiet, and how many offsets
+#: one sweep of a partition reads at most. Quiet means far longer than a record waits in a
+#: full stream buffer (4,096 records, under two seconds of work).
+SWEEP_INTERVAL_SECONDS = 5.0
+SWEEP_QUIET_SECONDS = 15.0
+SWEEP_MAX_RECORDS = 1_000
+
 #: How often the recovery watch reads the table recovery's progress (see stream/recovery.py).
 RECOVERY_WATCH_SECONDS = 5.0
 
@@ -201,9 +209,13 @@ class Worker:
             claims=self.claims,
             partitions=settings.partitions,
         )
-        self.guard = GapGuard(KafkaRangeReader(settings))
+        self.reader = KafkaRangeReader(settings)
+        self.guard = GapGuard(self.reader)
         self.batches = BatchHandler(
-            self.runtime, BatchScopes(self.histories, self.claims), self.guard, FaustAcks(self.app)
+            self.runtime,
+            BatchScopes(self.histories, self.claims),
+            self.guard,
+            FaustAcks(self.app, frozenset({settings.input_topic})),
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
@@ -238,10 +250,43 @@ class Worker:
         for partition, value in lags.items():
             self.metrics.consumer_lag.labels(str(partition)).set(value)
 
+    async def sweep(self) -> int:
+        """Handle the records of quiet input partitions that the consumer never delivered.
+
+        A partition that delivered nothing for ``SWEEP_QUIET_SECONDS`` while its log holds
+        records this worker has not handled is read by the gap guard and handled (see
+        stream/gaps.py). Only a ready worker sweeps: during a table recovery or without
+        reference data, records wait by design. Returns the number of records handled.
+        """
+        if self.readiness():
+            return 0
+        topic = self.settings.input_topic
+        try:
+            assigned = sorted(
+                tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic
+            )
+        except Exception:  # no consumer yet
+            return 0
+        handled = 0
+        for partition in self.batches.quiet(assigned, SWEEP_QUIET_SECONDS):
+            end = await self.reader.end(partition)
+            if self.guard.already_handled(partition, end - 1):
+                continue
+            count = await self.batches.sweep(topic, partition, end, SWEEP_MAX_RECORDS)
+            if count:
+                log.warning(
+                    "a quiet input partition had records the consumer never delivered; "
+                    "handled them",
+                    extra={"partition": partition, "records": count, "log_end_offset": end},
+                )
+            handled += count
+        return handled
+
     def _wire(self) -> None:
         app, holder, metrics = self.app, self.holder, self.metrics
         guard = self.guard
         worker = self
+        input_topic = self.settings.input_topic
 
         @app.agent(self.input, concurrency=1, name="scrub")
         async def scrub(stream: Any) -> None:
@@ -252,6 +297,9 @@ class Worker:
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).
             guard.reset()
+            worker.batches.assigned(
+                [tp.partition for tp in app.consumer.assignment() if tp.topic == input_topic]
+            )
             shorten_fetch_wait(app, worker.settings.kafka_fetch_max_wait_ms)
             # Started here, not as an app task: Faust starts those only once the first
             # recovery has completed, and that recovery may be the one that stalls.
@@ -286,6 +334,15 @@ class Worker:
                 )
             except Exception as exc:  # a missed heartbeat is reported by the refresh loop
                 log.debug("heartbeat failed", extra={"error_type": type(exc).__name__})
+
+        @app.timer(interval=SWEEP_INTERVAL_SECONDS)
+        async def sweep() -> None:
+            try:
+                await worker.sweep()
+            except Exception as exc:  # a rebalance moved the partition, a read failed: next time
+                log.warning(
+                    "sweeping quiet partitions failed", extra={"error_type": type(exc).__name__}
+                )
 
         @app.timer(interval=5.0)
         async def lag() -> None:

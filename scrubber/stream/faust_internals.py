@@ -1,7 +1,8 @@
 """Every use of faust-streaming's and aiokafka's private API, behind a check of their versions.
 
 The worker relies on a few things neither library offers publicly: it corrects Faust's commit
-bookkeeping (``acked_runs``), shortens aiokafka's fetch wait, sets Faust's current event for
+bookkeeping (``acked_runs``, ``AckGate``, no gap offsets taken as acknowledged), shortens
+aiokafka's fetch wait, sets Faust's current event for
 table writes, tells Faust's offset bookkeeping about records it handled outside Faust's stream,
 and reads and moves Faust's table recovery. Each of these depends on names and behaviour of one
 release, so they live here and nowhere else: an upgrade of either library means reading this
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import faust
 import faust.streams as faust_streams
 import faust.transport.consumer as faust_consumer
 import faust.types.tuples as faust_tuples
@@ -33,7 +35,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
-    from scrubber.stream.gaps import RawRecord
+    from scrubber.stream.gaps import Gap, RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,10 @@ def install(
     """Check the library versions, then make the worker's process-wide changes.
 
     - Faust's commit bookkeeping uses ``acked_runs`` instead of ``consecutive_numbers``.
+    - Faust's consumer acknowledges an input record only when the worker's ``AckGate`` admits
+      it (``gated_ack``), and takes no offset as acknowledged because it saw a gap in the
+      offsets it fetched (``_add_gap`` does nothing; the gap guard acknowledges what it reads
+      back).
     - With ``tune_gc``, the garbage collector runs less often and leaves alone what exists now
       (``tune_garbage_collector``).
 
@@ -145,6 +151,9 @@ def install(
     installation = Installation()
     try:
         _replace(installation, faust_consumer, "consecutive_numbers", acked_runs)
+        consumer_class = faust_consumer.Consumer
+        _replace(installation, consumer_class, "ack", gated_ack(consumer_class.ack))
+        _replace(installation, consumer_class, "_add_gap", _no_gap)
         if tune_gc:
             thresholds = gc.get_threshold()
             tune_garbage_collector()
@@ -186,22 +195,91 @@ def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
         yield run
 
 
+class AckGate:
+    """The input records the worker handled, the only ones Faust may acknowledge.
+
+    Faust acknowledges records it never hands to the agent: a record fetched before a rebalance
+    and taken from the queue after it (a stale generation, or flow stopped) is "skipped" and
+    acknowledged at once, so the group offset could be committed past records no one handled;
+    and a gap in the fetched offsets was taken as acknowledged, first delivered record included
+    (``Consumer._add_gap``). Either way a restart, a rebalance or the gap guard's view of the
+    committed offset could lose them. With the gate (``gated_ack``), Faust's consumer
+    acknowledges an input record only if the worker let it through: a record it held for a
+    batch (``FaustAcks.hold``) or one the gap guard read back and the worker handled. A record
+    refused is fetched again (Faust seeks to the committed offset after a rebalance) or read
+    back by the gap guard, so a refusal costs at most a second look, never a record.
+    """
+
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
+        self._admitted: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: Acknowledgements refused since start (records Faust let go of without handing over).
+        self.refused = 0
+
+    def admit(self, message: Any) -> None:
+        """``message`` may be acknowledged (its record is held for, or was, handled)."""
+        self._admitted.add(message)
+
+    def allows(self, message: Any) -> bool:
+        """Whether Faust may acknowledge ``message`` now (counts the refusals)."""
+        if message.topic not in self.topics:
+            return True
+        if message in self._admitted:
+            self._admitted.discard(message)
+            return True
+        self.refused += 1
+        return False
+
+
+#: The gate of each app (one per worker; looked up by the patched ``Consumer.ack``).
+_GATES: weakref.WeakKeyDictionary[Any, AckGate] = weakref.WeakKeyDictionary()
+
+
+def gated_ack(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Faust's ``Consumer.ack``, refusing what the app's ``AckGate`` does not allow.
+
+    A refused record is no longer waited for (graceful shutdown waits for unacknowledged
+    records) and its offset is not marked safe to commit.
+    """
+
+    def ack(self: Any, message: Any) -> bool:
+        gate = _GATES.get(self.app)
+        if gate is not None and not message.acked and not gate.allows(message):
+            with faust_tuples.ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return original(self, message)
+
+    return ack
+
+
+async def _no_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    """Faust's ``Consumer._add_gap``, taking nothing as acknowledged (see ``AckGate``)."""
+
+
 class FaustAcks:
     """Faust's per-record offset bookkeeping, as the batch handler (stream/runtime.py) uses it.
 
     A record Faust delivered carries a reference count; Faust acknowledges it (marks its offset
     safe to commit) when the count drops to zero. ``hold`` takes one more reference per record,
     ``release`` gives it back with Faust's own ``Message.ack``, so a record Faust's stream has
-    let go of already is acknowledged by the release, never left behind.
+    let go of already is acknowledged by the release, never left behind. The app's ``AckGate``
+    (for ``topics``, the input topics) admits the records held and the ones read back.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, topics: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.gate = AckGate(topics)
+        _GATES[app] = self.gate
 
     def hold(self, events: Sequence[Any]) -> None:
-        """One more reference on each event's record."""
+        """One more reference on each event's record; the record may be acknowledged."""
+        admit = self.gate.admit
         for event in events:
-            event.message.incref()
+            message = event.message
+            message.incref()
+            admit(message)
 
     def release(self, events: Sequence[Any]) -> None:
         """Give the references back; a record with none left is acknowledged."""
@@ -209,36 +287,51 @@ class FaustAcks:
         for event in events:
             event.message.ack(consumer)
 
-    def recovered(self, topic: str, record: RawRecord) -> None:
-        """Tell Faust's offset bookkeeping that a record it skipped has been handled.
+    def _message(self, topic: str, partition: int, offset: int, record: RawRecord | None) -> Any:
+        """A message as Faust builds the ones it fetches (no key or value for an empty offset)."""
+        return faust_tuples.ConsumerMessage(
+            topic,
+            partition,
+            offset,
+            (record.timestamp if record is not None else None) or 0.0,
+            0,
+            list(record.headers) if record is not None else [],
+            record.key if record is not None else None,
+            record.value if record is not None else None,
+            None,
+            tp=TP(topic, partition),
+            generation_id=self.app.consumer_generation_id,
+        )
+
+    def event(self, topic: str, record: RawRecord) -> Any:
+        """A Faust event for a record read outside Faust (tables take their partition from it)."""
+        message = self._message(topic, record.partition, record.offset, record)
+        return faust.Event(self.app, record.key, record.value, message.headers, message)
+
+    def recovered(self, topic: str, gap: Gap) -> None:
+        """Tell Faust's offset bookkeeping that every offset of a range read back is handled.
 
         Without this its acked offsets keep a gap and the group offset never moves past it, so
         every later rebalance or restart replays everything since (measured: 3,245 repeated
-        outputs for 4,000 lines in a 1-2-1 rebalance). Uses the consumer's own track/ack on a
-        message built as Faust builds the ones it fetches.
+        outputs for 4,000 lines in a 1-2-1 rebalance). Offsets without a record (transaction
+        markers) are acknowledged too. Uses the consumer's own track/ack on messages built as
+        Faust builds the ones it fetches.
         """
+        records = {r.offset: r for r in gap.records}
         try:
-            message = faust_tuples.ConsumerMessage(
-                topic,
-                record.partition,
-                record.offset,
-                record.timestamp or 0.0,
-                0,
-                list(record.headers),
-                record.key,
-                record.value,
-                None,
-                tp=TP(topic, record.partition),
-                generation_id=self.app.consumer_generation_id,
-            )
-            self.app.consumer.track_message(message)
-            self.app.consumer.ack(message)
-        except Exception as exc:  # bookkeeping only: the record itself is handled already
+            consumer = self.app.consumer
+            for offset in range(gap.start, gap.end):
+                message = self._message(topic, gap.partition, offset, records.get(offset))
+                self.gate.admit(message)
+                consumer.track_message(message)
+                consumer.ack(message)
+        except Exception as exc:  # bookkeeping only: the records themselves are handled already
             log.warning(
-                "could not ack a recovered record",
+                "could not ack recovered records",
                 extra={
-                    "partition": record.partition,
-                    "offset": record.offset,
+                    "partition": gap.partition,
+                    "from_offset": gap.start,
+                    "to_offset": gap.end - 1,
                     "error_type": type(exc).__name__,
                 },
             )

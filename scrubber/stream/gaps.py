@@ -20,6 +20,17 @@ now and then at a rebalance 1 -> 2 -> 1, the same worker was handed back 300-400
 partition it had answered already) would otherwise make it handle them a second time. A record
 below that offset is acknowledged without a second verdict; its outputs and its history's
 changelog record were handed to the producer, which Faust flushes before every commit.
+
+A skip at the end of a partition has no later record to reveal it: the records the consumer
+moved past are simply never delivered, and the partition stays silent with its lag showing
+(seen after restarts, one partition answering nothing for minutes). The worker therefore also
+sweeps: a partition that has delivered nothing for a while although its log holds records the
+guard has not seen handled is read by the guard up to the log's end (``missing`` with that end).
+
+Every offset of a range the guard read is accounted for: a record it returned, or an offset with
+no record (a transaction marker, a compacted record), which the worker acknowledges with the
+range. The read goes on until it reaches the end it was asked for, so a slow broker cannot make
+a record look absent.
 """
 
 from __future__ import annotations
@@ -51,6 +62,27 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Offsets ``start`` to ``end - 1`` of a partition, read back: ``records`` are those present.
+
+    The offsets of the range without a record (transaction markers, compacted records) are part
+    of it all the same: they are acknowledged with it.
+    """
+
+    partition: int
+    start: int
+    end: int
+    records: tuple[RawRecord, ...]
+
+    def __bool__(self) -> bool:
+        return self.end > self.start
+
+
+#: No gap (``missing`` when nothing was skipped).
+NO_GAP = Gap(-1, 0, 0, ())
+
+
 class RangeReader(Protocol):
     """Reads committed offsets and offset ranges of the input topic."""
 
@@ -62,8 +94,12 @@ class RangeReader(Protocol):
         """The first offset still in the partition."""
         ...
 
-    async def read(self, partition: int, start: int, end: int) -> Sequence[RawRecord]:
-        """Every record with start <= offset < end."""
+    async def read(self, partition: int, start: int, end: int) -> tuple[Sequence[RawRecord], int]:
+        """The records with start <= offset < end, and the offset the read reached.
+
+        Every offset from ``start`` to the one reached (excluded) was read: a record, or an
+        offset without one. A read may stop short of ``end`` (nothing arrived in time).
+        """
         ...
 
 
@@ -85,17 +121,37 @@ class GapGuard:
         """
         self._stale = set(self.expected)
 
-    async def missing(self, partition: int, offset: int) -> Sequence[RawRecord]:
-        """The records before ``offset`` that the worker has not been handed, in order."""
+    async def missing(self, partition: int, offset: int, limit: int | None = None) -> Gap:
+        """The offsets before ``offset`` the worker has not been handed, with their records.
+
+        ``limit`` bounds the range (a sweep of a long backlog reads it in parts). Reads again
+        from where a read stopped until the whole range was read: the records are in the log
+        (the consumer delivered a later one, or the log's end is past them), so a read that
+        stops short was slow, not proof that they are absent.
+        """
         if partition not in self.expected or partition in self._stale:
             committed = await self.reader.committed(partition)
             start = committed if committed is not None else await self.reader.beginning(partition)
             self.expected[partition] = max(start, self.expected.get(partition, start))
             self._stale.discard(partition)
         start = self.expected[partition]
-        if offset <= start:
-            return ()
-        records = tuple(await self.reader.read(partition, start, offset))
+        end = offset if limit is None else min(offset, start + limit)
+        if end <= start:
+            return NO_GAP
+        records: list[RawRecord] = []
+        reached = start
+        delay = READ_RETRY_FIRST_SECONDS
+        while reached < end:
+            chunk, now_reached = await self.reader.read(partition, reached, end)
+            records += chunk
+            if now_reached <= reached:
+                log.warning(
+                    "reading skipped input records made no progress; trying again",
+                    extra={"partition": partition, "from_offset": reached, "to_offset": end - 1},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, READ_RETRY_MAX_SECONDS)
+            reached = max(reached, now_reached)
         if records:
             self.recovered += len(records)
             log.warning(
@@ -103,11 +159,11 @@ class GapGuard:
                 extra={
                     "partition": partition,
                     "from_offset": start,
-                    "to_offset": offset - 1,
+                    "to_offset": end - 1,
                     "records": len(records),
                 },
             )
-        return records
+        return Gap(partition, start, end, tuple(records))
 
     def already_handled(self, partition: int, offset: int) -> bool:
         """Whether this process has handled the record already (read back, then re-delivered).
@@ -123,6 +179,10 @@ class GapGuard:
         if offset + 1 > self.expected.get(partition, -1):
             self.expected[partition] = offset + 1
 
+
+#: How long the guard waits before reading a range again when a read made no progress.
+READ_RETRY_FIRST_SECONDS = 0.5
+READ_RETRY_MAX_SECONDS = 10.0
 
 #: How long one read of a committed offset may take before the consumer is replaced: a lookup
 #: answers in milliseconds on a healthy broker, and the worker's session timeout is 15 s.
@@ -195,8 +255,12 @@ class KafkaRangeReader:
         tp = TopicPartition(self.topic, partition)
         return int((await consumer.beginning_offsets([tp]))[tp])
 
-    async def read(self, partition: int, start: int, end: int) -> Sequence[RawRecord]:
-        """Read [start, end) of one partition; stops early if the log has less."""
+    async def read(self, partition: int, start: int, end: int) -> tuple[Sequence[RawRecord], int]:
+        """Read [start, end) of one partition; stops early when nothing arrives for a second.
+
+        The offset reached is the consumer's position, which moves past offsets that hold no
+        record (transaction markers, compacted records) as well as past records.
+        """
         consumer = await self._reader()
         tp = TopicPartition(self.topic, partition)
         consumer.assign([tp])
@@ -208,10 +272,12 @@ class KafkaRangeReader:
             records = batch.get(tp, [])
             if not records:
                 empty_polls += 1
+                if await consumer.position(tp) >= end:
+                    return out, end
                 continue
             for r in records:
                 if r.offset >= end:
-                    return out
+                    return out, end
                 out.append(
                     RawRecord(
                         partition,
@@ -223,8 +289,14 @@ class KafkaRangeReader:
                     )
                 )
             if records[-1].offset >= end - 1:
-                return out
-        return out
+                return out, end
+        return out, min(end, max(start, await consumer.position(tp)))
+
+    async def end(self, partition: int) -> int:
+        """The log end offset of a partition (the offset its next record will have)."""
+        consumer = await self._reader()
+        tp = TopicPartition(self.topic, partition)
+        return int((await consumer.end_offsets([tp]))[tp])
 
     async def close(self) -> None:
         """Stop the consumers."""

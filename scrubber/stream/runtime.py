@@ -33,7 +33,7 @@ from scrubber.processor import (
 from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import INFLUENCE_DAYS
-from scrubber.stream.gaps import GapGuard, RawRecord
+from scrubber.stream.gaps import Gap, GapGuard, RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,16 @@ class Acks(Protocol):
         """The records are handled: acknowledge each one no one else holds."""
         ...
 
-    def recovered(self, topic: str, record: RawRecord) -> None:
-        """A record the consumer skipped (the gap guard read it) is handled."""
+    def recovered(self, topic: str, gap: Gap) -> None:
+        """The offsets of a range the gap guard read back are handled: acknowledge every one.
+
+        Those with a record and those without one (a transaction marker): the group offset must
+        be able to move past both.
+        """
+        ...
+
+    def event(self, topic: str, record: RawRecord) -> Any:
+        """A Faust event for a record read outside Faust (``BatchScope.at`` takes events)."""
         ...
 
 
@@ -281,12 +289,86 @@ class BatchHandler:
     """
 
     def __init__(
-        self, runtime: StreamRuntime, store: BatchScope, guard: GapGuard, acks: Acks
+        self,
+        runtime: StreamRuntime,
+        store: BatchScope,
+        guard: GapGuard,
+        acks: Acks,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.guard = guard
         self.acks = acks
+        self.clock = clock
+        #: When each input partition last had a record delivered (or was assigned), by ``clock``.
+        self.delivered_at: dict[int, float] = {}
+        # The agent's batches and the sweeps take turns: one partition's records are handled
+        # in order, by one task at a time.
+        self._turn = asyncio.Lock()
+
+    def assigned(self, partitions: Sequence[int]) -> None:
+        """Partitions were (re)assigned: each one counts as just delivered."""
+        now = self.clock()
+        self.delivered_at = {partition: now for partition in partitions}
+
+    def quiet(self, partitions: Sequence[int], seconds: float) -> list[int]:
+        """Those of ``partitions`` that have delivered nothing for ``seconds`` or longer."""
+        now = self.clock()
+        return [p for p in partitions if now - self.delivered_at.setdefault(p, now) >= seconds]
+
+    async def sweep(self, topic: str, partition: int, end: int, limit: int) -> int:
+        """Handle the records of ``partition`` below ``end`` that were never delivered.
+
+        For a partition that has been quiet although its log goes on (see stream/gaps.py): the
+        guard reads what lies between the last record handled here and ``end`` (at most
+        ``limit`` offsets), and they are handled as the records of a gap are. Faust may still
+        deliver some of them later; those are acknowledged without a second verdict. Returns
+        the number of records handled.
+        """
+        async with self._turn:
+            gap = await self.guard.missing(partition, end, limit)
+            if not gap:
+                return 0
+            await self._handle_gap(topic, gap)
+            return len(gap.records)
+
+    async def _handle_gap(self, topic: str, gap: Gap) -> None:
+        """Handle a gap's records in order, write what they changed, then acknowledge them."""
+        done: list[tuple[str, Gap]] = []
+        try:
+            if gap.records:
+                self.store.at(self.acks.event(topic, gap.records[0]))
+            await self._handle_records(topic, gap, done)
+        finally:
+            self.store.flush()
+            for _topic, handled in done:
+                self.acks.recovered(topic, handled)
+
+    async def _handle_records(self, topic: str, gap: Gap, done: list[tuple[str, Gap]]) -> None:
+        """Handle the records of ``gap``; put what was handled of it in ``done``.
+
+        All of it once every record was handled; on a failure, the offsets up to the last
+        record handled (the rest is read back again when the partition's next record comes).
+        """
+        runtime, guard = self.runtime, self.guard
+        skipped_recovered = runtime.metrics.skipped_recovered
+        handled = 0
+        try:
+            for r in gap.records:
+                await runtime.handle(
+                    topic, r.partition, r.offset, r.key, r.value, r.timestamp, attempt_of(r.headers)
+                )
+                guard.handled(r.partition, r.offset)
+                skipped_recovered.inc()
+                handled += 1
+        except BaseException:
+            if handled:
+                last = gap.records[handled - 1].offset
+                done.append((topic, Gap(gap.partition, gap.start, last + 1, gap.records[:handled])))
+            raise
+        guard.handled(gap.partition, gap.end - 1)
+        done.append((topic, gap))
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Handle the batch; acknowledge exactly the records handled.
@@ -298,32 +380,28 @@ class BatchHandler:
         half-way, the records not handled are never acknowledged (the gap guard or a
         redelivery brings them back), the ones handled are.
         """
+        async with self._turn:
+            await self._handle(events)
+
+    async def _handle(self, events: Sequence[Any]) -> None:
         guard, runtime, store, acks = self.guard, self.runtime, self.store, self.acks
-        skipped_recovered = runtime.metrics.skipped_recovered
         acks.hold(events)
+        now = self.clock()
+        delivered_at = self.delivered_at
         done = 0
-        recovered: list[tuple[str, RawRecord]] = []
+        gaps: list[tuple[str, Gap]] = []
         try:
             for event in events:
                 m = event.message
+                delivered_at[m.partition] = now
                 if guard.already_handled(m.partition, m.offset):
                     done += 1
                     continue  # delivered again after the guard read it back: one verdict only
                 store.at(event)
                 # Records the consumer skipped (see stream/gaps.py) are handled first, in order.
-                for r in await guard.missing(m.partition, m.offset):
-                    await runtime.handle(
-                        m.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        r.timestamp,
-                        attempt_of(r.headers),
-                    )
-                    guard.handled(r.partition, r.offset)
-                    recovered.append((m.topic, r))
-                    skipped_recovered.inc()
+                gap = await guard.missing(m.partition, m.offset)
+                if gap:
+                    await self._handle_records(m.topic, gap, gaps)
                 await runtime.handle(
                     m.topic,
                     m.partition,
@@ -342,7 +420,8 @@ class BatchHandler:
             # past, then lost from the history by a crash (later lines judged without it). That
             # holds for the records the guard read back too. A release that is a record's last
             # reference marks its offset safe to commit; records not handled keep theirs and
-            # are never acknowledged.
-            for topic, record in recovered:
-                acks.recovered(topic, record)
+            # are never acknowledged. A gap counts only once all of it was handled (a failure
+            # half-way through it leaves it to be read back again).
+            for topic, gap in gaps:
+                acks.recovered(topic, gap)
             acks.release(events[:done])

@@ -225,6 +225,7 @@ def test_redis_outage_mid_run(settings, worker, bundle) -> None:
     worker.wait_ready(120)
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
     recovered = time.monotonic() - back
+    assert_complete(ledger, worker)
 
     # Dead letters only for the inputs that are malformed in themselves, not for the outage.
     dead = {pos for pos, outs in ledger.outputs.items() if any(o.kind == "dlq" for o in outs)}

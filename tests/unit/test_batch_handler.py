@@ -21,7 +21,7 @@ from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
-from scrubber.stream.gaps import GapGuard, RawRecord
+from scrubber.stream.gaps import Gap, GapGuard, RawRecord
 from scrubber.stream.runtime import BatchHandler, StreamRuntime, attempt_of
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -59,8 +59,9 @@ class Reader:
     async def beginning(self, partition: int) -> int:
         return 0
 
-    async def read(self, partition: int, start: int, end: int) -> Sequence[RawRecord]:
-        return [self.records[(partition, o)] for o in range(start, end)]
+    async def read(self, partition: int, start: int, end: int) -> tuple[list[RawRecord], int]:
+        present = [self.records.get((partition, o)) for o in range(start, end)]
+        return [r for r in present if r is not None], end
 
 
 @dataclass
@@ -75,8 +76,11 @@ class Acks:
     def release(self, events: Sequence[Any]) -> None:
         self.released += [e.message.offset for e in events]
 
-    def recovered(self, topic: str, record: RawRecord) -> None:
-        self.skipped.append((topic, record.offset))
+    def recovered(self, topic: str, gap: Gap) -> None:
+        self.skipped += [(topic, o) for o in range(gap.start, gap.end)]
+
+    def event(self, topic: str, record: RawRecord) -> Any:
+        return _event(record.partition, record.offset, record.value or b"")
 
 
 class Store:
@@ -113,7 +117,10 @@ def _event(partition: int, offset: int, value: bytes, headers: Any = ()) -> Any:
 
 
 def _handler(
-    snapshot: ReferenceSnapshot, reader: Reader, fail_at: int | None = None
+    snapshot: ReferenceSnapshot,
+    reader: Reader,
+    fail_at: int | None = None,
+    clock: Any = lambda: 0.0,
 ) -> tuple[BatchHandler, list[str], list[Emission], Acks]:
     log: list[str] = []
     sent: list[Emission] = []
@@ -131,7 +138,7 @@ def _handler(
         LineProcessor(default_engine()), holder, Metrics(), send, store, clock=lambda: NOW
     )  # type: ignore[arg-type]
     acks = Acks()
-    return BatchHandler(runtime, store, GapGuard(reader), acks), log, sent, acks
+    return BatchHandler(runtime, store, GapGuard(reader), acks, clock=clock), log, sent, acks
 
 
 def _own(sent: list[Emission]) -> list[tuple[int, int]]:
@@ -189,9 +196,9 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     recovered, release = acks.recovered, acks.release
 
-    def logged_recovered(topic: str, record: RawRecord) -> None:
-        log.append(f"recovered {record.offset}")
-        recovered(topic, record)
+    def logged_recovered(topic: str, gap: Gap) -> None:
+        log.append(f"recovered {gap.start}-{gap.end - 1}")
+        recovered(topic, gap)
 
     def logged_release(events: Sequence[Any]) -> None:
         log.append(f"release {[e.message.offset for e in events]}")
@@ -202,8 +209,7 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
     asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
     assert [e for e in log if not e.startswith(("sent", "at"))] == [
         "flush",
-        "recovered 3",
-        "recovered 4",
+        "recovered 3-4",
         "release [5]",
     ]
 
@@ -231,3 +237,76 @@ def test_a_batch_failing_half_way_acknowledges_only_what_was_handled(
     assert acks.held == [0, 1, 2, 3]
     assert acks.released == [0, 1]
     assert log[-1] == "flush"  # the histories of the records handled are written
+
+
+def test_offsets_without_a_record_in_a_gap_are_acknowledged_with_it(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """A transaction marker at offset 4 has no record; the group offset must pass it too."""
+    skipped = {(0, 3): RawRecord(0, 3, b"M1", line_bytes(claim_id="S3"), None, ())}
+    handler, _log, sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
+    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    assert list(dict.fromkeys(_own(sent))) == [(0, 3), (0, 5)]
+    assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
+    assert acks.released == [5]
+
+
+def test_a_gap_failing_half_way_acknowledges_only_the_records_handled(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    skipped = {
+        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, ()) for o in (3, 4, 5)
+    }
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped), fail_at=5)
+    with pytest.raises(ConnectionError):
+        asyncio.run(handler.handle([_event(0, 6, line_bytes())]))
+    assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
+    assert acks.released == []
+    assert not handler.guard.already_handled(0, 5)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_partition_is_quiet_once_it_delivered_nothing_for_the_given_time(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    clock = Clock()
+    handler, *_ = _handler(snapshot, Reader({0: 0, 1: 0}), clock=clock)
+    handler.assigned([0, 1])
+    clock.now += 10
+    asyncio.run(handler.handle([_event(1, 0, line_bytes())]))
+    clock.now += 6
+    assert handler.quiet([0, 1], 15) == [0]
+    assert handler.quiet([2], 15) == []  # first seen now
+    clock.now += 10
+    assert handler.quiet([0, 1, 2], 15) == [0, 1]
+    handler.assigned([0, 1])  # a new assignment starts every clock afresh
+    assert handler.quiet([0, 1], 15) == []
+
+
+def test_a_sweep_handles_the_records_never_delivered_once_and_in_order(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The consumer moved past 6-9 of partition 0 without delivering them: no later record comes."""
+    tail = {
+        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in range(6, 10)
+    }
+    handler, log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
+    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 3
+    assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 1
+    assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 0
+    assert list(dict.fromkeys(_own(sent))) == [(0, o) for o in range(5, 10)]
+    assert acks.skipped == [(TOPIC, o) for o in range(6, 10)]
+    assert log[log.index("at 6") :].count("flush") == 2  # histories written before each ack
+    # Faust delivers them after all: acknowledged, no second verdict.
+    answered = len(sent)
+    asyncio.run(handler.handle([_event(0, o, tail[(0, o)].value or b"") for o in (8, 9)]))
+    assert len(sent) == answered
+    assert acks.released == [5, 8, 9]

@@ -30,10 +30,11 @@ from scrubber.stream.faust_internals import (
     UnsupportedVersionError,
     acked_runs,
     check_versions,
+    gated_ack,
     install,
     untested_versions,
 )
-from scrubber.stream.gaps import RawRecord
+from scrubber.stream.gaps import Gap, RawRecord
 
 
 def _versions(**found: str | None) -> Callable[[str], str]:
@@ -151,6 +152,7 @@ from scrubber.config import Settings
 from scrubber.stream.app import Worker
 Worker(Settings(data_dir={str(tmp_path)!r}))
 assert faust_consumer.consecutive_numbers is consecutive_numbers, "patched"
+assert faust_consumer.Consumer.ack.__module__ == "faust.transport.consumer", "ack patched"
 assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0, "gc tuned"
 print("untouched")
 """
@@ -194,15 +196,23 @@ class _Consumer:
         return True
 
 
-def _event(offset: int, refs: int = 1) -> Any:
-    message = ConsumerMessage("in", 2, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("in", 2))
+class _App:
+    """A Faust app as the bookkeeping reaches it (weakly referable, as Faust's app is)."""
+
+    def __init__(self, consumer: Any, generation: int = 4) -> None:
+        self.consumer = consumer
+        self.consumer_generation_id = generation
+
+
+def _event(offset: int, refs: int = 1, topic: str = "in") -> Any:
+    message = ConsumerMessage(topic, 2, offset, 0.0, 0, [], b"k", b"v", None, tp=TP(topic, 2))
     message.refcount = refs
     return SimpleNamespace(message=message)
 
 
 def test_a_held_record_is_acknowledged_by_the_last_release_only() -> None:
     consumer = _Consumer()
-    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    acks = FaustAcks(_App(consumer))
     events = [_event(10), _event(11)]
     acks.hold(events)
     # Faust's stream lets go of its reference when the agent asks for the next batch.
@@ -216,7 +226,7 @@ def test_a_held_record_is_acknowledged_by_the_last_release_only() -> None:
 
 def test_a_release_before_faust_lets_go_leaves_the_ack_to_faust() -> None:
     consumer = _Consumer()
-    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    acks = FaustAcks(_App(consumer))
     events = [_event(10)]
     acks.hold(events)
     acks.release(events)
@@ -225,22 +235,97 @@ def test_a_release_before_faust_lets_go_leaves_the_ack_to_faust() -> None:
     assert [m.offset for m in consumer.acked] == [10]
 
 
-def test_a_recovered_record_is_tracked_and_acknowledged_as_faust_would() -> None:
+def _gap(start: int, end: int, *records: RawRecord) -> Gap:
+    return Gap(3, start, end, tuple(records))
+
+
+def test_every_offset_of_a_range_read_back_is_tracked_and_acknowledged_as_faust_would() -> None:
     consumer = _Consumer()
-    acks = FaustAcks(SimpleNamespace(consumer=consumer, consumer_generation_id=4))
+    acks = FaustAcks(_App(consumer), frozenset({"claims"}))
     record = RawRecord(3, 77, b"M1", b"{}", 12.5, (("scrubber-attempt", b"2"),))
-    acks.recovered("claims", record)
-    (message,) = consumer.tracked
-    assert consumer.acked == [message]
+    acks.recovered("claims", _gap(77, 79, record))  # 78: a transaction marker
+    assert consumer.acked == consumer.tracked
+    message, marker = consumer.tracked
     assert isinstance(message, ConsumerMessage)
     assert (message.topic, message.partition, message.offset) == ("claims", 3, 77)
     assert message.tp == TP("claims", 3)
     assert (message.key, message.value, message.timestamp) == (b"M1", b"{}", 12.5)
     assert message.headers == [("scrubber-attempt", b"2")]
     assert message.generation_id == 4
+    assert (marker.offset, marker.key, marker.value, marker.headers) == (78, None, None, [])
+    assert acks.gate.allows(message) and acks.gate.allows(marker)
 
 
 def test_a_failing_recovered_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    acks = FaustAcks(SimpleNamespace(consumer=None, consumer_generation_id=1))
-    acks.recovered("claims", RawRecord(0, 5, None, None, None, ()))
-    assert "could not ack a recovered record" in caplog.text
+    acks = FaustAcks(_App(None, 1))
+    acks.recovered("claims", _gap(5, 6, RawRecord(3, 5, None, None, None, ())))
+    assert "could not ack recovered records" in caplog.text
+
+
+def test_an_event_for_a_record_read_back_names_its_partition() -> None:
+    app = _App(_Consumer(), 9)
+    record = RawRecord(1, 40, b"M7", b"line", None, (("h", b"v"),))
+    event = FaustAcks(app).event("claims", record)
+    assert event.app is app
+    assert (event.key, event.value) == (b"M7", b"line")
+    assert (event.message.topic, event.message.partition, event.message.offset) == (
+        "claims",
+        1,
+        40,
+    )
+    assert event.message.generation_id == 9
+
+
+# ------------------------------------------------------------------------------ the ack gate
+class _FaustConsumer:
+    """What the gated ``Consumer.ack`` reads of Faust's consumer; ``acked`` by the original."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._unacked_messages: set[Any] = set()
+        self.acked: list[int] = []
+
+
+def _original_ack(consumer: Any, message: Any) -> bool:
+    message.acked = True
+    consumer._unacked_messages.discard(message)
+    consumer.acked.append(message.offset)
+    return True
+
+
+def test_faust_acknowledges_only_the_input_records_the_worker_let_through() -> None:
+    app = _App(None)
+    consumer = _FaustConsumer(app)
+    app.consumer = consumer
+    acks = FaustAcks(app, frozenset({"in"}))
+    ack = gated_ack(_original_ack)
+    held, skipped, other = _event(10), _event(11), _event(12, topic="changelog")
+    consumer._unacked_messages |= {held.message, skipped.message}
+    acks.hold([held])
+    # Faust lets go of a record it took from the queue after a rebalance without handing it over.
+    assert ack(consumer, skipped.message) is False
+    assert ack(consumer, held.message) is True
+    assert ack(consumer, other.message) is True  # not an input topic: Faust's own rule
+    assert consumer.acked == [10, 12]
+    assert acks.gate.refused == 1
+    assert skipped.message.acked  # no longer waited for at shutdown, never committed
+    assert consumer._unacked_messages == set()
+
+
+def test_an_app_without_a_gate_acknowledges_as_faust_does() -> None:
+    consumer = _FaustConsumer(_App(None))
+    assert gated_ack(_original_ack)(consumer, _event(3).message) is True
+    assert consumer.acked == [3]
+
+
+def test_install_gates_faust_acks_and_takes_no_gap_as_acknowledged() -> None:
+    original_ack = faust_consumer.Consumer.ack
+    original_gap = faust_consumer.Consumer._add_gap
+    installation = install(tune_gc=False)
+    try:
+        assert faust_consumer.Consumer.ack is not original_ack
+        assert faust_consumer.Consumer._add_gap is not original_gap
+    finally:
+        installation.undo()
+    assert faust_consumer.Consumer.ack is original_ack
+    assert faust_consumer.Consumer._add_gap is original_gap
