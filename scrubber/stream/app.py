@@ -29,6 +29,7 @@ import socket
 from typing import Any, cast
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -41,7 +42,7 @@ from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.rules.library import default_engine
 from scrubber.stream import faust_internals
-from scrubber.stream.faust_internals import FaustAcks, shorten_fetch_wait
+from scrubber.stream.faust_internals import FaustAcks, resume_buffered, shorten_fetch_wait
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
@@ -269,6 +270,12 @@ class Worker:
             return 0
         handled = 0
         for partition in self.batches.quiet(assigned, SWEEP_QUIET_SECONDS):
+            if resume_buffered(self.app, TP(topic, partition)):
+                log.warning(
+                    "an input partition was left unfetched after a full stream buffer; resumed",
+                    extra={"partition": partition},
+                )
+                continue  # its records wait in the fetcher: delivered now, swept if not
             end = await self.reader.end(partition)
             if self.guard.already_handled(partition, end - 1):
                 continue

@@ -2,11 +2,12 @@
 
 The worker relies on a few things neither library offers publicly: it corrects Faust's commit
 bookkeeping (``acked_runs``, ``AckGate``, no gap offsets taken as acknowledged), shortens
-aiokafka's fetch wait, sets Faust's current event for
-table writes, tells Faust's offset bookkeeping about records it handled outside Faust's stream,
-and reads and moves Faust's table recovery. Each of these depends on names and behaviour of one
-release, so they live here and nowhere else: an upgrade of either library means reading this
-module (and its tests) against the new release, then adding the release to ``TESTED_VERSIONS``.
+aiokafka's fetch wait, resumes a partition left unfetched after a full buffer, sets Faust's
+current event for table writes, tells Faust's offset bookkeeping about records it handled
+outside Faust's stream (and builds events for them), and reads and moves Faust's table recovery.
+Each of these depends on names and behaviour of one release, so they live here and nowhere else:
+an upgrade of either library means reading this module (and its tests) against the new release,
+then adding the release to ``TESTED_VERSIONS``.
 
 Nothing here changes either library as a side effect of an import or a constructor. Process-wide
 changes (the patches of Faust's classes and functions, the garbage collector's tuning) are made
@@ -401,6 +402,24 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def resume_buffered(app: Any, tp: Any) -> bool:
+    """Fetch ``tp`` again if Faust stopped fetching it for a full stream buffer and never resumed.
+
+    Faust stops fetching a partition whose records arrive while the agent's queue is nearly full
+    (``Consumer.on_buffer_full``) and resumes it when the queue drains (``on_buffer_drop``,
+    called from the queue's pressure-drop callbacks). Those callbacks run only when the stream
+    reads from an empty queue; while other partitions keep it busy, or if the queue was replaced,
+    the partition stays unfetched: its records wait in the fetcher and it delivers nothing. The
+    worker calls this for a partition that has been quiet far longer than a full buffer takes to
+    drain. Returns whether the partition was held that way (and is now fetched again).
+    """
+    consumer = app.consumer
+    held = tp in getattr(consumer, "_buffered_partitions", ())
+    if held:
+        consumer.on_buffer_drop(tp)
+    return held
 
 
 # ------------------------------------------------------------------------------ table recovery

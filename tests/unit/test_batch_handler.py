@@ -21,6 +21,7 @@ from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
+from scrubber.stream.app import SWEEP_QUIET_SECONDS
 from scrubber.stream.gaps import Gap, GapGuard, RawRecord
 from scrubber.stream.runtime import BatchHandler, StreamRuntime, attempt_of
 
@@ -310,3 +311,73 @@ def test_a_sweep_handles_the_records_never_delivered_once_and_in_order(
     asyncio.run(handler.handle([_event(0, o, tail[(0, o)].value or b"") for o in (8, 9)]))
     assert len(sent) == answered
     assert acks.released == [5, 8, 9]
+
+
+# ------------------------------------------------------------------------------ the worker's sweep
+class _SweepConsumer:
+    def __init__(self, assigned: set[Any], buffered: set[Any]) -> None:
+        self._assigned = assigned
+        self._buffered_partitions = buffered
+        self.resumed: list[Any] = []
+
+    def assignment(self) -> set[Any]:
+        return self._assigned
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        self.resumed.append(tp)
+        self._buffered_partitions.discard(tp)
+
+
+class _Batches:
+    def __init__(self, quiet: list[int]) -> None:
+        self._quiet = quiet
+        self.swept: list[tuple[str, int, int, int]] = []
+
+    def quiet(self, partitions: Sequence[int], seconds: float) -> list[int]:
+        assert seconds == SWEEP_QUIET_SECONDS
+        return [p for p in partitions if p in self._quiet]
+
+    async def sweep(self, topic: str, partition: int, end: int, limit: int) -> int:
+        self.swept.append((topic, partition, end, limit))
+        return 2
+
+
+class _Ends:
+    async def end(self, partition: int) -> int:
+        return 100 + partition
+
+
+def _sweeping_worker(reasons: list[str], quiet: list[int], handled: dict[int, int]) -> Any:
+    from faust.types import TP
+
+    guard = GapGuard(Reader())
+    guard.expected.update(handled)
+    assigned = {TP(TOPIC, p) for p in range(4)} | {TP("other", 0)}
+    return SimpleNamespace(
+        readiness=lambda: reasons,
+        settings=SimpleNamespace(input_topic=TOPIC),
+        app=SimpleNamespace(consumer=_SweepConsumer(assigned, {TP(TOPIC, 3)})),
+        batches=_Batches(quiet),
+        reader=_Ends(),
+        guard=guard,
+    )
+
+
+def test_the_worker_sweeps_only_quiet_partitions_behind_their_log_end() -> None:
+    from faust.types import TP
+
+    from scrubber.stream.app import SWEEP_MAX_RECORDS, Worker
+
+    # 0: quiet, behind; 1: quiet, caught up; 2: busy; 3: quiet, left unfetched by a full buffer.
+    worker = _sweeping_worker([], quiet=[0, 1, 3], handled={0: 90, 1: 101, 2: 50, 3: 10})
+    assert asyncio.run(Worker.sweep(worker)) == 2
+    assert worker.batches.swept == [(TOPIC, 0, 100, SWEEP_MAX_RECORDS)]
+    assert worker.app.consumer.resumed == [TP(TOPIC, 3)]
+
+
+def test_a_worker_that_is_not_ready_does_not_sweep() -> None:
+    worker = _sweeping_worker(["reference data not loaded yet"], quiet=[0], handled={0: 0})
+    from scrubber.stream.app import Worker
+
+    assert asyncio.run(Worker.sweep(worker)) == 0
+    assert worker.batches.swept == []
