@@ -277,7 +277,7 @@ class Worker:
                 )
                 continue  # its records wait in the fetcher: delivered now, swept if not
             end = await self.reader.end(partition)
-            if self.guard.already_handled(partition, end - 1):
+            if not await self.guard.behind(partition, end):
                 continue
             count = await self.batches.sweep(topic, partition, end, SWEEP_MAX_RECORDS)
             if count:

@@ -165,6 +165,18 @@ class GapGuard:
             )
         return Gap(partition, start, end, tuple(records))
 
+    async def behind(self, partition: int, end: int) -> bool:
+        """Whether records before ``end`` remain that this worker has not handled.
+
+        Changes nothing: a sweep asks this before it waits for its turn with the agent, so a
+        slow first read of the committed offset never holds the agent's batches.
+        """
+        if partition in self.expected and partition not in self._stale:
+            return self.expected[partition] < end
+        committed = await self.reader.committed(partition)
+        start = committed if committed is not None else await self.reader.beginning(partition)
+        return max(start, self.expected.get(partition, start)) < end
+
     def already_handled(self, partition: int, offset: int) -> bool:
         """Whether this process has handled the record already (read back, then re-delivered).
 
@@ -197,27 +209,33 @@ class KafkaRangeReader:
         self.topic = settings.input_topic
         self._consumer: AIOKafkaConsumer | None = None
         self._committed: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
 
     async def _reader(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                **client_kwargs(self.settings),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
-            await self._consumer.start()
+        # The agent and the worker's sweep both read: one consumer, started once.
+        async with self._starting:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(
+                    **client_kwargs(self.settings),
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                )
+                await consumer.start()
+                self._consumer = consumer
         return self._consumer
 
     async def _group(self) -> AIOKafkaConsumer:
         # A consumer that names the group but never joins it: it can read the group's committed
         # offsets (OffsetFetch) without taking part in the group's assignment.
-        if self._committed is None:
-            self._committed = AIOKafkaConsumer(
-                **client_kwargs(self.settings),
-                group_id=self.settings.app_id,
-                enable_auto_commit=False,
-            )
-            await self._committed.start()
+        async with self._starting:
+            if self._committed is None:
+                consumer = AIOKafkaConsumer(
+                    **client_kwargs(self.settings),
+                    group_id=self.settings.app_id,
+                    enable_auto_commit=False,
+                )
+                await consumer.start()
+                self._committed = consumer
         return self._committed
 
     async def committed(self, partition: int) -> int | None:

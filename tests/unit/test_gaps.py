@@ -200,3 +200,16 @@ async def test_a_read_that_makes_no_progress_is_tried_again(monkeypatch: Any) ->
     gap = await GapGuard(reader).missing(0, 1)
     assert [r.offset for r in gap.records] == [0]
     assert sleeps == [gaps.READ_RETRY_FIRST_SECONDS]
+
+
+async def test_behind_compares_the_next_offset_with_an_end_and_changes_nothing() -> None:
+    reader = FakeReader({0: 10, 1: None}, {0: list(range(0, 20)), 1: list(range(5, 9))})
+    guard = GapGuard(reader)
+    assert await guard.behind(0, 11) and not await guard.behind(0, 10)  # from the commit
+    assert await guard.behind(1, 9) and not await guard.behind(1, 5)  # from the log start
+    assert guard.expected == {}
+    guard.handled(0, 14)
+    assert not await guard.behind(0, 15) and await guard.behind(0, 16)
+    reader._committed[0] = 18  # another worker went further meanwhile
+    guard.reset()
+    assert not await guard.behind(0, 18) and await guard.behind(0, 19)
