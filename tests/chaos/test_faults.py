@@ -40,6 +40,8 @@ from tests.integration.conftest import (
     assert_complete,
     free_port,
     load_bundle,
+    progress,
+    wait_progress,
 )
 
 from .conftest import CHAOS_LINES
@@ -111,20 +113,6 @@ def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tu
     return ledger, positions
 
 
-def _progress(settings, positions, start) -> int:
-    """How many inputs have an output now (everything the topics hold, however much)."""
-    now = asyncio.run(collect(settings, positions, start, wait_seconds=60, to_end=True))
-    return len(now.outputs)
-
-
-def _wait_progress(settings, positions, start, share: float, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if _progress(settings, positions, start) >= share * len(positions):
-            return
-    raise AssertionError(f"no progress to {share:.0%} within {seconds} s")
-
-
 def _records(bundle, n, seed):
     return [(key_of(r), r) for r in generate(bundle, n, seed=seed, patients=max(50, n // 8))]
 
@@ -147,7 +135,7 @@ def test_sigkill_three_times(settings, worker, bundle) -> None:
 
     def kill_three_times(positions, start):
         for share in (0.2, 0.45, 0.7):
-            _wait_progress(settings, positions, start, share)
+            wait_progress(settings, positions, start, share)
             assert worker.proc is not None
             worker.proc.send_signal(signal.SIGKILL)
             worker.proc.wait()
@@ -165,7 +153,7 @@ def test_broker_restart_mid_run(settings, worker, bundle) -> None:
     stack = str(REPO / "deploy/local/stack.sh")
 
     def restart_broker(positions, start):
-        _wait_progress(settings, positions, start, 0.3)
+        wait_progress(settings, positions, start, 0.3)
         subprocess.run([stack, "kafka-down"], check=True, timeout=120)
         time.sleep(3)
         subprocess.run([stack, "kafka-up"], check=True, timeout=300)
@@ -194,7 +182,7 @@ def test_redis_outage_mid_run(settings, worker, bundle) -> None:
     worker.wait_ready()
     start = asyncio.run(end_offsets(settings, _outputs(settings)))
     positions = asyncio.run(publish(settings, records[:half]))
-    _wait_progress(settings, positions, start, 0.3)
+    wait_progress(settings, positions, start, 0.3)
     began = time.monotonic()
     subprocess.run([stack, "redis-down"], check=True, timeout=60)
     try:
@@ -215,10 +203,10 @@ def test_redis_outage_mid_run(settings, worker, bundle) -> None:
         time.sleep(min(15.0, REDIS_OUTAGE_SECONDS / 4))
         status = worker.readyz()
         assert status is not None and status[0] == 503, status
-        held = len(positions) - _progress(settings, positions, start)
+        held = len(positions) - progress(settings, positions, start)
         assert held >= len(records) - half, "the lines sent during the outage were judged"
         time.sleep(max(0.0, REDIS_OUTAGE_SECONDS - (time.monotonic() - began)))
-        assert len(positions) - _progress(settings, positions, start) == held
+        assert len(positions) - progress(settings, positions, start) == held
     finally:
         subprocess.run([stack, "redis-up"], check=True, timeout=60)
     back = time.monotonic()
@@ -265,7 +253,7 @@ def test_rebalance_one_two_one(settings, worker, bundle, tmp_path: Path) -> None
     began = time.monotonic()
     try:
         positions = asyncio.run(publish(settings, records[:first]))
-        _wait_progress(settings, positions, start, 0.1)
+        wait_progress(settings, positions, start, 0.1)
         second.start()
         second.wait_alive()  # it has joined the group: partitions move now
         positions += asyncio.run(publish(settings, records[first:middle]))

@@ -16,11 +16,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from scrubber.accounting import Ledger
+from scrubber.accounting import Ledger, collect
 from scrubber.config import Settings
 from scrubber.kafka import ensure_topics
 from scrubber.refdata.build import build_bundle
@@ -177,6 +178,27 @@ class WorkerProcess:
             if '"level":"info"' not in line and '"level":"debug"' not in line
         ]
         return f"worker {state}; last warnings and errors:\n" + "\n".join(notable[-lines:])
+
+
+def progress(settings: Settings, positions: list[tuple[int, int]], start: Any) -> int:
+    """How many inputs have an output now (everything the topics hold, however much)."""
+    now = asyncio.run(collect(settings, positions, start, wait_seconds=60, to_end=True))
+    return len(now.outputs)
+
+
+def wait_progress(
+    settings: Settings,
+    positions: list[tuple[int, int]],
+    start: Any,
+    share: float,
+    seconds: float = 90,
+) -> None:
+    """Wait until ``share`` of the inputs have an output (fails after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if progress(settings, positions, start) >= share * len(positions):
+            return
+    raise AssertionError(f"no progress to {share:.0%} within {seconds} s")
 
 
 def assert_complete(ledger: Ledger, *workers: WorkerProcess) -> None:

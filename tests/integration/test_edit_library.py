@@ -30,7 +30,7 @@ from scrubber.refdata.inputs import EXTRACT_MPFS, EXTRACT_MUE
 from scrubber.refdata.model import Bundle, ReferenceSnapshot
 from scrubber.rules.library import default_engine
 
-from .conftest import REPO, assert_complete, load_bundle
+from .conftest import REPO, assert_complete, load_bundle, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -260,6 +260,7 @@ def test_payer_profiles_swap_with_the_reference_data(settings, worker, tmp_path)
     records = [(key_of(raw), raw) for raw in lines]
     start = asyncio.run(end_offsets(settings, [settings.accepted_topic, settings.flagged_topic]))
     positions = asyncio.run(publish(settings, records[:800]))
+    wait_progress(settings, positions, start, 0.05)  # the first version has judged some
     asyncio.run(load_bundle(settings, second))  # the swap, while the first half is handled
     positions += asyncio.run(publish(settings, records[800:]))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
