@@ -97,7 +97,28 @@ def _conserved(
     (out / f"{scenario}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(report)
     assert ledger.complete(), f"{len(ledger.missing())} inputs without their own output"
-    assert differences == 0 and final == offline
+    assert differences == 0 and final == offline, _explain(ledger, offline, final)
+
+
+def _explain(ledger: Ledger, offline, final) -> str:
+    """The lines whose final verdicts differ, each with every output the stream gave for it."""
+    differ = sorted(k for k in offline.keys() | final.keys() if offline.get(k) != final.get(k))
+    emitted: dict[str, list[str]] = {k: [] for k in differ[:10]}
+    for (partition, offset), outs in sorted(ledger.outputs.items()):
+        for out in outs:
+            if out.kind == "dlq":
+                continue
+            doc = orjson.loads(out.value)
+            if doc["line_id"] in emitted:
+                rules = ",".join(f["rule_id"] for f in doc["findings"])
+                emitted[doc["line_id"]].append(
+                    f"input {partition}:{offset} rev {doc['revision']} {doc['outcome']} [{rules}]"
+                )
+    lines = [
+        f"{k}: offline {offline.get(k)}, stream {final.get(k)}; outputs: {emitted[k]}"
+        for k in emitted
+    ]
+    return f"{len(differ)} final verdicts differ:\n" + "\n".join(lines)
 
 
 def _run_with(settings, worker, bundle, records, fault) -> tuple[Ledger, list[tuple[int, int]]]:

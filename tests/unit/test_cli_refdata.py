@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import orjson
+import pytest
 
 from scrubber.refdata.model import Bundle
 
@@ -46,3 +50,69 @@ def test_build_writes_a_versioned_bundle_with_its_corrections(tmp_path: Path) ->
     assert bundle.codes["11004"].sources["mue_value"].startswith("MUE-practitioner-2026Q2.csv.gz:")
     assert bundle.ptp is not None and bundle.ptp.count > 0
     assert [s.fiscal_year for s in bundle.icd10cm] == [2026]
+
+
+def _bad_ptp(tmp_path: Path) -> Path:
+    """The shipped PTP extract with one row's modifier indicator damaged."""
+    source = REPO / "tests/unit/data/ptp/ccipra-extract.txt"
+    lines = source.read_bytes().decode("latin-1").split("\r\n")
+    cells = lines[9].split("\t")
+    cells[5] = "7"  # indicators are 0, 1 or 9
+    lines[9] = "\t".join(cells)
+    bad = tmp_path / "ccipra-bad.txt"
+    bad.write_bytes("\r\n".join(lines).encode("latin-1"))
+    return bad
+
+
+def _bad_icd10cm(tmp_path: Path) -> Path:
+    bad = tmp_path / "icd10cm-order-2026.txt"
+    bad.write_text("00001 A00     0 Cholera                 Cholera\nthis is not an order line\n")
+    return bad
+
+
+def _bad_payers(tmp_path: Path) -> Path:
+    bad = tmp_path / "payers.yaml"
+    bad.write_text("profiles:\n  - name: x\n    match: ['*']\n    disable: [no.such_rule]\n")
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("option", "make", "where"),
+    [
+        ("--ptp", _bad_ptp, "ccipra-bad.txt:10"),
+        ("--icd10cm", _bad_icd10cm, "icd10cm-order-2026.txt:2"),
+        ("--payers", _bad_payers, "payers.yaml:"),
+    ],
+)
+def test_a_bad_input_file_stops_the_build_with_its_line_and_writes_nothing(
+    tmp_path: Path, option: str, make: Callable[[Path], Path], where: str
+) -> None:
+    out = tmp_path / "bundle.json"
+    done = _scrubber("refdata", "build", option, str(make(tmp_path)), "-o", str(out))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert where in " ".join((done.stdout + done.stderr).split())
+    assert not out.exists()
+
+
+def test_rules_for_a_payer_show_its_profile_applied(tmp_path: Path) -> None:
+    """The shipped profiles: Medicare keeps every rule, a commercial payer turns some off."""
+    out = tmp_path / "bundle.json"
+    payers = REPO / "scrubber/refdata/payers/default.yaml"
+    built = _scrubber("refdata", "build", "--payers", str(payers), "-o", str(out))
+    assert built.returncode == 0, built.stderr
+    views = {}
+    for payer in ("MCR-J15", "AETNA-60054"):
+        done = _scrubber("rules", "--payer", payer, "--refdata", str(out), "--json")
+        assert done.returncode == 0, done.stderr
+        views[payer] = orjson.loads(done.stdout)
+    medicare, commercial = views["MCR-J15"], views["AETNA-60054"]
+    assert (medicare["profile"], commercial["profile"]) == ("medicare", "commercial")
+    assert medicare["refdata_version"] == Bundle.from_json(out.read_bytes()).version
+    assert all(rule["applies"] for rule in medicare["rules"])
+    off = {rule["rule_id"] for rule in commercial["rules"] if not rule["applies"]}
+    assert off and all(
+        rule["medicare_policy"] for rule in commercial["rules"] if rule["rule_id"] in off
+    )
+    assert all(rule["severity"] is None for rule in commercial["rules"] if not rule["applies"])
+    missing = _scrubber("rules", "--payer", "X", "--refdata", str(tmp_path / "none.json"))
+    assert missing.returncode == 2
