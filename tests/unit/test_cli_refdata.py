@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,8 +66,11 @@ def _bad_ptp(tmp_path: Path) -> Path:
 
 
 def _bad_icd10cm(tmp_path: Path) -> Path:
+    """The shipped order file's first line, then a line that is not one."""
+    with gzip.open(REPO / "scrubber/refdata/cms/icd10cm-order-april-2026.txt.gz", "rt") as f:
+        first = f.readline()
     bad = tmp_path / "icd10cm-order-2026.txt"
-    bad.write_text("00001 A00     0 Cholera                 Cholera\nthis is not an order line\n")
+    bad.write_text(first + "this is not an order line\n")
     return bad
 
 
