@@ -110,6 +110,18 @@ class Metrics:
             "Input records the consumer skipped that the worker read back and handled.",
             registry=r,
         )
+        self.acks_refused = Counter(
+            "scrubber_input_acks_refused",
+            "Input records Faust let go of without handing them to the worker; never committed, "
+            "fetched again or read back by the gap guard.",
+            registry=r,
+        )
+        self.partitions_resumed = Counter(
+            "scrubber_input_partitions_resumed",
+            "Quiet input partitions fetched again: Faust had stopped fetching them for a full "
+            "stream buffer and never resumed.",
+            registry=r,
+        )
         self.recovery_reseeks = Counter(
             "scrubber_table_recovery_reseeks",
             "Changelog partitions moved back: the table recovery lacked records already fetched.",

@@ -216,7 +216,11 @@ class Worker:
             self.runtime,
             BatchScopes(self.histories, self.claims),
             self.guard,
-            FaustAcks(self.app, frozenset({settings.input_topic})),
+            FaustAcks(
+                self.app,
+                frozenset({settings.input_topic}),
+                on_refused=self.metrics.acks_refused.inc,
+            ),
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
@@ -269,14 +273,17 @@ class Worker:
         except Exception:  # no consumer yet
             return 0
         handled = 0
-        for partition in self.batches.quiet(assigned, SWEEP_QUIET_SECONDS):
+        quiet = self.batches.quiet(assigned, SWEEP_QUIET_SECONDS)
+        ends = await self.reader.ends(quiet)
+        for partition in quiet:
             if resume_buffered(self.app, TP(topic, partition)):
+                self.metrics.partitions_resumed.inc()
                 log.warning(
                     "an input partition was left unfetched after a full stream buffer; resumed",
                     extra={"partition": partition},
                 )
                 continue  # its records wait in the fetcher: delivered now, swept if not
-            end = await self.reader.end(partition)
+            end = ends[partition]
             if not await self.guard.behind(partition, end):
                 continue
             count = await self.batches.sweep(topic, partition, end, SWEEP_MAX_RECORDS)

@@ -211,11 +211,14 @@ class AckGate:
     back by the gap guard, so a refusal costs at most a second look, never a record.
     """
 
-    def __init__(self, topics: frozenset[str]) -> None:
+    def __init__(
+        self, topics: frozenset[str], on_refused: Callable[[], None] | None = None
+    ) -> None:
         self.topics = topics
         self._admitted: weakref.WeakSet[Any] = weakref.WeakSet()
         #: Acknowledgements refused since start (records Faust let go of without handing over).
         self.refused = 0
+        self.on_refused = on_refused
 
     def admit(self, message: Any) -> None:
         """``message`` may be acknowledged (its record is held for, or was, handled)."""
@@ -229,6 +232,8 @@ class AckGate:
             self._admitted.discard(message)
             return True
         self.refused += 1
+        if self.on_refused is not None:
+            self.on_refused()
         return False
 
 
@@ -269,9 +274,14 @@ class FaustAcks:
     (for ``topics``, the input topics) admits the records held and the ones read back.
     """
 
-    def __init__(self, app: Any, topics: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: Any,
+        topics: frozenset[str] = frozenset(),
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
-        self.gate = AckGate(topics)
+        self.gate = AckGate(topics, on_refused)
         _GATES[app] = self.gate
 
     def hold(self, events: Sequence[Any]) -> None:

@@ -310,11 +310,17 @@ class KafkaRangeReader:
                 return out, end
         return out, min(end, max(start, await consumer.position(tp)))
 
-    async def end(self, partition: int) -> int:
-        """The log end offset of a partition (the offset its next record will have)."""
+    async def ends(self, partitions: Sequence[int]) -> dict[int, int]:
+        """The log end offsets of partitions (the offsets their next records will have).
+
+        One request for all of them.
+        """
+        if not partitions:
+            return {}
         consumer = await self._reader()
-        tp = TopicPartition(self.topic, partition)
-        return int((await consumer.end_offsets([tp]))[tp])
+        tps = [TopicPartition(self.topic, partition) for partition in partitions]
+        found = await consumer.end_offsets(tps)
+        return {tp.partition: int(found[tp]) for tp in tps}
 
     async def close(self) -> None:
         """Stop the consumers."""

@@ -343,8 +343,8 @@ class _Batches:
 
 
 class _Ends:
-    async def end(self, partition: int) -> int:
-        return 100 + partition
+    async def ends(self, partitions: Sequence[int]) -> dict[int, int]:
+        return {partition: 100 + partition for partition in partitions}
 
 
 def _sweeping_worker(reasons: list[str], quiet: list[int], handled: dict[int, int]) -> Any:
@@ -360,6 +360,7 @@ def _sweeping_worker(reasons: list[str], quiet: list[int], handled: dict[int, in
         batches=_Batches(quiet),
         reader=_Ends(),
         guard=guard,
+        metrics=Metrics(),
     )
 
 
@@ -373,6 +374,8 @@ def test_the_worker_sweeps_only_quiet_partitions_behind_their_log_end() -> None:
     assert asyncio.run(Worker.sweep(worker)) == 2
     assert worker.batches.swept == [(TOPIC, 0, 100, SWEEP_MAX_RECORDS)]
     assert worker.app.consumer.resumed == [TP(TOPIC, 3)]
+    resumed = worker.metrics.registry.get_sample_value("scrubber_input_partitions_resumed_total")
+    assert resumed == 1
 
 
 def test_a_worker_that_is_not_ready_does_not_sweep() -> None:

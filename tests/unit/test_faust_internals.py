@@ -297,7 +297,8 @@ def test_faust_acknowledges_only_the_input_records_the_worker_let_through() -> N
     app = _App(None)
     consumer = _FaustConsumer(app)
     app.consumer = consumer
-    acks = FaustAcks(app, frozenset({"in"}))
+    refusals: list[int] = []
+    acks = FaustAcks(app, frozenset({"in"}), on_refused=lambda: refusals.append(1))
     ack = gated_ack(_original_ack)
     held, skipped, other = _event(10), _event(11), _event(12, topic="changelog")
     consumer._unacked_messages |= {held.message, skipped.message}
@@ -307,7 +308,7 @@ def test_faust_acknowledges_only_the_input_records_the_worker_let_through() -> N
     assert ack(consumer, held.message) is True
     assert ack(consumer, other.message) is True  # not an input topic: Faust's own rule
     assert consumer.acked == [10, 12]
-    assert acks.gate.refused == 1
+    assert acks.gate.refused == 1 and refusals == [1]
     assert skipped.message.acked  # no longer waited for at shutdown, never committed
     assert consumer._unacked_messages == set()
 
