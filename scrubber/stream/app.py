@@ -255,6 +255,15 @@ class Worker:
         for partition, value in lags.items():
             self.metrics.consumer_lag.labels(str(partition)).set(value)
 
+    def _owns(self, partition: int) -> bool:
+        """Whether an input partition is this worker's, with no rebalance under way."""
+        app = self.app
+        try:
+            tp = TP(self.settings.input_topic, partition)
+            return not app.rebalancing and tp in app.consumer.assignment()
+        except Exception:  # no consumer
+            return False
+
     async def sweep(self) -> int:
         """Handle the records of quiet input partitions that the consumer never delivered.
 
@@ -286,7 +295,9 @@ class Worker:
             end = ends[partition]
             if not await self.guard.behind(partition, end):
                 continue
-            count = await self.batches.sweep(topic, partition, end, SWEEP_MAX_RECORDS)
+            count = await self.batches.sweep(
+                topic, partition, end, SWEEP_MAX_RECORDS, owned=self._owns
+            )
             if count:
                 log.warning(
                     "a quiet input partition had records the consumer never delivered; "

@@ -184,7 +184,9 @@ def acked_runs(offsets: Iterable[int]) -> Iterator[list[int]]:
     group offset crept forward by about three records a second and a second crash replayed most
     of the run (robinhood/faust#625 reports the same stall). Here a repeated offset belongs to
     the run, so the same list gives ``[5, 6, 6, 7, 7, 8]`` and Faust commits 9 at once. Every
-    offset in a run was acknowledged, so nothing is committed that was not handled.
+    offset in a run was acknowledged, so nothing is committed that was not handled. With
+    Faust's gap bookkeeping switched off (``install``) those repeats no longer arise; this stays
+    so that a repeat from any other source can never stall the commit.
     """
     run: list[int] = []
     for offset in offsets:
@@ -250,11 +252,12 @@ def gated_ack(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool
 
     def ack(self: Any, message: Any) -> bool:
         gate = _GATES.get(self.app)
-        if gate is not None and not message.acked and not gate.allows(message):
+        if gate is not None:
             with faust_tuples.ack_lock:
-                message.acked = True
-                self._unacked_messages.discard(message)
-            return False
+                if not message.acked and not gate.allows(message):
+                    message.acked = True
+                    self._unacked_messages.discard(message)
+                    return False
         return original(self, message)
 
     return ack
@@ -319,33 +322,75 @@ class FaustAcks:
         message = self._message(topic, record.partition, record.offset, record)
         return faust.Event(self.app, record.key, record.value, message.headers, message)
 
-    def recovered(self, topic: str, gap: Gap) -> None:
-        """Tell Faust's offset bookkeeping that every offset of a range read back is handled.
+    def track(self, topic: str, gap: Gap) -> list[Any]:
+        """Messages for every offset of a range read back, tracked as Faust tracks its own.
 
-        Without this its acked offsets keep a gap and the group offset never moves past it, so
-        every later rebalance or restart replays everything since (measured: 3,245 repeated
-        outputs for 4,000 lines in a 1-2-1 rebalance). Offsets without a record (transaction
-        markers) are acknowledged too. Uses the consumer's own track/ack on messages built as
-        Faust builds the ones it fetches.
+        Tracked, a rebalance waits for them (``Consumer.wait_empty``) as for the agent's
+        records, so records read back are never handled while their partition moves. Offsets
+        without a record (transaction markers) get a message too: the group offset must be
+        able to move past them. Every message is admitted by the gate. A failure is logged and
+        gives no messages (bookkeeping only: the group offset then stays behind until a
+        restart, which hands the records again).
         """
         records = {r.offset: r for r in gap.records}
+        messages: list[Any] = []
         try:
             consumer = self.app.consumer
             for offset in range(gap.start, gap.end):
                 message = self._message(topic, gap.partition, offset, records.get(offset))
                 self.gate.admit(message)
                 consumer.track_message(message)
+                messages.append(message)
+        except Exception as exc:
+            self._failed("could not track recovered records", gap.partition, messages, exc)
+            self.untrack(messages)
+            return []
+        return messages
+
+    def recovered(self, messages: Sequence[Any]) -> None:
+        """Acknowledge tracked messages whose records were handled and written.
+
+        Without this Faust's acknowledged offsets keep a gap and the group offset never moves
+        past it, so every later rebalance or restart replays everything since (measured: 3,245
+        repeated outputs for 4,000 lines in a 1-2-1 rebalance).
+        """
+        try:
+            consumer = self.app.consumer
+            for message in messages:
                 consumer.ack(message)
         except Exception as exc:  # bookkeeping only: the records themselves are handled already
-            log.warning(
-                "could not ack recovered records",
-                extra={
-                    "partition": gap.partition,
-                    "from_offset": gap.start,
-                    "to_offset": gap.end - 1,
-                    "error_type": type(exc).__name__,
-                },
-            )
+            self._failed("could not ack recovered records", None, messages, exc)
+
+    def untrack(self, messages: Sequence[Any]) -> None:
+        """Let go of messages whose records were not handled: never acknowledged, not waited for.
+
+        Their offsets stay uncommitted; the gap guard reads the records again.
+        """
+        try:
+            unacked = self.app.consumer._unacked_messages
+        except Exception:
+            unacked = set()
+        with faust_tuples.ack_lock:
+            for message in messages:
+                message.acked = True
+                unacked.discard(message)
+
+    @staticmethod
+    def _failed(what: str, partition: int | None, messages: Sequence[Any], exc: Exception) -> None:
+        offsets = [m.offset for m in messages]
+        log.warning(
+            what,
+            extra={
+                "partition": partition if partition is not None else _partition_of(messages),
+                "from_offset": min(offsets) if offsets else None,
+                "to_offset": max(offsets) if offsets else None,
+                "error_type": type(exc).__name__,
+            },
+        )
+
+
+def _partition_of(messages: Sequence[Any]) -> int | None:
+    return messages[0].partition if messages else None
 
 
 # ------------------------------------------------------------------------------ events and tables
@@ -420,8 +465,10 @@ def resume_buffered(app: Any, tp: Any) -> bool:
     Faust stops fetching a partition whose records arrive while the agent's queue is nearly full
     (``Consumer.on_buffer_full``) and resumes it when the queue drains (``on_buffer_drop``,
     called from the queue's pressure-drop callbacks). Those callbacks run only when the stream
-    reads from an empty queue; while other partitions keep it busy, or if the queue was replaced,
-    the partition stays unfetched: its records wait in the fetcher and it delivers nothing. The
+    takes from the queue at or below the drop size (and all of them only at an empty queue),
+    one per take; if the queue was replaced, or the stream's compiled iterator does not take
+    that way, the partition stays unfetched: its records wait in the fetcher and it delivers
+    nothing. The
     worker calls this for a partition that has been quiet far longer than a full buffer takes to
     drain. Returns whether the partition was held that way (and is now fetched again).
     """

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from scrubber.config import Settings
 from scrubber.kafka import client_kwargs
@@ -111,6 +112,7 @@ class GapGuard:
         self.expected: dict[int, int] = {}
         self.recovered = 0
         self._stale: set[int] = set()
+        self._settled: list[Gap] = []
 
     def reset(self) -> None:
         """Partitions were (re)assigned: read each one's committed offset again when next used.
@@ -121,6 +123,46 @@ class GapGuard:
         """
         self._stale = set(self.expected)
 
+    async def _refresh(self, partition: int) -> None:
+        """Take the group's committed offset for a partition first seen or reassigned.
+
+        Never below what this process handled. When the commit is below it (a commit that
+        missed the rebalance), the offsets in between were handled here and are acknowledged
+        again (``settled``): Faust fetches them anew, and a skip among them would otherwise
+        leave nothing to acknowledge them, and the commit would stop there.
+        """
+        if partition in self.expected and partition not in self._stale:
+            return
+        committed = await self.reader.committed(partition)
+        start = committed if committed is not None else await self.reader.beginning(partition)
+        if partition in self.expected and partition not in self._stale:
+            return  # refreshed by another task meanwhile
+        known = self.expected.get(partition)
+        if known is not None and start < known:
+            self._settled.append(Gap(partition, start, known, ()))
+        self.expected[partition] = start if known is None else max(start, known)
+        self._stale.discard(partition)
+
+    def settled(self) -> list[Gap]:
+        """Ranges handled here that the group's commit lost, to acknowledge again (each once).
+
+        The caller acknowledges them after its batch's histories are written.
+        """
+        found, self._settled = self._settled, []
+        return found
+
+    def snapshot(self) -> dict[int, int]:
+        """The next offset per partition, to ``restore`` if a batch's writes fail."""
+        return dict(self.expected)
+
+    def restore(self, snapshot: dict[int, int]) -> None:
+        """Forget what a batch handled: its histories could not be written."""
+        for partition, offset in snapshot.items():
+            if partition in self.expected:
+                self.expected[partition] = offset
+        for partition in set(self.expected) - set(snapshot):
+            del self.expected[partition]
+
     async def missing(self, partition: int, offset: int, limit: int | None = None) -> Gap:
         """The offsets before ``offset`` the worker has not been handed, with their records.
 
@@ -129,11 +171,7 @@ class GapGuard:
         (the consumer delivered a later one, or the log's end is past them), so a read that
         stops short was slow, not proof that they are absent.
         """
-        if partition not in self.expected or partition in self._stale:
-            committed = await self.reader.committed(partition)
-            start = committed if committed is not None else await self.reader.beginning(partition)
-            self.expected[partition] = max(start, self.expected.get(partition, start))
-            self._stale.discard(partition)
+        await self._refresh(partition)
         start = self.expected[partition]
         end = offset if limit is None else min(offset, start + limit)
         if end <= start:
@@ -168,14 +206,11 @@ class GapGuard:
     async def behind(self, partition: int, end: int) -> bool:
         """Whether records before ``end`` remain that this worker has not handled.
 
-        Changes nothing: a sweep asks this before it waits for its turn with the agent, so a
-        slow first read of the committed offset never holds the agent's batches.
+        A sweep asks this before it waits for its turn with the agent, so a slow first read of
+        the committed offset never holds the agent's batches (and is kept for ``missing``).
         """
-        if partition in self.expected and partition not in self._stale:
-            return self.expected[partition] < end
-        committed = await self.reader.committed(partition)
-        start = committed if committed is not None else await self.reader.beginning(partition)
-        return max(start, self.expected.get(partition, start)) < end
+        await self._refresh(partition)
+        return self.expected[partition] < end
 
     def already_handled(self, partition: int, offset: int) -> bool:
         """Whether this process has handled the record already (read back, then re-delivered).
@@ -256,14 +291,21 @@ class KafkaRangeReader:
                     consumer.committed(tp), COMMITTED_TIMEOUT_SECONDS
                 )
                 return result
-            except TimeoutError:
+            except (TimeoutError, KafkaError, ConsumerStoppedError) as exc:
                 log.warning(
-                    "reading the group's committed offset timed out; retrying with a new consumer",
-                    extra={"partition": partition, "timeout_seconds": COMMITTED_TIMEOUT_SECONDS},
+                    "reading the group's committed offset failed; retrying with a new consumer",
+                    extra={
+                        "partition": partition,
+                        "timeout_seconds": COMMITTED_TIMEOUT_SECONDS,
+                        "error_type": type(exc).__name__,
+                    },
                 )
-                self._committed = None
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(consumer.stop(), 5.0)
+                # Another read may have replaced it already (the agent and the sweep share it).
+                current = self._committed is consumer
+                if current:
+                    self._committed = None
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(consumer.stop(), 5.0)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -296,6 +338,8 @@ class KafkaRangeReader:
             for r in records:
                 if r.offset >= end:
                     return out, end
+                if r.offset < start:
+                    continue  # the position was reset to the log start: read before
                 out.append(
                     RawRecord(
                         partition,

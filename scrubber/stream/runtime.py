@@ -229,12 +229,21 @@ class Acks(Protocol):
         """The records are handled: acknowledge each one no one else holds."""
         ...
 
-    def recovered(self, topic: str, gap: Gap) -> None:
-        """The offsets of a range the gap guard read back are handled: acknowledge every one.
+    def track(self, topic: str, gap: Gap) -> list[Any]:
+        """Messages for every offset of a range the gap guard read back, in flight from now on.
 
-        Those with a record and those without one (a transaction marker): the group offset must
-        be able to move past both.
+        A rebalance waits for them as it waits for the agent's records. ``recovered``
+        acknowledges them (offsets without a record, transaction markers, too: the group offset
+        must be able to move past both); ``untrack`` lets go of those not handled.
         """
+        ...
+
+    def recovered(self, messages: Sequence[Any]) -> None:
+        """The messages' records are handled and their histories written: acknowledge them."""
+        ...
+
+    def untrack(self, messages: Sequence[Any]) -> None:
+        """Let go of messages whose records were not handled: never acknowledged, not waited for."""
         ...
 
     def event(self, topic: str, record: RawRecord) -> Any:
@@ -317,42 +326,49 @@ class BatchHandler:
         now = self.clock()
         return [p for p in partitions if now - self.delivered_at.setdefault(p, now) >= seconds]
 
-    async def sweep(self, topic: str, partition: int, end: int, limit: int) -> int:
+    async def sweep(
+        self,
+        topic: str,
+        partition: int,
+        end: int,
+        limit: int,
+        owned: Callable[[int], bool] = lambda partition: True,
+    ) -> int:
         """Handle the records of ``partition`` below ``end`` that were never delivered.
 
         For a partition that has been quiet although its log goes on (see stream/gaps.py): the
         guard reads what lies between the last record handled here and ``end`` (at most
-        ``limit`` offsets), and they are handled as the records of a gap are. Faust may still
-        deliver some of them later; those are acknowledged without a second verdict. Returns
-        the number of records handled.
+        ``limit`` offsets), and they are handled as the records of a gap are. ``owned`` says
+        whether the partition is still this worker's (no rebalance under way); it is asked once
+        the sweep has its turn and again after the read. Faust may still deliver some of the
+        records later; those are acknowledged without a second verdict. Returns the number of
+        records handled.
         """
         async with self._turn:
-            gap = await self.guard.missing(partition, end, limit)
-            if not gap:
+            if not owned(partition):
                 return 0
-            await self._handle_gap(topic, gap)
+            gap = await self.guard.missing(partition, end, limit)
+            if not gap or not owned(partition):
+                return 0
+            before = self.guard.snapshot()
+            done: list[list[Any]] = []
+            try:
+                if gap.records:
+                    self.store.at(self.acks.event(topic, gap.records[0]))
+                await self._handle_records(topic, gap, done)
+            finally:
+                self._finish(topic, before, done, (), 0)
             return len(gap.records)
 
-    async def _handle_gap(self, topic: str, gap: Gap) -> None:
-        """Handle a gap's records in order, write what they changed, then acknowledge them."""
-        done: list[tuple[str, Gap]] = []
-        try:
-            if gap.records:
-                self.store.at(self.acks.event(topic, gap.records[0]))
-            await self._handle_records(topic, gap, done)
-        finally:
-            self.store.flush()
-            for _topic, handled in done:
-                self.acks.recovered(topic, handled)
-
-    async def _handle_records(self, topic: str, gap: Gap, done: list[tuple[str, Gap]]) -> None:
-        """Handle the records of ``gap``; put what was handled of it in ``done``.
+    async def _handle_records(self, topic: str, gap: Gap, done: list[list[Any]]) -> None:
+        """Handle the records of ``gap``; put the messages of what was handled in ``done``.
 
         All of it once every record was handled; on a failure, the offsets up to the last
-        record handled (the rest is read back again when the partition's next record comes).
+        record handled (the rest is let go of, and read back again later).
         """
-        runtime, guard = self.runtime, self.guard
+        runtime, guard, acks = self.runtime, self.guard, self.acks
         skipped_recovered = runtime.metrics.skipped_recovered
+        messages = acks.track(topic, gap)
         handled = 0
         try:
             for r in gap.records:
@@ -363,12 +379,47 @@ class BatchHandler:
                 skipped_recovered.inc()
                 handled += 1
         except BaseException:
-            if handled:
-                last = gap.records[handled - 1].offset
-                done.append((topic, Gap(gap.partition, gap.start, last + 1, gap.records[:handled])))
+            cut = gap.records[handled - 1].offset + 1 if handled else gap.start
+            done.append([m for m in messages if m.offset < cut])
+            acks.untrack([m for m in messages if m.offset >= cut])
             raise
         guard.handled(gap.partition, gap.end - 1)
-        done.append((topic, gap))
+        done.append(messages)
+
+    def _finish(
+        self,
+        topic: str,
+        before: dict[int, int],
+        gaps: list[list[Any]],
+        events: Sequence[Any],
+        done: int,
+    ) -> None:
+        """Write what the turn changed, then acknowledge exactly what it handled.
+
+        Only after the write may any offset of the turn be committed: Faust commits on a timer
+        of its own, and a record acknowledged before its history was written could be committed
+        past, then lost from the history by a crash (later lines judged without it). That holds
+        for the records the guard read back too. A write that fails acknowledges nothing and
+        the guard forgets what the turn handled, so it is read back again. Records not handled
+        are let go of, never acknowledged.
+        """
+        acks = self.acks
+        try:
+            self.store.flush()
+        except BaseException:
+            self.guard.restore(before)
+            for messages in gaps:
+                acks.untrack(messages)
+            acks.untrack([event.message for event in events])
+            raise
+        for messages in gaps:
+            acks.recovered(messages)
+        if topic:
+            for gap in self.guard.settled():
+                acks.recovered(acks.track(topic, gap))
+        acks.release(events[:done])
+        if done < len(events):
+            acks.untrack([event.message for event in events[done:]])
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Handle the batch; acknowledge exactly the records handled.
@@ -386,10 +437,11 @@ class BatchHandler:
     async def _handle(self, events: Sequence[Any]) -> None:
         guard, runtime, store, acks = self.guard, self.runtime, self.store, self.acks
         acks.hold(events)
+        before = guard.snapshot()
         now = self.clock()
         delivered_at = self.delivered_at
         done = 0
-        gaps: list[tuple[str, Gap]] = []
+        gaps: list[list[Any]] = []
         try:
             for event in events:
                 m = event.message
@@ -414,14 +466,5 @@ class BatchHandler:
                 guard.handled(m.partition, m.offset)
                 done += 1
         finally:
-            store.flush()
-            # Only now may any offset of the batch be committed: Faust commits on a timer of its
-            # own, and a record acknowledged before its history was written could be committed
-            # past, then lost from the history by a crash (later lines judged without it). That
-            # holds for the records the guard read back too. A release that is a record's last
-            # reference marks its offset safe to commit; records not handled keep theirs and
-            # are never acknowledged. A gap counts only once all of it was handled (a failure
-            # half-way through it leaves it to be read back again).
-            for topic, gap in gaps:
-                acks.recovered(topic, gap)
-            acks.release(events[:done])
+            topic = events[0].message.topic if events else ""
+            self._finish(topic, before, gaps, events, done)

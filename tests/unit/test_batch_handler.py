@@ -70,6 +70,9 @@ class Acks:
     held: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     skipped: list[tuple[str, int]] = field(default_factory=list)
+    #: Offsets of read-back records tracked (in flight), and those let go of unhandled.
+    tracked: list[int] = field(default_factory=list)
+    untracked: list[int] = field(default_factory=list)
 
     def hold(self, events: Sequence[Any]) -> None:
         self.held += [e.message.offset for e in events]
@@ -77,8 +80,15 @@ class Acks:
     def release(self, events: Sequence[Any]) -> None:
         self.released += [e.message.offset for e in events]
 
-    def recovered(self, topic: str, gap: Gap) -> None:
-        self.skipped += [(topic, o) for o in range(gap.start, gap.end)]
+    def track(self, topic: str, gap: Gap) -> list[Any]:
+        self.tracked += range(gap.start, gap.end)
+        return [SimpleNamespace(topic=topic, offset=o) for o in range(gap.start, gap.end)]
+
+    def recovered(self, messages: Sequence[Any]) -> None:
+        self.skipped += [(m.topic, m.offset) for m in messages]
+
+    def untrack(self, messages: Sequence[Any]) -> None:
+        self.untracked += [m.offset for m in messages]
 
     def event(self, topic: str, record: RawRecord) -> Any:
         return _event(record.partition, record.offset, record.value or b"")
@@ -197,9 +207,9 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     recovered, release = acks.recovered, acks.release
 
-    def logged_recovered(topic: str, gap: Gap) -> None:
-        log.append(f"recovered {gap.start}-{gap.end - 1}")
-        recovered(topic, gap)
+    def logged_recovered(messages: Sequence[Any]) -> None:
+        log.append(f"recovered {messages[0].offset}-{messages[-1].offset}")
+        recovered(messages)
 
     def logged_release(events: Sequence[Any]) -> None:
         log.append(f"release {[e.message.offset for e in events]}")
@@ -237,6 +247,7 @@ def test_a_batch_failing_half_way_acknowledges_only_what_was_handled(
         asyncio.run(handler.handle(events))
     assert acks.held == [0, 1, 2, 3]
     assert acks.released == [0, 1]
+    assert acks.untracked == [2, 3]  # never acknowledged, and a rebalance does not wait for them
     assert log[-1] == "flush"  # the histories of the records handled are written
 
 
@@ -262,6 +273,7 @@ def test_a_gap_failing_half_way_acknowledges_only_the_records_handled(
     with pytest.raises(ConnectionError):
         asyncio.run(handler.handle([_event(0, 6, line_bytes())]))
     assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
+    assert acks.untracked == [5, 6]  # let go of: the rest of the gap and the batch's record
     assert acks.released == []
     assert not handler.guard.already_handled(0, 5)
 
@@ -337,7 +349,10 @@ class _Batches:
         assert seconds == SWEEP_QUIET_SECONDS
         return [p for p in partitions if p in self._quiet]
 
-    async def sweep(self, topic: str, partition: int, end: int, limit: int) -> int:
+    async def sweep(
+        self, topic: str, partition: int, end: int, limit: int, owned: Any = None
+    ) -> int:
+        assert owned is not None and owned(partition)
         self.swept.append((topic, partition, end, limit))
         return 2
 
@@ -361,6 +376,7 @@ def _sweeping_worker(reasons: list[str], quiet: list[int], handled: dict[int, in
         reader=_Ends(),
         guard=guard,
         metrics=Metrics(),
+        _owns=lambda partition: True,
     )
 
 
@@ -384,3 +400,54 @@ def test_a_worker_that_is_not_ready_does_not_sweep() -> None:
 
     assert asyncio.run(Worker.sweep(worker)) == 0
     assert worker.batches.swept == []
+
+
+class FailingStore(Store):
+    def flush(self) -> None:
+        super().flush()
+        raise OSError("table write failed")
+
+
+def test_a_failed_write_acknowledges_nothing_and_the_guard_forgets_the_turn(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    skipped = {(0, 3): RawRecord(0, 3, b"M1", line_bytes(claim_id="S3"), None, ())}
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
+    handler.guard.expected[0] = 3
+    handler.store = FailingStore(log)
+    with pytest.raises(OSError):
+        asyncio.run(handler.handle([_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
+    assert acks.released == [] and acks.skipped == []
+    assert acks.untracked == [3, 4, 5]
+    assert handler.guard.expected == {0: 3}  # read back again with the next record
+
+
+def test_offsets_handled_here_that_the_commit_lost_are_acknowledged_again(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The commit of 10-19 missed a rebalance; the partition came back to this worker.
+
+    Faust fetches from 10 again; if it skips some of those records, nothing else would
+    acknowledge them and the group offset would stop at 10 for good.
+    """
+    reader = Reader({0: 10})
+    handler, _log, sent, acks = _handler(snapshot, reader)
+    handler.guard.expected[0] = 20
+    handler.guard.reset()
+    asyncio.run(handler.handle([_event(0, 20, line_bytes())]))
+    assert list(dict.fromkeys(_own(sent))) == [(0, 20)]
+    assert acks.skipped == [(TOPIC, o) for o in range(10, 20)]
+    assert acks.released == [20]
+    asyncio.run(handler.handle([_event(0, 21, line_bytes(line_number=2))]))
+    assert len(acks.skipped) == 10  # once
+
+
+def test_a_sweep_stops_when_the_partition_is_no_longer_this_workers(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (5, 6)}
+    handler, _log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
+    answers = iter([True, False])
+    assert asyncio.run(handler.sweep(TOPIC, 0, 7, 10, owned=lambda p: next(answers))) == 0
+    assert asyncio.run(handler.sweep(TOPIC, 0, 7, 10, owned=lambda p: False)) == 0
+    assert sent == [] and acks.tracked == [] and not handler.guard.already_handled(0, 5)

@@ -243,9 +243,11 @@ def test_every_offset_of_a_range_read_back_is_tracked_and_acknowledged_as_faust_
     consumer = _Consumer()
     acks = FaustAcks(_App(consumer), frozenset({"claims"}))
     record = RawRecord(3, 77, b"M1", b"{}", 12.5, (("scrubber-attempt", b"2"),))
-    acks.recovered("claims", _gap(77, 79, record))  # 78: a transaction marker
-    assert consumer.acked == consumer.tracked
-    message, marker = consumer.tracked
+    messages = acks.track("claims", _gap(77, 79, record))  # 78: a transaction marker
+    assert consumer.tracked == messages and consumer.acked == []  # in flight until handled
+    acks.recovered(messages)
+    assert consumer.acked == messages
+    message, marker = messages
     assert isinstance(message, ConsumerMessage)
     assert (message.topic, message.partition, message.offset) == ("claims", 3, 77)
     assert message.tp == TP("claims", 3)
@@ -256,9 +258,24 @@ def test_every_offset_of_a_range_read_back_is_tracked_and_acknowledged_as_faust_
     assert acks.gate.allows(message) and acks.gate.allows(marker)
 
 
-def test_a_failing_recovered_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_records_let_go_of_are_never_acknowledged_nor_waited_for() -> None:
+    consumer = _Consumer()
+    consumer._unacked_messages = set()  # type: ignore[attr-defined]
+    acks = FaustAcks(_App(consumer), frozenset({"claims"}))
+    messages = acks.track("claims", _gap(5, 7))
+    consumer._unacked_messages |= set(messages)  # type: ignore[attr-defined]
+    acks.untrack(messages)
+    assert all(m.acked for m in messages)
+    assert consumer._unacked_messages == set()  # type: ignore[attr-defined]
+    assert all(not m.ack(consumer) for m in messages)  # a later release changes nothing
+    assert consumer.acked == []
+
+
+def test_a_failing_track_or_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     acks = FaustAcks(_App(None, 1))
-    acks.recovered("claims", _gap(5, 6, RawRecord(3, 5, None, None, None, ())))
+    assert acks.track("claims", _gap(5, 6, RawRecord(3, 5, None, None, None, ()))) == []
+    assert "could not track recovered records" in caplog.text
+    acks.recovered([SimpleNamespace(offset=5, partition=3)])
     assert "could not ack recovered records" in caplog.text
 
 
@@ -330,3 +347,36 @@ def test_install_gates_faust_acks_and_takes_no_gap_as_acknowledged() -> None:
         installation.undo()
     assert faust_consumer.Consumer.ack is original_ack
     assert faust_consumer.Consumer._add_gap is original_gap
+
+
+def test_the_gate_in_front_of_fausts_own_ack_through_a_message_s_last_reference() -> None:
+    """Faust's ``Message.ack`` -> ``on_final_ack`` -> the gated ``Consumer.ack`` -> Faust's own."""
+    from collections import defaultdict
+
+    class Consumer:
+        ack = gated_ack(faust_consumer.Consumer.ack)
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+            self._committed_offset: dict[Any, int | None] = defaultdict(lambda: None)
+            self._acked_index: dict[Any, set[int]] = defaultdict(set)
+            self._acked: dict[Any, list[int]] = defaultdict(list)
+            self._unacked_messages: set[Any] = set()
+            self._n_acked = 0
+            self._waiting_for_ack = None
+
+    app = _App(None)
+    app.topics = SimpleNamespace(acks_enabled_for=lambda topic: True)  # type: ignore[attr-defined]
+    consumer = Consumer(app)
+    app.consumer = consumer
+    acks = FaustAcks(app, frozenset({"in"}))
+    held, skipped = _event(10, refs=1), _event(11, refs=1)
+    consumer._unacked_messages |= {held.message, skipped.message}
+    acks.hold([held])
+    held.message.ack(consumer)  # Faust's stream lets go: our hold keeps it
+    skipped.message.ack(consumer)  # a record Faust never handed over: its last reference
+    assert consumer._acked[TP("in", 2)] == []
+    acks.release([held])
+    assert consumer._acked[TP("in", 2)] == [10]
+    assert consumer._unacked_messages == set()
+    assert acks.gate.refused == 1

@@ -202,14 +202,37 @@ async def test_a_read_that_makes_no_progress_is_tried_again(monkeypatch: Any) ->
     assert sleeps == [gaps.READ_RETRY_FIRST_SECONDS]
 
 
-async def test_behind_compares_the_next_offset_with_an_end_and_changes_nothing() -> None:
+async def test_behind_compares_the_next_offset_with_an_end() -> None:
     reader = FakeReader({0: 10, 1: None}, {0: list(range(0, 20)), 1: list(range(5, 9))})
     guard = GapGuard(reader)
     assert await guard.behind(0, 11) and not await guard.behind(0, 10)  # from the commit
     assert await guard.behind(1, 9) and not await guard.behind(1, 5)  # from the log start
-    assert guard.expected == {}
+    assert guard.expected == {0: 10, 1: 5}  # kept: the sweep's read serves the agent too
     guard.handled(0, 14)
     assert not await guard.behind(0, 15) and await guard.behind(0, 16)
     reader._committed[0] = 18  # another worker went further meanwhile
     guard.reset()
     assert not await guard.behind(0, 18) and await guard.behind(0, 19)
+    assert guard.settled() == []
+
+
+async def test_a_commit_below_what_was_handled_here_is_settled_once() -> None:
+    reader = FakeReader({0: 10}, {0: list(range(0, 40))})
+    guard = GapGuard(reader)
+    await _handle_in_order(guard, 0, range(10, 30))
+    reader._committed[0] = 20  # the commit of 20-29 missed the rebalance
+    guard.reset()
+    assert not await guard.missing(0, 30)
+    (settled,) = guard.settled()
+    assert (settled.partition, settled.start, settled.end, settled.records) == (0, 20, 30, ())
+    assert guard.settled() == []
+
+
+def test_restore_forgets_what_a_failed_batch_handled() -> None:
+    guard = GapGuard(FakeReader({}, {}))
+    guard.handled(0, 9)
+    before = guard.snapshot()
+    guard.handled(0, 15)
+    guard.handled(1, 3)
+    guard.restore(before)
+    assert guard.expected == {0: 10}
