@@ -272,14 +272,17 @@ class Worker:
         stream/gaps.py). Only a ready worker sweeps: during a table recovery or without
         reference data, records wait by design. Returns the number of records handled.
         """
-        if self.readiness():
-            return 0
         topic = self.settings.input_topic
         try:
             assigned = sorted(
                 tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic
             )
         except Exception:  # no consumer yet
+            return 0
+        if self.readiness():
+            # Quiet counts only while the worker could have handled records: a partition is
+            # not silent for waiting on reference data or a table recovery.
+            self.batches.assigned(assigned)
             return 0
         handled = 0
         quiet = self.batches.quiet(assigned, SWEEP_QUIET_SECONDS)

@@ -344,6 +344,10 @@ class _Batches:
     def __init__(self, quiet: list[int]) -> None:
         self._quiet = quiet
         self.swept: list[tuple[str, int, int, int]] = []
+        self.restarted: list[list[int]] = []
+
+    def assigned(self, partitions: list[int]) -> None:
+        self.restarted.append(partitions)
 
     def quiet(self, partitions: Sequence[int], seconds: float) -> list[int]:
         assert seconds == SWEEP_QUIET_SECONDS
@@ -400,6 +404,7 @@ def test_a_worker_that_is_not_ready_does_not_sweep() -> None:
 
     assert asyncio.run(Worker.sweep(worker)) == 0
     assert worker.batches.swept == []
+    assert worker.batches.restarted == [[0, 1, 2, 3]]  # quiet counts only once it is ready
 
 
 class FailingStore(Store):
