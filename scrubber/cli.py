@@ -289,7 +289,7 @@ def x12_serve() -> None:
     from prometheus_client import start_http_server
 
     from scrubber.kafka import TopicMismatchError, ensure_topics
-    from scrubber.metrics import Metrics
+    from scrubber.metrics import IntakeMetrics
     from scrubber.stream.edge import run_x12_intake
 
     settings = _settings()
@@ -298,7 +298,7 @@ def x12_serve() -> None:
     except TopicMismatchError as exc:
         console.print(f"[red]refusing to start:[/red] {exc}")
         raise typer.Exit(2) from exc
-    metrics = Metrics()
+    metrics = IntakeMetrics()
     start_http_server(settings.x12_web_port, addr=settings.web_host, registry=metrics.registry)
 
     async def main() -> None:

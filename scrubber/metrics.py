@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from scrubber import __version__
+from scrubber.contracts import DeadLetterCode, Outcome
 
 #: Processing time buckets: the engine takes tens of microseconds, a result send a few
 #: milliseconds; the tail up to 5 s shows a stalled producer or a slow snapshot swap.
@@ -58,6 +59,78 @@ AGE_BUCKETS = (
 X12_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def dead_letters(registry: CollectorRegistry) -> Counter:
+    """Dead letters by error code, every code of the closed set exported from the start at 0.
+
+    A labelled series that appears only when it first moves hides that first step from
+    ``rate()`` and ``increase()``, and leaves the dashboard's dead-letter panel and the
+    dead-letter alerts without data on a healthy worker.
+    """
+    counter = Counter(
+        "scrubber_dead_letters",
+        "Input messages routed to the dead-letter topic, by error code.",
+        ["error_code"],
+        registry=registry,
+    )
+    for code in DeadLetterCode:
+        counter.labels(code.value)
+    return counter
+
+
+def build_info(registry: CollectorRegistry) -> Info:
+    """``scrubber_build_info{version}``: which release a process runs."""
+    info = Info("scrubber_build", "Version of the scrubber.", registry=registry)
+    info.info({"version": __version__})
+    return info
+
+
+class IntakeMetrics:
+    """What the X12 intake (``scrubber x12 serve``) exports, and nothing of the worker's.
+
+    A process of its own with its own scrape job: were it to export the worker's gauges
+    (``scrubber_ready``, ``scrubber_redis_up`` at 0), the worker's alerts would fire on it.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.x12_records = Counter(
+            "scrubber_x12_records",
+            "Records taken from the X12 topic (each holds one or more interchanges).",
+            registry=r,
+        )
+        self.x12_interchanges = Counter(
+            "scrubber_x12_interchanges",
+            "Interchanges read from the X12 topic, by outcome (rejected: its envelope was refused "
+            "as a whole).",
+            ["outcome"],
+            registry=r,
+        )
+        self.x12_transaction_sets = Counter(
+            "scrubber_x12_transaction_sets",
+            "837 transaction sets, by outcome (rejected: named in the 999, no line published).",
+            ["outcome"],
+            registry=r,
+        )
+        self.x12_lines = Counter(
+            "scrubber_x12_lines_published",
+            "Claim lines published to the input topic from accepted transaction sets.",
+            registry=r,
+        )
+        self.x12_seconds = Histogram(
+            "scrubber_x12_processing_seconds",
+            "Time from taking an X12 record to handing its lines and acknowledgements to the "
+            "producer.",
+            buckets=X12_BUCKETS,
+            registry=r,
+        )
+        for outcome in ("accepted", "rejected"):
+            self.x12_interchanges.labels(outcome)
+            self.x12_transaction_sets.labels(outcome)
+        self.dead_letters = dead_letters(r)
+        self.build = build_info(r)
+
+
 class Metrics:
     """Every metric the worker exports."""
 
@@ -77,12 +150,7 @@ class Metrics:
             ["rule_id", "severity", "profile"],
             registry=r,
         )
-        self.dead_letters = Counter(
-            "scrubber_dead_letters",
-            "Input messages routed to the dead-letter topic, by error code.",
-            ["error_code"],
-            registry=r,
-        )
+        self.dead_letters = dead_letters(r)
         self.revisions = Counter(
             "scrubber_revisions",
             "Results that revised an earlier line's verdict (revision > 1).",
@@ -127,36 +195,6 @@ class Metrics:
             "Changelog partitions moved back: the table recovery lacked records already fetched.",
             registry=r,
         )
-        self.x12_records = Counter(
-            "scrubber_x12_records",
-            "Records taken from the X12 topic (each holds one or more interchanges).",
-            registry=r,
-        )
-        self.x12_interchanges = Counter(
-            "scrubber_x12_interchanges",
-            "Interchanges read from the X12 topic, by outcome (rejected: its envelope was refused "
-            "as a whole).",
-            ["outcome"],
-            registry=r,
-        )
-        self.x12_transaction_sets = Counter(
-            "scrubber_x12_transaction_sets",
-            "837 transaction sets, by outcome (rejected: named in the 999, no line published).",
-            ["outcome"],
-            registry=r,
-        )
-        self.x12_lines = Counter(
-            "scrubber_x12_lines_published",
-            "Claim lines published to the input topic from accepted transaction sets.",
-            registry=r,
-        )
-        self.x12_seconds = Histogram(
-            "scrubber_x12_processing_seconds",
-            "Time from taking an X12 record to handing its lines and acknowledgements to the "
-            "producer.",
-            buckets=X12_BUCKETS,
-            registry=r,
-        )
         self.claims = Counter(
             "scrubber_claims",
             "Claim results emitted (a claim complete, or changed by a line's new verdict), by "
@@ -170,6 +208,9 @@ class Metrics:
             "completed or changed claims); a re-sent one is not counted.",
             registry=r,
         )
+        for outcome in Outcome:  # both from the start, at 0: see dead_letters()
+            self.results.labels(outcome.value)
+            self.claims.labels(outcome.value)
         self.history_patients = Gauge(
             "scrubber_history_patients",
             "Entries of this worker's history table (its assigned partitions): a patient's "
@@ -215,5 +256,4 @@ class Metrics:
             "scrubber_redis_up", "1 when the last reference data poll reached Redis.", registry=r
         )
         self.ready = Gauge("scrubber_ready", "1 when the worker reports ready.", registry=r)
-        self.build = Info("scrubber_build", "Version of the scrubber.", registry=r)
-        self.build.info({"version": __version__})
+        self.build = build_info(r)

@@ -24,6 +24,7 @@ conf="$repo/deploy/prometheus"
 STACK_DIR="${SCRUBBER_STACK_DIR:-$repo/.stack}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-19090}"
 TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_WEB_PORT:-6066}"
+X12_TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_X12_WEB_PORT:-6067}"
 DIR="$STACK_DIR/prometheus"
 PIDFILE="$DIR/prometheus.pid"
 
@@ -59,11 +60,11 @@ up() {
   fi
   port_open "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT is taken (set PROMETHEUS_PORT)"
   mkdir -p "$DIR/data"
-  sed -e "s|@SCRAPE_INTERVAL@|5s|g" -e "s|@TARGET@|$TARGET|g" \
+  sed -e "s|@SCRAPE_INTERVAL@|5s|g" -e "s|@TARGET@|$TARGET|g" -e "s|@X12_TARGET@|$X12_TARGET|g" \
       -e "s|@ALERTS_FILE@|$conf/alerts.yml|g" \
       "$conf/prometheus.local.yml" > "$DIR/prometheus.yml"
   promtool check config "$DIR/prometheus.yml" >/dev/null
-  log "starting on http://127.0.0.1:$PROMETHEUS_PORT, scraping $TARGET; log in $DIR/prometheus.log"
+  log "starting on http://127.0.0.1:$PROMETHEUS_PORT, scraping $TARGET and $X12_TARGET; log in $DIR/prometheus.log"
   setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$PIDFILE" prometheus \
     --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
     --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \

@@ -43,7 +43,7 @@ from aiokafka.errors import CommitFailedError
 from scrubber.config import Settings
 from scrubber.contracts import DeadLetterCode, DeadLetterStage
 from scrubber.kafka import DEAD_LETTER_MAX_BYTES, client_kwargs
-from scrubber.metrics import Metrics
+from scrubber.metrics import IntakeMetrics
 from scrubber.processor import Headers, LineProcessor, Rejection, SourcePosition
 from scrubber.stream.runtime import attempt_of
 from scrubber.x12.intake import X12Intake, X12Processed
@@ -60,7 +60,7 @@ class X12Runtime:
     def __init__(
         self,
         intake: X12Intake,
-        metrics: Metrics,
+        metrics: IntakeMetrics,
         send: SendRecord,
         line_topic: str,
         ack_topic: str,
@@ -135,7 +135,7 @@ X12_BATCH_MAX_RECORDS = 10
 
 
 async def run_x12_intake(
-    settings: Settings, metrics: Metrics, stop: asyncio.Event, *, group_suffix: str = "-x12"
+    settings: Settings, metrics: IntakeMetrics, stop: asyncio.Event, *, group_suffix: str = "-x12"
 ) -> None:
     """Read the X12 topic until ``stop`` is set; commit each batch once its outputs are durable.
 

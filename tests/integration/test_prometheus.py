@@ -2,18 +2,23 @@
 
 Prometheus is Debian's ``prometheus`` binary (``deploy/local/prometheus.sh install``), run on a
 free loopback port with deploy/prometheus/prometheus.local.yml rendered for the test's worker
-(scraped every second) and deploy/prometheus/alerts.yml loaded. The test publishes lines, then
-reads the counters back through Prometheus's HTTP API and checks them against what was sent,
-evaluates every Grafana dashboard query, and stops the worker to see ScrubberTargetDown go
-pending on the real `up` series.
+and X12 intake (scraped every second) and deploy/prometheus/alerts.yml loaded. The test
+publishes lines, then reads the counters back through Prometheus's HTTP API and checks them
+against what was sent. Then, with lines and 837 interchanges flowing, every Grafana panel query
+and every alert expression (its comparisons made ``bool``, so that it answers below its
+threshold too) must return data: a query that returns nothing is a defect. Last, it stops the
+worker and the intake to see ScrubberTargetDown and ScrubberX12IntakeDown go pending on the real
+`up` series.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +27,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from scrubber.accounting import key_of, publish
 from scrubber.examples import generate
+from scrubber.kafka import client_kwargs
+from tests.unit.x12data import Claim, Line, render, simple
 
 from .conftest import REPO, WorkerProcess, free_port, load_bundle
 
@@ -34,6 +42,7 @@ pytestmark = pytest.mark.integration
 PROM = REPO / "deploy/prometheus"
 DASHBOARD = REPO / "deploy/grafana/dashboards/claim-scrubber.json"
 JOB = "claim-scrubber"
+X12_JOB = JOB + "-x12"
 LINES = 40
 
 
@@ -49,7 +58,7 @@ def prometheus_binary() -> str:
 class PrometheusServer:
     """A Prometheus process with its own config, data dir and port."""
 
-    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+    def __init__(self, binary: str, workdir: Path, target: str, x12_target: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "prometheus.log"
@@ -59,6 +68,7 @@ class PrometheusServer:
             .read_text()
             .replace("@SCRAPE_INTERVAL@", "1s")
             .replace("@TARGET@", target)
+            .replace("@X12_TARGET@", x12_target)
             .replace("@ALERTS_FILE@", str(PROM / "alerts.yml"))
         )
         self.config.write_text(text)
@@ -122,12 +132,12 @@ class PrometheusServer:
 @pytest.fixture
 def prometheus(
     prometheus_binary: str, tmp_path: Path
-) -> Iterator[Callable[[str], PrometheusServer]]:
-    """Start Prometheus for a target; always stopped at the end of the test."""
+) -> Iterator[Callable[[str, str], PrometheusServer]]:
+    """Start Prometheus for a worker and an X12 intake; always stopped at the end of the test."""
     servers: list[PrometheusServer] = []
 
-    def start(target: str) -> PrometheusServer:
-        server = PrometheusServer(prometheus_binary, tmp_path, target)
+    def start(target: str, x12_target: str) -> PrometheusServer:
+        server = PrometheusServer(prometheus_binary, tmp_path, target, x12_target)
         servers.append(server)
         return server
 
@@ -135,6 +145,109 @@ def prometheus(
     for server in servers:
         server.stop()
         assert server.proc.poll() is not None
+
+
+COMPARISON = re.compile(r"(>=|<=|==|!=|>|<)(\s*bool\b)?")
+
+
+def answering(expr: str) -> str:
+    """An alert expression that returns its series below the threshold too.
+
+    Every comparison outside label matchers becomes a ``bool`` comparison (0 or 1 instead of
+    dropping the series), and ``absent(x)`` becomes ``x``: what is left returns data exactly
+    when the series the alert watches exist and its functions and matchings hold.
+    """
+    out: list[str] = []
+    depth, quote, i = 0, "", 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif depth == 0 and (m := COMPARISON.match(expr, i)):
+            out.append(m.group(0) if m.group(2) else m.group(1) + " bool")
+            i = m.end()
+            continue
+        out.append(c)
+        i += 1
+    text = "".join(out).strip()
+    absent = re.fullmatch(r"absent\((.*)\)", text, flags=re.S)
+    return absent.group(1) if absent else text
+
+
+def test_answering_keeps_matchers_and_makes_comparisons_bool() -> None:
+    assert answering('up{job="a"} == 0') == 'up{job="a"} == bool 0'
+    assert answering('absent(up{job="a"})') == 'up{job="a"}'
+    assert (
+        answering('x{a=~"b", c!="d"} > 2 * 86400 and y != 0')
+        == 'x{a=~"b", c!="d"} > bool 2 * 86400 and y != bool 0'
+    )
+    assert answering("a >= bool 1") == "a >= bool 1"
+
+
+class Load:
+    """Lines to the input topic and 837 interchanges to the X12 topic until stopped.
+
+    About 200 lines a second in batches, and one three-claim interchange a second: a tenth of
+    what one worker handles, enough for every rate and quantile to have samples.
+    """
+
+    def __init__(self, settings: Any, lines: list[bytes]) -> None:
+        self.settings = settings
+        self.lines = lines
+        self.stop = threading.Event()
+        self.sent_lines = 0
+        self.sent_x12 = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="load", daemon=True)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the load thread did not stop"
+        assert self.error is None, repr(self.error)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._send())
+        except BaseException as exc:  # reported by __exit__
+            self.error = exc
+
+    async def _send(self) -> None:
+        producer = AIOKafkaProducer(**client_kwargs(self.settings), acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            n = 0
+            while not self.stop.is_set() and self.sent_lines < len(self.lines):
+                batch = self.lines[self.sent_lines : self.sent_lines + 50]
+                for raw in batch:
+                    await producer.send(self.settings.input_topic, value=raw, key=key_of(raw))
+                self.sent_lines += len(batch)
+                if n % 4 == 0:
+                    control = 700 + self.sent_x12
+                    claims = [
+                        Claim(claim_id=f"P{control}-{c}", lines=[Line(), Line(procedure="11042")])
+                        for c in range(3)
+                    ]
+                    interchange = render(
+                        [(str(control), [simple(claims)])], control=f"{control:09d}"
+                    )
+                    await producer.send(self.settings.x12_topic, value=interchange, key=b"SUB1")
+                    self.sent_x12 += 1
+                await producer.flush()
+                n += 1
+                await asyncio.sleep(0.25)
+        finally:
+            await producer.stop()
 
 
 def eventually(check: Callable[[], Any], seconds: float, what: str) -> Any:
@@ -154,6 +267,11 @@ def alert_rules(server: PrometheusServer) -> dict[str, dict[str, Any]]:
     return {rule["name"]: rule for group in groups for rule in group["rules"]}
 
 
+def alert_exprs() -> list[tuple[str, str]]:
+    doc = yaml.safe_load((PROM / "alerts.yml").read_text())
+    return [(r["alert"], r["expr"]) for g in doc["groups"] for r in g["rules"]]
+
+
 def grafana_exprs() -> list[tuple[str, str]]:
     """Every panel query, with Grafana's variables replaced as Grafana would."""
     doc = json.loads(DASHBOARD.read_text())
@@ -171,13 +289,16 @@ def grafana_exprs() -> list[tuple[str, str]]:
 
 
 def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
-    settings, worker: WorkerProcess, bundle, prometheus
+    settings, worker: WorkerProcess, bundle, prometheus, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     asyncio.run(load_bundle(settings, bundle))
     worker.start()
     target = f"{settings.web_host}:{settings.web_port}"
-    server = prometheus(target)
+    x12_target = f"{settings.web_host}:{settings.x12_web_port}"
+    intake = WorkerProcess(settings, tmp_path / "x12.log", command=("x12", "serve"))
+    intake.start()
+    server = prometheus(target, x12_target)
     server.wait_ready()
     worker.wait_ready()
 
@@ -211,7 +332,9 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
     }
     assert set(outcomes) <= {"accepted", "flagged"}
     assert outcomes.get("accepted", 0) > 0
-    assert server.value('scrubber_dead_letters_total{error_code="missing_key"}') == 1
+    assert (
+        server.value(f'scrubber_dead_letters_total{{job="{JOB}", error_code="missing_key"}}') == 1
+    )
     # A flagged result carries at least one error or warning finding.
     assert (server.value("sum(scrubber_findings_total)") or 0) >= outcomes.get("flagged", 0)
     # Prometheus holds exactly what the worker exports.
@@ -249,7 +372,7 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
         for group in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"]
         for rule in group["rules"]
     }
-    assert set(rules) == declared and len(declared) == 13, sorted(rules)
+    assert set(rules) == declared and len(declared) == 14, sorted(rules)
     quiet = set(rules) - {"ScrubberProcessingLatencyHigh"}  # a cold first send may be slow
 
     def active() -> dict[str, str]:
@@ -270,20 +393,44 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
         "a lag of 0 on every input partition",
     )
 
-    # Every Grafana panel query runs, and returns data where the worker has some.
-    for title, expr in grafana_exprs():
-        result = server.query(expr)
-        if "dead_letters" not in expr:
-            assert result, f"panel {title!r}: no data for {expr}"
+    # Under load, lines and 837s: every Grafana panel query and every alert
+    # expression returns data.
+    with Load(settings, generate(bundle, 6000, seed=29)) as load:
+        eventually(
+            lambda: server.value(f'up{{job="{X12_JOB}"}}') == 1, 30, "the X12 intake scraped"
+        )
+        eventually(
+            lambda: (
+                (server.value(f'scrubber_x12_lines_published_total{{job="{X12_JOB}"}}') or 0) > 0
+                and (server.value("sum(scrubber_claims_total)") or 0) > 0
+            ),
+            60,
+            "837 lines published by the intake and their claims judged by the worker",
+        )
+        for title, expr in grafana_exprs():
+            eventually(lambda expr=expr: server.query(expr), 15, f"panel {title!r}: {expr}")
+        for name, expr in alert_exprs():
+            signal = answering(expr)
+            assert signal != expr.strip() or "bool" in expr, name
+            eventually(lambda s=signal: server.query(s), 15, f"alert {name}: {signal}")
+        assert load.sent_lines > 0 and load.sent_x12 > 0
+    assert server.value('scrubber_x12_transaction_sets_total{outcome="rejected"}') == 0
+    # The intake exports none of the worker's gauges: no worker alert can fire on it.
+    assert server.query(f'scrubber_ready{{job="{X12_JOB}"}}') == []
 
-    # A stopped worker: `up` drops to 0 and ScrubberTargetDown goes pending (for: 2m).
+    # A stopped worker: `up` drops to 0 and ScrubberTargetDown goes pending (for: 2m); the same
+    # for the intake and ScrubberX12IntakeDown.
     assert worker.stop() == 0
-    eventually(
-        lambda: server.value(f'up{{job="{JOB}"}}') == 0, 10, "up == 0 after the worker stopped"
-    )
-    eventually(
-        lambda: alert_rules(server)["ScrubberTargetDown"]["state"] == "pending",
-        10,
-        "ScrubberTargetDown pending",
-    )
-    assert time.monotonic() - started < 90
+    assert intake.stop() == 0, intake.log_tail()
+    for job, alert in ((JOB, "ScrubberTargetDown"), (X12_JOB, "ScrubberX12IntakeDown")):
+        eventually(
+            lambda job=job: server.value(f'up{{job="{job}"}}') == 0,
+            10,
+            f"up == 0 for {job} after it stopped",
+        )
+        eventually(
+            lambda alert=alert: alert_rules(server)[alert]["state"] == "pending",
+            10,
+            f"{alert} pending",
+        )
+    assert time.monotonic() - started < 240

@@ -76,6 +76,7 @@ def test_the_alerts_the_runbook_promises_exist() -> None:
         "ScrubberNoTargets",
         "ScrubberTableRecoveryStalled",
         "ScrubberHistorySetAside",
+        "ScrubberX12IntakeDown",
     }
     names = alert_names()
     assert len(names) == len(set(names)), "duplicate alert names"
@@ -99,7 +100,7 @@ def test_every_alert_is_written_for_the_engineer_on_call(name: str) -> None:
 def test_alerts_on_targets_use_the_scrape_job_name() -> None:
     for rule in rules():
         if re.search(r"\bup\{", rule["expr"]):
-            assert f'job="{JOB}"' in rule["expr"], rule["alert"]
+            assert re.search(f'job="{JOB}(-x12)?"', rule["expr"]), rule["alert"]
 
 
 def _cases() -> list[tuple[str, bool]]:
@@ -125,11 +126,17 @@ def test_unit_tests_cover_every_alert_firing_and_quiet() -> None:
 
 def _render_local(tmp_path: Path, target: str) -> Path:
     text = (PROM / "prometheus.local.yml").read_text()
-    placeholders = set(re.findall(r"@[A-Z_]+@", text))
-    assert placeholders == {"@SCRAPE_INTERVAL@", "@TARGET@", "@ALERTS_FILE@"}, placeholders
+    placeholders = set(re.findall(r"@[A-Z0-9_]+@", text))
+    assert placeholders == {
+        "@SCRAPE_INTERVAL@",
+        "@TARGET@",
+        "@X12_TARGET@",
+        "@ALERTS_FILE@",
+    }, placeholders
     text = (
         text.replace("@SCRAPE_INTERVAL@", "5s")
         .replace("@TARGET@", target)
+        .replace("@X12_TARGET@", "127.0.0.1:6067")
         .replace("@ALERTS_FILE@", str(ALERTS))
     )
     out = tmp_path / "prometheus.yml"
@@ -176,7 +183,7 @@ def test_every_scrape_config_names_the_job_the_alerts_expect() -> None:
         jobs = _scrape_jobs(PROM / name)
         assert jobs[0]["job_name"] == JOB, name
         assert [j["job_name"] for j in jobs[1:]] == (
-            [JOB + "-x12"] if name == "prometheus.yml" else []
+            [JOB + "-x12"] if name != "prometheus.k8s.yml" else []
         ), name
         assert all(j["metrics_path"] == "/metrics" for j in jobs), name
     (job,) = _scrape_jobs(PROM / "prometheus.k8s.yml")

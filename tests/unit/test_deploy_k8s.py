@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from scrubber.config import Settings
-from scrubber.metrics import Metrics
+from scrubber.metrics import IntakeMetrics, Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
@@ -247,8 +247,7 @@ def test_the_readme_explains_replicas_and_how_to_apply() -> None:
 
 # ------------------------------------------------------------------------ metric names in PromQL
 def exported() -> tuple[set[str], set[str]]:
-    """Series names and label names the worker's registry exports."""
-    metrics = Metrics()
+    """Series names and label names the worker's and the X12 intake's registries export."""
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),
@@ -258,12 +257,13 @@ def exported() -> tuple[set[str], set[str]]:
     }
     names = set()
     labels = {"job", "instance", "le"}
-    for family in metrics.registry.collect():
-        names |= {family.name + s for s in suffixes[family.type]}
-        for sample in family.samples:
-            labels |= sample.labels.keys()
-    for collector in vars(metrics).values():
-        labels |= set(getattr(collector, "_labelnames", ()))
+    for metrics in (Metrics(), IntakeMetrics()):
+        for family in metrics.registry.collect():
+            names |= {family.name + s for s in suffixes[family.type]}
+            for sample in family.samples:
+                labels |= sample.labels.keys()
+        for collector in vars(metrics).values():
+            labels |= set(getattr(collector, "_labelnames", ()))
     return names, labels
 
 
@@ -316,9 +316,10 @@ def dashboard_exprs() -> list[tuple[str, str]]:
     exprs = [(p["title"], t["expr"]) for p in panels() for t in p["targets"]]
     for var in dashboard()["templating"]["list"]:
         query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-        m = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query)
+        m = re.fullmatch(r"label_values\((\w+)(?:\{([^}]*)\})?,\s*(\w+)\)", query)
         assert m, query
-        exprs.append((f"${var['name']}", f"{m.group(1)}{{{m.group(2)}!=''}}"))
+        matchers = ", ".join(x for x in (m.group(2), f"{m.group(3)}!=''") if x)
+        exprs.append((f"${var['name']}", f"{m.group(1)}{{{matchers}}}"))
     return exprs
 
 
@@ -373,6 +374,9 @@ def test_the_dashboard_has_the_panels_on_call_needs() -> None:
         "revisions/s": r"rate\(scrubber_revisions_total",
         "recovery repairs": r"increase\(scrubber_table_recovery_reseeks_total",
         "findings by payer profile": r"sum by \(profile\) \(rate\(scrubber_findings_total",
+        "claims by outcome": r"sum by \(outcome\) \(rate\(scrubber_claims_total",
+        "x12 sets": r"sum by \(outcome\) \(rate\(scrubber_x12_transaction_sets_total",
+        "x12 intakes up": r'up\{job="claim-scrubber-x12"\}',
     }
     missing = [name for name, pattern in wanted.items() if not re.search(pattern, exprs)]
     assert not missing, missing

@@ -18,7 +18,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_TOPIC,
 )
-from scrubber.metrics import Metrics
+from scrubber.metrics import IntakeMetrics
 from scrubber.processor import Headers, SourcePosition
 from scrubber.stream.edge import X12Runtime
 from scrubber.x12.intake import X12Intake
@@ -38,7 +38,7 @@ def _interchange(control: str = "101", claims: int = 2) -> bytes:
     return render([(control, [simple(batch)])], control=f"{int(control):09d}")
 
 
-def _edge(fail_on: str | None = None) -> tuple[X12Runtime, Sent, Metrics]:
+def _edge(fail_on: str | None = None) -> tuple[X12Runtime, Sent, IntakeMetrics]:
     sent: Sent = []
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
@@ -46,7 +46,7 @@ def _edge(fail_on: str | None = None) -> tuple[X12Runtime, Sent, Metrics]:
             raise ConnectionError("producer away")
         sent.append((topic, key, value, dict(headers)))
 
-    metrics = Metrics()
+    metrics = IntakeMetrics()
     return (
         X12Runtime(X12Intake(), metrics, send, LINES, ACKS, DLQ, clock=lambda: NOW),
         sent,
@@ -60,7 +60,7 @@ def _handle(
     asyncio.run(runtime.handle(X12, partition, offset, None, value, None, attempt))
 
 
-def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+def _sample(metrics: IntakeMetrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels or None) or 0.0
 
 
@@ -133,7 +133,7 @@ def test_an_intake_failure_is_a_processing_error_dead_letter_not_a_stalled_parti
     async def send(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         sent.append((topic, key, value, dict(headers)))
 
-    runtime = X12Runtime(Broken(), Metrics(), send, LINES, ACKS, DLQ, clock=lambda: NOW)
+    runtime = X12Runtime(Broken(), IntakeMetrics(), send, LINES, ACKS, DLQ, clock=lambda: NOW)
     raw = _interchange()
     _handle(runtime, 0, raw)
     ((topic, _key, value, headers),) = sent
