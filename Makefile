@@ -103,6 +103,9 @@ test: lint stack-up prometheus-install
 bench: venv stack-up refdata
 	$(BIN)/python -m scrubber.bench
 
-# The chaos suite with long runs (100,000 lines per scenario); `make test` runs it bounded.
+# The chaos suite with long runs (100,000 lines per fault scenario, 30 minutes of steady load
+# sampled every minute after a 5-minute warm-up); `make test` runs it bounded. The steady-load
+# report and its curves: build/chaos/steady_load.json and .png.
 soak: venv stack-up
-	CHAOS_LINES=100000 $(BIN)/pytest tests/chaos -q
+	CHAOS_LINES=100000 CHAOS_STEADY_SECONDS=1800 CHAOS_STEADY_SAMPLE_SECONDS=60 \
+	CHAOS_STEADY_WARMUP_SECONDS=300 $(BIN)/pytest tests/chaos -q -s

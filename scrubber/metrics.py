@@ -190,6 +190,13 @@ class Metrics:
             "stream buffer and never resumed.",
             registry=r,
         )
+        self.assignments = Counter(
+            "scrubber_partition_assignments",
+            "Partition assignments this worker received, one per rebalance it took part in: a "
+            "steady rise without workers joining or leaving is a rebalance storm (session "
+            "timeouts, a slow broker, a blocked event loop).",
+            registry=r,
+        )
         self.recovery_reseeks = Counter(
             "scrubber_table_recovery_reseeks",
             "Changelog partitions moved back: the table recovery lacked records already fetched.",

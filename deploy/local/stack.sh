@@ -24,6 +24,8 @@
 #   KAFKA_CONTROLLER_PORT KRaft controller listener on 127.0.0.1     [19093]
 #   KAFKA_HEAP_OPTS      JVM heap                                    [-Xms256m -Xmx512m]
 #   KAFKA_SECURE_PORT    SASL_SSL (SCRAM-SHA-512) listener            [19094]
+#   KAFKA_LATENCY_PORT   plain listener, advertised at the proxy port [19095]
+#   KAFKA_LATENCY_PROXY_PORT the slow-broker test's delaying proxy  [19096]
 #   REDIS_PORT           redis-server on 127.0.0.1                   [16379]
 #   REDIS_TLS_PORT       the same redis-server over TLS              [16380]
 set -euo pipefail
@@ -39,6 +41,8 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 REDIS_PORT="${REDIS_PORT:-16379}"
 KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-19094}"
+KAFKA_LATENCY_PORT="${KAFKA_LATENCY_PORT:-19095}"
+KAFKA_LATENCY_PROXY_PORT="${KAFKA_LATENCY_PROXY_PORT:-19096}"
 REDIS_TLS_PORT="${REDIS_TLS_PORT:-16380}"
 
 KAFKA_LIBS="$KAFKA_CACHE_DIR/kafka-$KAFKA_VERSION/libs"
@@ -123,6 +127,8 @@ kafka_render_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@KAFKA_SECURE_PORT@|$KAFKA_SECURE_PORT|g" \
+      -e "s|@KAFKA_LATENCY_PORT@|$KAFKA_LATENCY_PORT|g" \
+      -e "s|@KAFKA_LATENCY_PROXY_PORT@|$KAFKA_LATENCY_PROXY_PORT|g" \
       -e "s|@KAFKA_DATA_DIR@|$KAFKA_DIR/data|g" \
       -e "s|@TLS_DIR@|$TLS_DIR|g" \
       -e "s|@TLS_STORE_PASSWORD@|$TLS_STORE_PASSWORD|g" \
@@ -149,11 +155,11 @@ kafka_java() {
 
 kafka_up() {
   if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
-    if port_open "$KAFKA_SECURE_PORT"; then
+    if port_open "$KAFKA_SECURE_PORT" && port_open "$KAFKA_LATENCY_PORT"; then
       log "kafka already running on 127.0.0.1:$KAFKA_PORT"
       return 0
     fi
-    log "kafka runs without its secured listener (an older configuration); restarting it"
+    log "kafka runs without its secured or latency listener (an older configuration); restarting it"
     stop_pid kafka "$KAFKA_DIR/kafka.pid"
   fi
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set KAFKA_PORT)"

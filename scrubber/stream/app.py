@@ -324,6 +324,7 @@ class Worker:
 
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).
+            metrics.assignments.inc()
             guard.reset()
             worker.batches.assigned(
                 [tp.partition for tp in app.consumer.assignment() if tp.topic == input_topic]

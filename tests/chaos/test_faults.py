@@ -14,10 +14,12 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -45,6 +47,7 @@ from tests.integration.conftest import (
 )
 
 from .conftest import CHAOS_LINES
+from .latency import LatencyProxy
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +185,101 @@ def test_broker_restart_mid_run(settings, worker, bundle) -> None:
     ledger, _positions = _run_with(settings, worker, bundle, records, restart_broker)
     _conserved(ledger, records, bundle, "broker_restart", ledger.seconds)
     assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive it"
+
+
+#: The slow broker: every byte between the worker and the broker this late, each way, and for
+#: SLOW_SPIKE_SECONDS of the run SLOW_SPIKE_DELAY late (a broker in a long GC pause or a
+#: congested link).
+SLOW_DELAY = float(os.environ.get("CHAOS_SLOW_DELAY", "0.1"))
+SLOW_SPIKE_DELAY = float(os.environ.get("CHAOS_SLOW_SPIKE_DELAY", "1.0"))
+SLOW_SPIKE_SECONDS = float(os.environ.get("CHAOS_SLOW_SPIKE_SECONDS", "15"))
+
+
+class CommitSampler:
+    """The worker group's committed offsets, summed over the input partitions, every 2 s."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.samples: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            committed = asyncio.run(committed_offsets(self.settings))
+            self.samples.append((time.monotonic(), sum(committed.values())))
+            self.stop.wait(2)
+
+    def __enter__(self) -> CommitSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+def _metric(worker, name: str) -> float:
+    text = httpx.get(worker.base_url + "/metrics", timeout=5).text
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+def test_slow_broker(settings, worker, bundle) -> None:
+    """The worker talks to the broker only through a proxy that delays every byte.
+
+    SLOW_DELAY each way for the whole run, and SLOW_SPIKE_DELAY for SLOW_SPIKE_SECONDS in the
+    middle of it. The worker keeps committing while it has work, answers every line once (no
+    crash and no rebalance, so no duplicate at all), and takes part in no rebalance after its
+    first assignment (a slow broker must not look like a dead consumer).
+    """
+    records = _records(bundle, CHAOS_LINES // 2, seed=61)
+    half = len(records) // 2
+    with LatencyProxy(delay=0.0) as proxy, CommitSampler(settings) as commits:
+        worker.settings = settings.model_copy(
+            update={"kafka_bootstrap": f"127.0.0.1:{proxy.listen}"}
+        )
+        asyncio.run(load_bundle(settings, bundle))
+        worker.start()
+        worker.wait_ready()
+        start = asyncio.run(end_offsets(settings, _outputs(settings)))
+        proxy.set_delay(SLOW_DELAY)
+        began = time.monotonic()
+        positions = asyncio.run(publish(settings, records[:half]))
+        wait_progress(settings, positions, start, 0.5, seconds=180)
+        # The spike hits while the second half waits: the worker has work all through it.
+        proxy.set_delay(SLOW_SPIKE_DELAY)
+        spike = time.monotonic()
+        positions += asyncio.run(publish(settings, records[half:]))
+        time.sleep(max(0.0, SLOW_SPIKE_SECONDS - (time.monotonic() - spike)))
+        proxy.set_delay(SLOW_DELAY)
+        calm = time.monotonic()
+        ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
+        done = time.monotonic()
+        # Everything handled is committed, through the proxy, within a few commit intervals.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and commits.samples[-1][1] < len(records):
+            time.sleep(1)
+        assert commits.samples[-1][1] == len(records), commits.samples[-5:]
+        assignments = _metric(worker, "scrubber_partition_assignments_total")
+        assert proxy.connections > 0 and proxy.bytes > 0, "the worker bypassed the proxy"
+    print(
+        f"slow broker: {len(records)} lines in {done - began:.1f} s, "
+        f"{done - calm:.1f} s to complete after the spike"
+    )
+    ledger.seconds = done - calm  # type: ignore[attr-defined]
+    _conserved(ledger, records, bundle, "slow_broker", ledger.seconds)
+    assert ledger.duplicates() == 0, ledger.duplicates()
+    assert assignments == 1, f"{assignments} assignments: the slow broker caused rebalances"
+    # Commits went on while the worker had work, the spike included: the first within 20 s of
+    # the first publish (a fetch, a batch and a commit, each round trip slowed), then the
+    # committed offset moved at least once in every 10 s until the last output.
+    during = [(t, n) for t, n in commits.samples if began <= t <= done]
+    moves = [t for (t, n), (_, before) in zip(during[1:], during, strict=False) if n > before]
+    gaps = [b - a for a, b in zip([began, *moves], [*moves, done], strict=True)]
+    print(f"slow broker: commit gaps {[round(g, 1) for g in gaps]}")
+    assert moves and gaps[0] <= 20.0 and max(gaps[1:]) <= 10.0, (gaps, during)
 
 
 REDIS_OUTAGE_SECONDS = float(os.environ.get("CHAOS_REDIS_OUTAGE_SECONDS", "60"))

@@ -377,6 +377,7 @@ def test_the_dashboard_has_the_panels_on_call_needs() -> None:
         "claims by outcome": r"sum by \(outcome\) \(rate\(scrubber_claims_total",
         "x12 sets": r"sum by \(outcome\) \(rate\(scrubber_x12_transaction_sets_total",
         "x12 intakes up": r'up\{job="claim-scrubber-x12"\}',
+        "rebalances": r"increase\(scrubber_partition_assignments_total",
     }
     missing = [name for name, pattern in wanted.items() if not re.search(pattern, exprs)]
     assert not missing, missing

@@ -1,0 +1,105 @@
+"""A delaying TCP proxy in front of the broker's LATENCY listener: a slow broker, on demand.
+
+The local broker (deploy/local/kafka/server.properties) has a plain listener whose advertised
+port is this proxy's, so a client that bootstraps through the proxy reaches the broker only
+through it, every connection and every request. Each chunk of bytes, in each direction, is
+passed on ``delay`` seconds after it arrived, in order: latency is added without limiting the
+bandwidth, the way ``tc netem delay`` does, but without a network namespace or privileges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from concurrent.futures import Future
+
+#: The broker's LATENCY listener and its advertised port (deploy/local/stack.sh).
+LATENCY_PORT = int(os.environ.get("KAFKA_LATENCY_PORT", "19095"))
+PROXY_PORT = int(os.environ.get("KAFKA_LATENCY_PROXY_PORT", "19096"))
+
+
+class LatencyProxy:
+    """Forward 127.0.0.1:``listen`` to 127.0.0.1:``upstream``, each way ``delay`` seconds late."""
+
+    def __init__(
+        self, listen: int = PROXY_PORT, upstream: int = LATENCY_PORT, delay: float = 0.0
+    ) -> None:
+        self.listen = listen
+        self.upstream = upstream
+        self.delay = delay
+        self.connections = 0
+        self.bytes = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="latency", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    def __enter__(self) -> LatencyProxy:
+        self._thread.start()
+        started: Future[asyncio.Server] = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._accept, "127.0.0.1", self.listen), self._loop
+        )
+        self._server = started.result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def set_delay(self, seconds: float) -> None:
+        """Change the delay of every connection, open ones included, from the next chunk on."""
+        self.delay = seconds
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
+        except OSError:
+            client_w.close()
+            return
+        self.connections += 1
+        for reader, writer in ((client_r, server_w), (server_r, client_w)):
+            task = asyncio.ensure_future(self._pipe(reader, writer))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy reader to writer, each chunk held until ``delay`` after it arrived."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                while data := await reader.read(65536):
+                    await queue.put((time.monotonic() + self.delay, data))
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                queue.put_nowait((time.monotonic() + self.delay, b""))  # the end, in its turn
+
+        reading = asyncio.ensure_future(read())
+        try:
+            while True:
+                due, data = await queue.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    break
+                self.bytes += len(data)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            reading.cancel()
+            writer.close()
