@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import zlib
 import time
+import zlib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
