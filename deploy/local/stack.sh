@@ -24,8 +24,8 @@
 #   KAFKA_CONTROLLER_PORT KRaft controller listener on 127.0.0.1     [19093]
 #   KAFKA_HEAP_OPTS      JVM heap                                    [-Xms256m -Xmx512m]
 #   KAFKA_SECURE_PORT    SASL_SSL (SCRAM-SHA-512) listener            [19094]
-#   KAFKA_LATENCY_PORT   plain listener, advertised at the proxy port [19095]
-#   KAFKA_LATENCY_PROXY_PORT the slow-broker test's delaying proxy  [19096]
+#   KAFKA_LATENCY_PORT   plain listener, advertised at the proxy port [KAFKA_PORT + 3]
+#   KAFKA_LATENCY_PROXY_PORT the slow-broker test's delaying proxy  [KAFKA_PORT + 4]
 #   REDIS_PORT           redis-server on 127.0.0.1                   [16379]
 #   REDIS_TLS_PORT       the same redis-server over TLS              [16380]
 set -euo pipefail
@@ -41,8 +41,8 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 REDIS_PORT="${REDIS_PORT:-16379}"
 KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-19094}"
-KAFKA_LATENCY_PORT="${KAFKA_LATENCY_PORT:-19095}"
-KAFKA_LATENCY_PROXY_PORT="${KAFKA_LATENCY_PROXY_PORT:-19096}"
+KAFKA_LATENCY_PORT="${KAFKA_LATENCY_PORT:-$((KAFKA_PORT + 3))}"
+KAFKA_LATENCY_PROXY_PORT="${KAFKA_LATENCY_PROXY_PORT:-$((KAFKA_PORT + 4))}"
 REDIS_TLS_PORT="${REDIS_TLS_PORT:-16380}"
 
 KAFKA_LIBS="$KAFKA_CACHE_DIR/kafka-$KAFKA_VERSION/libs"

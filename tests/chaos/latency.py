@@ -15,9 +15,10 @@ import threading
 import time
 from concurrent.futures import Future
 
-#: The broker's LATENCY listener and its advertised port (deploy/local/stack.sh).
-LATENCY_PORT = int(os.environ.get("KAFKA_LATENCY_PORT", "19095"))
-PROXY_PORT = int(os.environ.get("KAFKA_LATENCY_PROXY_PORT", "19096"))
+#: The broker's LATENCY listener and its advertised port, as deploy/local/stack.sh sets them.
+_KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "19092"))
+LATENCY_PORT = int(os.environ.get("KAFKA_LATENCY_PORT", str(_KAFKA_PORT + 3)))
+PROXY_PORT = int(os.environ.get("KAFKA_LATENCY_PROXY_PORT", str(_KAFKA_PORT + 4)))
 
 
 class LatencyProxy:
