@@ -26,7 +26,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 from faust.types import TP
@@ -46,7 +46,7 @@ from scrubber.stream.faust_internals import FaustAcks, resume_buffered, shorten_
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
-from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
+from scrubber.stream.runtime import BatchHandler, BatchScopes, StoreWriteError, StreamRuntime
 from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,27 @@ def _report_failed_delivery(delivery: Any) -> None:
         )
         logging.shutdown()
         os._exit(EXIT_DELIVERY_FAILED)
+
+
+#: Exit status of a worker that stopped because its history store refused a write (EX_IOERR).
+EXIT_STORE_FAILED = 74
+
+
+def _exit_store_failed(exc: StoreWriteError) -> NoReturn:
+    """Stop the process at once, without a commit, when the history store refused a write.
+
+    A graceful stop would commit what was acknowledged, which is safe, but would then wait on
+    a store that fails every write (RocksDB turns read-only after a failed write until it is
+    opened again). A new process opens the store afresh: under a supervisor it resumes from
+    the last commit as soon as the disk has space again, and until then fails the same way
+    without judging a line.
+    """
+    log.critical(
+        "the patient history store refused a write; exiting without committing",
+        extra={"error_type": str(exc)},
+    )
+    logging.shutdown()
+    os._exit(EXIT_STORE_FAILED)
 
 
 class Worker:
@@ -298,9 +319,12 @@ class Worker:
             end = ends[partition]
             if not await self.guard.behind(partition, end):
                 continue
-            count = await self.batches.sweep(
-                topic, partition, end, SWEEP_MAX_RECORDS, owned=self._owns
-            )
+            try:
+                count = await self.batches.sweep(
+                    topic, partition, end, SWEEP_MAX_RECORDS, owned=self._owns
+                )
+            except StoreWriteError as exc:
+                _exit_store_failed(exc)
             if count:
                 log.warning(
                     "a quiet input partition had records the consumer never delivered; "
@@ -320,7 +344,10 @@ class Worker:
         async def scrub(stream: Any) -> None:
             # ``take_events`` is on Faust's Stream, not on the StreamT interface it types with.
             async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WAIT_SECONDS):
-                await worker.batches.handle(events)
+                try:
+                    await worker.batches.handle(events)
+                except StoreWriteError as exc:
+                    _exit_store_failed(exc)
 
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             # The consumer exists by now; every assignment sets the fetch wait again (cheap).

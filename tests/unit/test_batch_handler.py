@@ -23,7 +23,7 @@ from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
 from scrubber.stream.app import SWEEP_QUIET_SECONDS
 from scrubber.stream.gaps import Gap, GapGuard, RawRecord
-from scrubber.stream.runtime import BatchHandler, StreamRuntime, attempt_of
+from scrubber.stream.runtime import BatchHandler, StoreWriteError, StreamRuntime, attempt_of
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TOPIC = "claims.lines.v1"
@@ -420,8 +420,10 @@ def test_a_failed_write_acknowledges_nothing_and_the_guard_forgets_the_turn(
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     handler.guard.expected[0] = 3
     handler.store = FailingStore(log)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreWriteError) as failed:
         asyncio.run(handler.handle([_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
+    assert isinstance(failed.value.__cause__, OSError)
+    assert str(failed.value) == "OSError"  # the cause's type, never its text
     assert acks.released == [] and acks.skipped == []
     assert acks.untracked == [3, 4, 5]
     assert handler.guard.expected == {0: 3}  # read back again with the next record
@@ -456,3 +458,33 @@ def test_a_sweep_stops_when_the_partition_is_no_longer_this_workers(
     assert asyncio.run(handler.sweep(TOPIC, 0, 7, 10, owned=lambda p: next(answers))) == 0
     assert asyncio.run(handler.sweep(TOPIC, 0, 7, 10, owned=lambda p: False)) == 0
     assert sent == [] and acks.tracked == [] and not handler.guard.already_handled(0, 5)
+
+
+class _RefusingBatches(_Batches):
+    async def sweep(
+        self, topic: str, partition: int, end: int, limit: int, owned: Any = None
+    ) -> int:
+        raise StoreWriteError("Exception")
+
+
+def test_a_sweep_whose_histories_cannot_be_written_stops_the_worker_without_a_commit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scrubber.stream import app
+    from scrubber.stream.app import EXIT_STORE_FAILED, Worker
+
+    class ExitedError(Exception):
+        pass
+
+    def exit_now(status: int) -> None:
+        raise ExitedError(status)
+
+    monkeypatch.setattr(app.os, "_exit", exit_now)
+    monkeypatch.setattr(app.logging, "shutdown", lambda: None)
+    worker = _sweeping_worker([], quiet=[0], handled={0: 90})
+    worker.batches = _RefusingBatches([0])
+    caplog.set_level("CRITICAL", logger="scrubber.stream.app")
+    with pytest.raises(ExitedError) as out:
+        asyncio.run(Worker.sweep(worker))
+    assert out.value.args == (EXIT_STORE_FAILED,)
+    assert "refused a write" in caplog.text
