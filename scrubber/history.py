@@ -77,6 +77,17 @@ def content_digest(line: ClaimLine, data: bytes | None = None) -> str:
     return hashlib.blake2b(data or line_json(line), digest_size=12).hexdigest()
 
 
+class StoreWriteError(Exception):
+    """The history store refused a write (a full disk, a broken store).
+
+    Raised by the store's writes only, never by encoding, so that it means what the worker
+    acts on: it cannot go on (a RocksDB that failed a write stays read-only until it is opened
+    again, and later lines would be judged without the histories it did not keep). Nothing
+    catches it on the way: the worker stops without a commit. Its text is the cause's type
+    only (no PHI).
+    """
+
+
 class UnreadableHistory(Exception):  # noqa: N818 - a condition of the data, not a program error
     """A stored patient history that does not decode (a bug, a format change, a damaged store).
 

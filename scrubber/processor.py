@@ -48,7 +48,7 @@ from scrubber.contracts import (
     ScrubResult,
     describe_errors,
 )
-from scrubber.history import PatientHistory, UnreadableHistory
+from scrubber.history import PatientHistory, StoreWriteError, UnreadableHistory
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.revisions import DEFAULT_LATENESS_DAYS, Reviser, Trigger
 from scrubber.rules.engine import Engine, Evaluation
@@ -257,6 +257,8 @@ class LineProcessor:
                 },
             )
             stored, history_lost = None, True
+        except StoreWriteError:  # a refused write (a full disk): the worker must stop
+            raise
         except Exception as exc:  # the store itself is away: hold the line, never dead-letter
             raise HistoryUnavailable(type(exc).__name__) from exc
         try:

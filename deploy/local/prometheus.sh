@@ -15,6 +15,8 @@
 #   PROMETHEUS_PORT      Prometheus web UI and API on 127.0.0.1        [19090]
 #   SCRUBBER_WEB_HOST    the worker's metrics host                     [127.0.0.1]
 #   SCRUBBER_WEB_PORT    the worker's metrics port                     [6066]
+#   PROMETHEUS_SCRAPE_X12 1: scrape the X12 intake too                  [0]
+#   SCRUBBER_X12_WEB_PORT the X12 intake's metrics port                 [6067]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +27,9 @@ STACK_DIR="${SCRUBBER_STACK_DIR:-$repo/.stack}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-19090}"
 TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_WEB_PORT:-6066}"
 X12_TARGET="${SCRUBBER_WEB_HOST:-127.0.0.1}:${SCRUBBER_X12_WEB_PORT:-6067}"
+# The X12 intake is scraped only when asked: a target that runs no intake would be down and
+# ScrubberX12IntakeDown would fire. Without it, the template's X12 job (its last part) is left out.
+if [ "${PROMETHEUS_SCRAPE_X12:-0}" = 1 ]; then WITHOUT_X12=""; else WITHOUT_X12='/# The X12 intake/,$d'; fi
 DIR="$STACK_DIR/prometheus"
 PIDFILE="$DIR/prometheus.pid"
 
@@ -60,11 +65,11 @@ up() {
   fi
   port_open "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT is taken (set PROMETHEUS_PORT)"
   mkdir -p "$DIR/data"
-  sed -e "s|@SCRAPE_INTERVAL@|5s|g" -e "s|@TARGET@|$TARGET|g" -e "s|@X12_TARGET@|$X12_TARGET|g" \
+  sed -e "s|@SCRAPE_INTERVAL@|5s|g" -e "s|@TARGET@|$TARGET|g" -e "s|@X12_TARGET@|$X12_TARGET|g" -e "$WITHOUT_X12" \
       -e "s|@ALERTS_FILE@|$conf/alerts.yml|g" \
       "$conf/prometheus.local.yml" > "$DIR/prometheus.yml"
   promtool check config "$DIR/prometheus.yml" >/dev/null
-  log "starting on http://127.0.0.1:$PROMETHEUS_PORT, scraping $TARGET and $X12_TARGET; log in $DIR/prometheus.log"
+  log "starting on http://127.0.0.1:$PROMETHEUS_PORT, scraping $TARGET (X12 intake: ${PROMETHEUS_SCRAPE_X12:-0}); log in $DIR/prometheus.log"
   setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$PIDFILE" prometheus \
     --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
     --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \

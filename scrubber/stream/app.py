@@ -34,6 +34,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
+from scrubber.history import StoreWriteError
 from scrubber.kafka import DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
@@ -46,7 +47,7 @@ from scrubber.stream.faust_internals import FaustAcks, resume_buffered, shorten_
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
-from scrubber.stream.runtime import BatchHandler, BatchScopes, StoreWriteError, StreamRuntime
+from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
 from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
 
 log = logging.getLogger(__name__)

@@ -290,15 +290,6 @@ class BatchScopes:
             raise errors[0]
 
 
-class StoreWriteError(Exception):
-    """The history store refused the writes of a turn (a full disk, a broken store).
-
-    Nothing of the turn was acknowledged. The worker cannot go on: a RocksDB that failed a
-    write stays read-only until it is opened again, and the next turn's lines would be judged
-    without the histories this one did not keep. Its text is the cause's type only (no PHI).
-    """
-
-
 class BatchHandler:
     """Handles a batch of input records in order: one result or dead letter for each.
 
@@ -415,13 +406,11 @@ class BatchHandler:
         acks = self.acks
         try:
             self.store.flush()
-        except BaseException as exc:
+        except BaseException:
             self.guard.restore(before)
             for messages in gaps:
                 acks.untrack(messages)
             acks.untrack([event.message for event in events])
-            if isinstance(exc, Exception):
-                raise StoreWriteError(type(exc).__name__) from exc
             raise
         for messages in gaps:
             acks.recovered(messages)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from scrubber.claims import ClaimAssembler
-from scrubber.history import PatientHistory, read_stored
+from scrubber.history import PatientHistory, StoreWriteError, read_stored
 from scrubber.stream.faust_internals import enter_event
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,19 @@ SET_ASIDE_PREFIX = b"set-aside:"
 CLAIMS_PREFIX = b"\x00claims\x00"
 
 V = TypeVar("V")
+
+
+def write_value(table: Any, key: bytes, value: bytes) -> None:
+    """Write one value to the table; a refusal is ``StoreWriteError`` whatever the store.
+
+    Every write of this module goes through here, the values already encoded, so the error
+    means the store (RocksDB on a full disk, the changelog producer's buffer), never a bug in
+    an encoder.
+    """
+    try:
+        table[key] = value
+    except Exception as exc:
+        raise StoreWriteError(type(exc).__name__) from exc
 
 
 class _BatchedTable(Generic[V]):
@@ -86,7 +99,7 @@ class _BatchedTable(Generic[V]):
         if partition is not None:
             enter_event(self._events[partition])
         try:
-            self.table[self.prefix + member_id.encode()] = self._encode(value)
+            write_value(self.table, self.prefix + member_id.encode(), self._encode(value))
         finally:
             if self._partition is not None:
                 enter_event(self._events[self._partition])
@@ -110,7 +123,7 @@ class TableHistoryStore(_BatchedTable[PatientHistory]):
         keeps the bytes for a person to look at, while the patient's own key gets the history
         rebuilt from the lines that follow.
         """
-        self.table[SET_ASIDE_PREFIX + member_id.encode()] = data
+        write_value(self.table, SET_ASIDE_PREFIX + member_id.encode(), data)
 
     def put(self, member_id: str, history: PatientHistory) -> None:
         """Keep the new history; ``flush`` writes it."""
@@ -151,7 +164,7 @@ class TableClaimStore(_BatchedTable[ClaimAssembler]):
         try:
             return ClaimAssembler.from_bytes(bytes(raw))
         except ValueError as exc:
-            self.table[SET_ASIDE_PREFIX + key] = raw
+            write_value(self.table, SET_ASIDE_PREFIX + key, bytes(raw))
             log.warning(
                 "a stored claim assembly did not read; set aside, the patient's claims start "
                 "afresh",

@@ -35,7 +35,7 @@ class LatencyProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="latency", daemon=True)
         self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._pipes: set[asyncio.Future[None]] = set()
 
     def __enter__(self) -> LatencyProxy:
         self._thread.start()
@@ -49,18 +49,20 @@ class LatencyProxy:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def set_delay(self, seconds: float) -> None:
         """Change the delay of every connection, open ones included, from the next chunk on."""
         self.delay = seconds
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        # Connections first: from Python 3.12 on, wait_closed also waits for open connections.
         for task in list(self._pipes):
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -69,13 +71,30 @@ class LatencyProxy:
             client_w.close()
             return
         self.connections += 1
-        for reader, writer in ((client_r, server_w), (server_r, client_w)):
-            task = asyncio.ensure_future(self._pipe(reader, writer))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
+        task = asyncio.ensure_future(self._connection(client_r, client_w, server_r, server_w))
+        self._pipes.add(task)
+        task.add_done_callback(self._pipes.discard)
+
+    async def _connection(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> None:
+        """Both directions until each has ended; then the two sockets are closed."""
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+        finally:
+            for writer in (client_w, server_w):
+                writer.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy reader to writer, each chunk held until ``delay`` after it arrived."""
+        """Copy reader to writer, each chunk held until ``delay`` after it arrived.
+
+        The end of the input is passed on in its turn as a half close (``write_eof``), so bytes
+        still travelling the other way are delivered.
+        """
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def read() -> None:
@@ -95,6 +114,8 @@ class LatencyProxy:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if not data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
                     break
                 self.bytes += len(data)
                 writer.write(data)
@@ -103,4 +124,3 @@ class LatencyProxy:
             pass
         finally:
             reading.cancel()
-            writer.close()

@@ -196,19 +196,23 @@ SLOW_SPIKE_SECONDS = float(os.environ.get("CHAOS_SLOW_SPIKE_SECONDS", "15"))
 
 
 class CommitSampler:
-    """The worker group's committed offsets, summed over the input partitions, every 2 s."""
+    """The worker group's committed offsets, summed over the input partitions, every second."""
 
     def __init__(self, settings) -> None:
         self.settings = settings
         self.samples: list[tuple[float, int]] = []
+        self.error: BaseException | None = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self.stop.is_set():
-            committed = asyncio.run(committed_offsets(self.settings))
-            self.samples.append((time.monotonic(), sum(committed.values())))
-            self.stop.wait(2)
+        try:
+            while not self.stop.is_set():
+                committed = asyncio.run(committed_offsets(self.settings))
+                self.samples.append((time.monotonic(), sum(committed.values())))
+                self.stop.wait(1)
+        except BaseException as exc:  # stale samples would mislead: reported by __exit__
+            self.error = exc
 
     def __enter__(self) -> CommitSampler:
         self.thread.start()
@@ -217,6 +221,7 @@ class CommitSampler:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(30)
+        assert self.error is None, repr(self.error)
 
 
 def _metric(worker, name: str) -> float:
@@ -231,8 +236,8 @@ def test_slow_broker(settings, worker, bundle) -> None:
 
     SLOW_DELAY each way for the whole run, and SLOW_SPIKE_DELAY for SLOW_SPIKE_SECONDS in the
     middle of it. The worker keeps committing while it has work, answers every line once (no
-    crash and no rebalance, so no duplicate at all), and takes part in no rebalance after its
-    first assignment (a slow broker must not look like a dead consumer).
+    crash and no rebalance, so no duplicate at all), and takes part in no rebalance once it is
+    ready (a slow broker must not look like a dead consumer).
     """
     records = _records(bundle, CHAOS_LINES // 2, seed=61)
     half = len(records) // 2
@@ -243,6 +248,7 @@ def test_slow_broker(settings, worker, bundle) -> None:
         asyncio.run(load_bundle(settings, bundle))
         worker.start()
         worker.wait_ready()
+        assigned = _metric(worker, "scrubber_partition_assignments_total")
         start = asyncio.run(end_offsets(settings, _outputs(settings)))
         proxy.set_delay(SLOW_DELAY)
         began = time.monotonic()
@@ -262,8 +268,9 @@ def test_slow_broker(settings, worker, bundle) -> None:
         while time.monotonic() < deadline and commits.samples[-1][1] < len(records):
             time.sleep(1)
         assert commits.samples[-1][1] == len(records), commits.samples[-5:]
-        assignments = _metric(worker, "scrubber_partition_assignments_total")
+        assignments = _metric(worker, "scrubber_partition_assignments_total") - assigned
         assert proxy.connections > 0 and proxy.bytes > 0, "the worker bypassed the proxy"
+        assert worker.stop() == 0, worker.log_tail()  # its last commit goes through the proxy
     print(
         f"slow broker: {len(records)} lines in {done - began:.1f} s, "
         f"{done - calm:.1f} s to complete after the spike"
@@ -271,15 +278,16 @@ def test_slow_broker(settings, worker, bundle) -> None:
     ledger.seconds = done - calm  # type: ignore[attr-defined]
     _conserved(ledger, records, bundle, "slow_broker", ledger.seconds)
     assert ledger.duplicates() == 0, ledger.duplicates()
-    assert assignments == 1, f"{assignments} assignments: the slow broker caused rebalances"
+    assert assignments == 0, f"{assignments} assignments: the slow broker caused rebalances"
     # Commits went on while the worker had work, the spike included: the first within 20 s of
     # the first publish (a fetch, a batch and a commit, each round trip slowed), then the
-    # committed offset moved at least once in every 10 s until the last output.
+    # committed offset moved at least once in every 15 s (the spike's length) until the last
+    # output; 9.4 s was the longest seen.
     during = [(t, n) for t, n in commits.samples if began <= t <= done]
     moves = [t for (t, n), (_, before) in zip(during[1:], during, strict=False) if n > before]
     gaps = [b - a for a, b in zip([began, *moves], [*moves, done], strict=True)]
     print(f"slow broker: commit gaps {[round(g, 1) for g in gaps]}")
-    assert moves and gaps[0] <= 20.0 and max(gaps[1:]) <= 10.0, (gaps, during)
+    assert moves and gaps[0] <= 20.0 and max(gaps[1:]) <= 15.0, (gaps, during)
 
 
 REDIS_OUTAGE_SECONDS = float(os.environ.get("CHAOS_REDIS_OUTAGE_SECONDS", "60"))

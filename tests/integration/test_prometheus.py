@@ -176,18 +176,25 @@ def answering(expr: str) -> str:
         out.append(c)
         i += 1
     text = "".join(out).strip()
-    absent = re.fullmatch(r"absent\((.*)\)", text, flags=re.S)
-    return absent.group(1) if absent else text
+    while (at := text.find("absent(")) >= 0:
+        depth, end = 0, at + len("absent")
+        for end in range(at + len("absent"), len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        text = text[:at] + "(" + text[at + len("absent(") : end] + ")" + text[end + 1 :]
+    return text
 
 
 def test_answering_keeps_matchers_and_makes_comparisons_bool() -> None:
     assert answering('up{job="a"} == 0') == 'up{job="a"} == bool 0'
-    assert answering('absent(up{job="a"})') == 'up{job="a"}'
+    assert answering('absent(up{job="a"})') == '(up{job="a"})'
     assert (
         answering('x{a=~"b", c!="d"} > 2 * 86400 and y != 0')
         == 'x{a=~"b", c!="d"} > bool 2 * 86400 and y != bool 0'
     )
     assert answering("a >= bool 1") == "a >= bool 1"
+    assert answering("absent(a) or absent(rate(b[5m]))") == "(a) or (rate(b[5m]))"
 
 
 class Load:
@@ -289,7 +296,7 @@ def grafana_exprs() -> list[tuple[str, str]]:
 
 
 def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
-    settings, worker: WorkerProcess, bundle, prometheus, tmp_path: Path
+    settings, worker: WorkerProcess, bundle, prometheus, tmp_path: Path, request
 ) -> None:
     started = time.monotonic()
     asyncio.run(load_bundle(settings, bundle))
@@ -298,6 +305,9 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
     x12_target = f"{settings.web_host}:{settings.x12_web_port}"
     intake = WorkerProcess(settings, tmp_path / "x12.log", command=("x12", "serve"))
     intake.start()
+    request.addfinalizer(
+        lambda: intake.proc is None or intake.proc.poll() is not None or intake.stop()
+    )
     server = prometheus(target, x12_target)
     server.wait_ready()
     worker.wait_ready()

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_compose_has_the_stack_and_only_real_settings() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert {"kafka", "redis", "worker"} <= compose["services"].keys()
-    # The worker exits on purpose (statuses 75 and 76) and relies on being started again.
+    # The worker exits on purpose (statuses 74, 75 and 76) and relies on being started again.
     assert compose["services"]["worker"]["restart"] in {"on-failure", "always", "unless-stopped"}
     assert compose["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == (
         "broker,controller"

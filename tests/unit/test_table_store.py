@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scrubber.accounting import key_of
 from scrubber.examples import Mix, generate
-from scrubber.history import PatientHistory
+from scrubber.history import PatientHistory, StoreWriteError
 from scrubber.processor import LineProcessor, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.library import default_engine
@@ -203,3 +203,46 @@ def test_a_claim_assembly_that_does_not_read_is_set_aside_and_started_afresh() -
     assert table.changelog[writes:] == [(2, key, fresh.to_bytes())]
     assert ClaimAssembler.from_bytes(table.stores[2][key]).current() == []
     assert table.stores[2][b"M1"] == b"a history"
+
+
+class FullTable(FakeTable):
+    """A table whose store refuses every write, as RocksDB on a full disk does."""
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: M1.sst")
+
+
+def test_a_refused_write_is_a_store_write_error_naming_only_the_cause_type(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    store = TableHistoryStore(FullTable())
+    store.at(FakeEvent(FakeMessage(0, 0)))
+    LineProcessor(default_engine()).process(
+        line_bytes(), b"M1", SourcePosition("in", 0, 0), snapshot, store, NOW
+    )
+    with pytest.raises(StoreWriteError) as refused:
+        store.flush()
+    assert str(refused.value) == "Exception"  # never the store's text (it may name a key)
+
+
+def test_a_refused_write_for_another_partition_stops_the_line_not_holds_it(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The write of a key kept for another partition happens inside a read of the store: it
+    must reach the worker as a refused write, not as a store that is away (a held line)."""
+    store = TableHistoryStore(FullTable())
+    processor = LineProcessor(default_engine())
+    store.at(FakeEvent(FakeMessage(0, 0)))
+    processor.process(line_bytes(), b"M1", SourcePosition("in", 0, 0), snapshot, store, NOW)
+    store.at(FakeEvent(FakeMessage(1, 0)))
+    with pytest.raises(StoreWriteError):
+        processor.process(
+            line_bytes(line_number=2), b"M1", SourcePosition("in", 1, 0), snapshot, store, NOW
+        )
+
+
+def test_a_set_aside_the_store_refuses_is_a_store_write_error() -> None:
+    store = TableHistoryStore(FullTable())
+    store.at(FakeEvent(FakeMessage(0, 0)))
+    with pytest.raises(StoreWriteError):
+        store.set_aside("M1", b"not a history")
