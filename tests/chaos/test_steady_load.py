@@ -244,7 +244,7 @@ async def _tally(settings: Any, start: dict, inputs: dict[int, tuple[int, int]],
     finally:
         await consumer.stop()
     lost = sum(
-        1 for p, (first, end) in ends.items() for o in range(first, end) if o not in answered[p]
+        1 for p, (first, end) in inputs.items() for o in range(first, end) if o not in answered[p]
     )
     return lost, duplicates, twice, expected
 
