@@ -352,7 +352,7 @@ def test_steady_load(settings, worker, bundle) -> None:
         "lost": lost,
         "raw_duplicates": duplicates,
         "answered_twice_after_dedupe": twice,
-        "seconds_to_drain": round(drained, 1),
+        "seconds_to_read_every_answer": round(drained, 1),
         "warmup_ends_at_s": warm[0]["t"],
         "rss_growth_after_warmup": round(rss_growth, 3),
         "lag_max_after_warmup": max(s["lag"] for s in warm),
