@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from scrubber.examples import generate
 from scrubber.offline import scrub_lines
 from scrubber.processor import Rejection, decode
 from scrubber.refdata.model import ReferenceSnapshot
+from tests.integration.background import Background
 from tests.integration.conftest import (
     REPO,
     WorkerProcess,
@@ -195,33 +195,19 @@ SLOW_SPIKE_DELAY = float(os.environ.get("CHAOS_SLOW_SPIKE_DELAY", "1.0"))
 SLOW_SPIKE_SECONDS = float(os.environ.get("CHAOS_SLOW_SPIKE_SECONDS", "15"))
 
 
-class CommitSampler:
+class CommitSampler(Background):
     """The worker group's committed offsets, summed over the input partitions, every second."""
 
     def __init__(self, settings) -> None:
         self.settings = settings
         self.samples: list[tuple[float, int]] = []
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__("commit-sampler")
 
-    def _run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                committed = asyncio.run(committed_offsets(self.settings))
-                self.samples.append((time.monotonic(), sum(committed.values())))
-                self.stop.wait(1)
-        except BaseException as exc:  # stale samples would mislead: reported by __exit__
-            self.error = exc
-
-    def __enter__(self) -> CommitSampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert self.error is None, repr(self.error)
+    def run(self) -> None:
+        while not self.stop.is_set():
+            committed = asyncio.run(committed_offsets(self.settings))
+            self.samples.append((time.monotonic(), sum(committed.values())))
+            self.stop.wait(1)
 
 
 def _metric(worker, name: str) -> float:

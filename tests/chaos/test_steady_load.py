@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import zlib
 from datetime import date, timedelta
@@ -40,6 +39,7 @@ from scrubber.contracts import (
 )
 from scrubber.examples import generate
 from scrubber.kafka import client_kwargs
+from tests.integration.background import Background
 from tests.integration.conftest import REPO, load_bundle
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def chunk(bundle: Any, k: int) -> list[tuple[bytes | None, bytes]]:
     return out
 
 
-class Producer:
+class Producer(Background):
     """Sends chunk after chunk at ``rate`` lines a second until stopped."""
 
     def __init__(self, settings: Any, bundle: Any, rate: float, first_chunk: int) -> None:
@@ -101,25 +101,10 @@ class Producer:
         self.sent = 0
         self.began = 0.0
         self.ended = 0.0
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="steady-producer", daemon=True)
+        super().__init__("steady-producer", join_seconds=60)
 
-    def __enter__(self) -> Producer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the producer did not stop"
-        assert self.error is None, repr(self.error)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._send())
-        except BaseException as exc:  # reported by __exit__
-            self.error = exc
+    def run(self) -> None:
+        asyncio.run(self._send())
 
     async def _send(self) -> None:
         producer = AIOKafkaProducer(

@@ -18,7 +18,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from scrubber.examples import generate
 from scrubber.kafka import client_kwargs
 from tests.unit.x12data import Claim, Line, render, simple
 
+from .background import Background
 from .conftest import REPO, WorkerProcess, free_port, load_bundle
 
 pytestmark = pytest.mark.integration
@@ -197,7 +197,7 @@ def test_answering_keeps_matchers_and_makes_comparisons_bool() -> None:
     assert answering("absent(a) or absent(rate(b[5m]))") == "(a) or (rate(b[5m]))"
 
 
-class Load:
+class Load(Background):
     """Lines to the input topic and 837 interchanges to the X12 topic until stopped.
 
     About 200 lines a second in batches, and one three-claim interchange a second: a tenth of
@@ -207,27 +207,12 @@ class Load:
     def __init__(self, settings: Any, lines: list[bytes]) -> None:
         self.settings = settings
         self.lines = lines
-        self.stop = threading.Event()
         self.sent_lines = 0
         self.sent_x12 = 0
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="load", daemon=True)
+        super().__init__("load")
 
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the load thread did not stop"
-        assert self.error is None, repr(self.error)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._send())
-        except BaseException as exc:  # reported by __exit__
-            self.error = exc
+    def run(self) -> None:
+        asyncio.run(self._send())
 
     async def _send(self) -> None:
         producer = AIOKafkaProducer(**client_kwargs(self.settings), acks="all", linger_ms=5)
