@@ -50,6 +50,19 @@ class Settings(BaseSettings):
         description="longest the broker holds a fetch for partitions with no new record "
         "(Faust asks for 1,500 ms, which a busy worker turns into 1.5 s of latency)",
     )
+    stream_buffer_maxsize: int = Field(
+        default=32_768,
+        ge=1_024,
+        le=1_000_000,
+        description="input records the worker may hold fetched but not yet taken by its "
+        "agent; below about 2.5 s of its peak rate, a full buffer stops the fetching of every "
+        "partition and the consumer idles between fetches",
+    )
+    fast_handoff: bool = Field(
+        default=True,
+        description="hand each fetched record to Faust's conductor with a direct await when "
+        "that cannot wait (false: Faust's own four-task handoff, for comparison)",
+    )
 
     recovery_stall_seconds: float = Field(
         default=30.0,

@@ -241,7 +241,12 @@ def _stream(
         kafka: dict[str, Any] = report.setdefault("kafka", {})
         cases: list[tuple[str, str, Callable[[str], dict[str, Any]]]] = [
             ("raw", "(a) raw aiokafka passthrough", partial(run_raw, plan, ctx)),
-            ("faust", "(b) Faust passthrough", partial(run_faust, plan, ctx)),
+            ("faust", "(b) Faust passthrough, Faust's defaults", partial(run_faust, plan, ctx)),
+            (
+                "faust_tuned",
+                "(b) Faust passthrough, tuned as the worker",
+                partial(run_faust, plan, ctx, tuned=True),
+            ),
             (
                 "scrubber",
                 "(c) scrubber worker",
@@ -250,7 +255,7 @@ def _stream(
         ]
         for repeat in range(max(1, args.stream_repeats)):
             for part, label, run in cases:
-                if part in parts:
+                if part.removesuffix("_tuned") in parts:
                     say(f"{label}, run {repeat + 1}")
                     result = run(f"r{repeat}")
                     kafka.setdefault(part, []).append(result)

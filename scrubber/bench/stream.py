@@ -273,6 +273,12 @@ def phase_stats(
     outs = sorted(t for _, t in matched)
     lo, hi = outs[int(0.1 * n)], outs[int(0.9 * n) - 1]
     steady = (0.8 * n) / max(1e-3, (hi - lo) / 1000)
+
+    def rate(first: float, last: float) -> float:
+        """Lines answered per second between two shares of the phase's outputs."""
+        a, b = outs[int(first * n)], outs[int(last * n) - 1]
+        return ((last - first) * n) / max(1e-3, (b - a) / 1000)
+
     latencies = [max(0, o - i) for i, o in matched]
     start = min(i for i, _ in matched)
     timeline: dict[int, int] = {}
@@ -283,6 +289,9 @@ def phase_stats(
         {
             "lines_per_s": steady,
             "lines_per_s_first_to_last": n / max(1e-3, (outs[-1] - outs[0]) / 1000),
+            # Histories grow while a phase runs: its rate early on against its rate at the end.
+            "lines_per_s_early": rate(0.1, 0.3),
+            "lines_per_s_late": rate(0.7, 0.9),
             "seconds": (outs[-1] - start) / 1000,
             "latency_ms": {
                 "p50": percentile(latencies, 50),
@@ -475,9 +484,11 @@ def run_raw(plan: StreamPlan, ctx: Environment, suffix: str = "") -> dict[str, A
     return _run(plan, ctx, setup, start)
 
 
-def run_faust(plan: StreamPlan, ctx: Environment, suffix: str = "") -> dict[str, Any]:
-    """Case (b): the bare Faust passthrough agent."""
-    name = f"faust{suffix}"
+def run_faust(
+    plan: StreamPlan, ctx: Environment, suffix: str = "", tuned: bool = False
+) -> dict[str, Any]:
+    """Case (b): the bare Faust passthrough agent, as Faust's defaults have it or tuned."""
+    name = f"faust{'_tuned' if tuned else ''}{suffix}"
     app_id = f"bench-{ctx.tag}-{name}"
     setup = CaseSetup(
         name="faust_passthrough",
@@ -496,6 +507,7 @@ def run_faust(plan: StreamPlan, ctx: Environment, suffix: str = "") -> dict[str,
                 "BENCH_BOOTSTRAP": plan.bootstrap,
                 "BENCH_DATADIR": str(ctx.data_dir / name),
                 "BENCH_PARTITIONS": str(PARTITIONS),
+                "BENCH_TUNED": "1" if tuned else "",
             }
         )
         argv = python_module("scrubber.bench.faust_passthrough")

@@ -46,6 +46,7 @@ from scrubber.stream import faust_internals
 from scrubber.stream.faust_internals import FaustAcks, resume_buffered, shorten_fetch_wait
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
+from scrubber.stream.monitor import QuietMonitor
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
 from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
@@ -183,6 +184,12 @@ class Worker:
             # A dead letter carries its input's bytes (up to Kafka's default 1 MiB) and headers;
             # Faust's default limit (1,000,000 bytes) would refuse it and stop the partition.
             producer_max_request_size=DEAD_LETTER_MAX_BYTES,
+            # Room for a few seconds of input: the fast handoff (faust_internals.drain_messages)
+            # fills Faust's default 4,096 before the agent takes a batch, and a full buffer
+            # stops fetching and makes the consumer sleep a second.
+            stream_buffer_maxsize=settings.stream_buffer_maxsize,
+            # The worker has its own metrics; Faust's Monitor counted every record for nothing.
+            Monitor=QuietMonitor,
             web_enabled=True,
             web_bind=settings.web_host,
             web_host=settings.web_host,
@@ -440,7 +447,7 @@ class Worker:
         """
         from faust.worker import Worker as FaustWorker
 
-        installation = faust_internals.install()
+        installation = faust_internals.install(fast_handoff=self.settings.fast_handoff)
         try:
             FaustWorker(
                 self.app,

@@ -119,12 +119,29 @@ def test_summary_reads_medians_and_ratios() -> None:
         "kafka": {
             "raw": [run(10_000.0)],
             "faust": [run(2_000.0), run(1_000.0), run(3_000.0)],
+            "faust_tuned": [run(4_000.0)],
             "scrubber": [run(1_000.0)],
             "scrubber_x2": [run(1_500.0)],
-        }
+        },
+        "offline": {"lines_per_s": 20_000.0},
     }
     summary = reporting.summarise(report)
     assert summary["faust"]["peak_lines_per_s"] == 2_000.0
+    assert summary["faust"]["peak_lines_per_s_runs"] == [2_000.0, 1_000.0, 3_000.0]
     assert summary["ratios"]["scrubber_vs_faust"] == 0.5
+    assert summary["ratios"]["scrubber_vs_faust_tuned"] == 0.25
+    assert summary["ratios"]["faust_tuned_vs_raw"] == 0.4
     assert summary["ratios"]["scale_out_2_workers"] == 1.5
-    assert summary["goals"]["p99_ms_at_half_peak"] == [50.0, 100.0]
+    goals = summary["goals"]
+    assert goals["p99_ms_at_half_peak"] == {
+        "value": 50.0, "direction": "<=", "goal": 100.0, "met": True,
+    }  # fmt: skip
+    assert goals["tuned_faust_vs_raw"]["met"] is True
+    assert goals["worker_vs_tuned_faust"]["met"] is False
+    assert goals["worker_lines_per_s"]["met"] is False
+    assert goals["offline_lines_per_s"]["met"] is True
+    assert goals["worker_cpu_s_per_1k_lines"]["met"] is None  # not measured
+    stream = {"lines": 0, "patients": 0}
+    text = reporting.table({"kafka": report["kafka"], "stream": stream, "summary": summary})
+    assert "worker_lines_per_s 1,000.00 (>= 6,000.00: not met)" in text
+    assert "(b) Faust, defaults over 3 runs: lines/s 2,000, 1,000, 3,000" in text
