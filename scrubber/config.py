@@ -51,12 +51,13 @@ class Settings(BaseSettings):
         "(Faust asks for 1,500 ms, which a busy worker turns into 1.5 s of latency)",
     )
     stream_buffer_maxsize: int = Field(
-        default=32_768,
+        default=16_384,
         ge=1_024,
         le=1_000_000,
         description="input records the worker may hold fetched but not yet taken by its "
-        "agent; below about 2.5 s of its peak rate, a full buffer stops the fetching of every "
-        "partition and the consumer idles between fetches",
+        "agent: at least about 2.5 s of its peak rate (below that, a full buffer stops the "
+        "fetching of every partition and the consumer idles between fetches), and no more "
+        "than it needs (a worker that falls behind holds this many records in memory)",
     )
     fast_handoff: bool = Field(
         default=True,

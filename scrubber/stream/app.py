@@ -184,9 +184,9 @@ class Worker:
             # A dead letter carries its input's bytes (up to Kafka's default 1 MiB) and headers;
             # Faust's default limit (1,000,000 bytes) would refuse it and stop the partition.
             producer_max_request_size=DEAD_LETTER_MAX_BYTES,
-            # Room for a few seconds of input: the fast handoff (faust_internals.drain_messages)
-            # fills Faust's default 4,096 before the agent takes a batch, and a full buffer
-            # stops fetching and makes the consumer sleep a second.
+            # Room for a few seconds of input: with the fast handoff
+            # (faust_internals.drain_messages) Faust's default 4,096 fills, fetching stops
+            # and the consumer sleeps a second between fetches.
             stream_buffer_maxsize=settings.stream_buffer_maxsize,
             # The worker has its own metrics; Faust's Monitor counted every record for nothing.
             Monitor=QuietMonitor,
