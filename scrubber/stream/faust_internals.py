@@ -416,9 +416,13 @@ def enter_event(event: Any) -> None:
 def handoff_never_waits(consumer: Any) -> Callable[[Any], bool]:
     """For ``consumer``, a test of whether handing a record of a partition over cannot suspend.
 
-    Faust's conductor callback (``Conductor._compile_message_handler``'s ``on_message``) waits
-    in exactly four places: for the app's flow control (suspended during a rebalance), for the
-    conductor's callback lock, for the producer's buffer to ebb, and for a full channel queue.
+    Faust's conductor callback (``Conductor._compile_message_handler``'s ``on_message``, which
+    takes the conductor's callback lock and calls the partition's handler: the compiled
+    ``ConductorHandler`` where Faust's Cython extensions are installed, as in the lock file,
+    else ``ConductorCompiler.build``'s closure; both wait in the same places) waits in exactly
+    four places: for the app's flow control (suspended during a rebalance), for the callback
+    lock, for the producer's buffer to ebb, and for a full channel queue (decoding with
+    ``propagate=True`` does not wait).
     When none of those can wait and the consumer's flow is not suspended, the callback runs to
     its end without giving up the event loop, and nothing could interrupt it: awaiting it
     directly is then the same as racing it against ``suspend_flow`` in ``wait_first``, which
