@@ -57,7 +57,8 @@ class Settings(BaseSettings):
         description="input records the worker may hold fetched but not yet taken by its "
         "agent: at least about 2.5 s of its peak rate (below that, a full buffer stops the "
         "fetching of every partition and the consumer idles between fetches), and no more "
-        "than it needs (a worker that falls behind holds this many records in memory)",
+        "than it needs (a worker that falls behind holds this many records in memory, and Faust "
+        "sizes the queue of changelog records it recovers histories from by it too)",
     )
     fast_handoff: bool = Field(
         default=True,

@@ -1,8 +1,9 @@
 """``python -m scrubber.bench``: the whole benchmark in one run (``make bench``).
 
 Generates the stream, measures (e) the engine alone and (d) the offline scrub, then, on the
-local Kafka, (a) a raw aiokafka passthrough, (b) a bare Faust passthrough, (c) the scrubber
-worker, two scrubber workers in one group, and a worker holding a full-size fee schedule.
+local Kafka, (a) a raw aiokafka passthrough, (b) a bare Faust passthrough with Faust's defaults
+and tuned as the worker tunes Faust (part ``faust`` runs both), (c) the scrubber worker, two
+scrubber workers in one group, and a worker holding the full-size reference data.
 Writes ``report.json`` and ``report.png`` into the output directory and prints a table.
 ``--only`` picks parts; ``--lines``/``--patients`` make smaller runs. Timings are printed,
 never asserted.
@@ -244,7 +245,7 @@ def _stream(
             ("faust", "(b) Faust passthrough, Faust's defaults", partial(run_faust, plan, ctx)),
             (
                 "faust_tuned",
-                "(b) Faust passthrough, tuned as the worker",
+                "(b) Faust passthrough, tuned",
                 partial(run_faust, plan, ctx, tuned=True),
             ),
             (

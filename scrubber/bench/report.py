@@ -13,13 +13,15 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-#: What the project aims for (README, "Performance"): name -> (direction, goal). Each is
+Direction = Literal[">=", "<="]
+
+#: What the project aims for (docs/performance.md, "Goals"): name -> (direction, goal). Each is
 #: printed with the measured value and whether it is met; none is asserted.
-GOALS: dict[str, tuple[str, float]] = {
+GOALS: dict[str, tuple[Direction, float]] = {
     "tuned_faust_vs_raw": (">=", 0.4),
     "worker_vs_tuned_faust": (">=", 0.5),
     "worker_lines_per_s": (">=", 6_000.0),
@@ -152,7 +154,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def goal_status(value: float | None, direction: str, goal: float) -> dict[str, Any]:
+def goal_status(value: float | None, direction: Direction, goal: float) -> dict[str, Any]:
     """A measured value against its goal; ``met`` is None when the value was not measured."""
     met = None if value is None else (value >= goal if direction == ">=" else value <= goal)
     return {"value": value, "direction": direction, "goal": goal, "met": met}
@@ -266,9 +268,8 @@ def table(report: dict[str, Any]) -> str:
         parts = []
         for name, g in goals.items():
             verdict = {True: "met", False: "not met", None: "not measured"}[g["met"]]
-            parts.append(
-                f"{name} {_fmt(g['value'], 2)} ({g['direction']} {_fmt(g['goal'], 2)}: {verdict})"
-            )
+            value, goal = _fmt(g["value"], 3), _fmt(g["goal"], 3)
+            parts.append(f"{name} {value} ({g['direction']} {goal}: {verdict})")
         lines.append("goals:\n  " + "\n  ".join(parts))
     return "\n".join(lines)
 

@@ -90,8 +90,9 @@ def broker_credentials(settings: Settings) -> Any:
 
 #: How often the worker looks for quiet input partitions whose log goes on (``Worker.sweep``),
 #: how long a partition must have delivered nothing to count as quiet, and how many offsets
-#: one sweep of a partition reads at most. Quiet means far longer than a record waits in a
-#: full stream buffer (4,096 records, under two seconds of work).
+#: one sweep of a partition reads at most. Quiet means far longer than a partition's records
+#: wait behind others in the stream buffer: the buffer is one queue for every partition, taken
+#: in order, so a partition with records in it delivers every few hundred records.
 SWEEP_INTERVAL_SECONDS = 5.0
 SWEEP_QUIET_SECONDS = 15.0
 SWEEP_MAX_RECORDS = 1_000

@@ -143,5 +143,5 @@ def test_summary_reads_medians_and_ratios() -> None:
     assert goals["worker_cpu_s_per_1k_lines"]["met"] is None  # not measured
     stream = {"lines": 0, "patients": 0}
     text = reporting.table({"kafka": report["kafka"], "stream": stream, "summary": summary})
-    assert "worker_lines_per_s 1,000.00 (>= 6,000.00: not met)" in text
+    assert "worker_lines_per_s 1,000.000 (>= 6,000.000: not met)" in text
     assert "(b) Faust, defaults over 3 runs: lines/s 2,000, 1,000, 3,000" in text

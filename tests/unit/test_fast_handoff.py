@@ -161,7 +161,7 @@ async def test_commit_every_is_kept() -> None:
     script: list[Batch] = [[(TPS[0], n) for n in range(1, 6)]]
     faust_rig, fast_rig = _rig(script, commit_every=2), _rig(script, commit_every=2)
     for rig in (faust_rig, fast_rig):
-        rig.consumer._n_acked = 5  # acknowledged since the last commit: one is due
+        rig.consumer._n_acked = 2  # acknowledged since the last commit: exactly commit_every
         await _run(FAUST if rig is faust_rig else FAST, rig)
     assert fast_rig.commits == faust_rig.commits == 1
     assert fast_rig.consumer._n_acked == faust_rig.consumer._n_acked == 0
