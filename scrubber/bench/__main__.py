@@ -1,6 +1,7 @@
 """``python -m scrubber.bench``: the whole benchmark in one run (``make bench``).
 
-Generates the stream, measures (e) the engine alone and (d) the offline scrub, then, on the
+Generates the stream, measures (e) the engine alone, (d) the offline scrub and (f) the
+worker's own work per line without Kafka (``worker_path``), then, on the
 local Kafka, (a) a raw aiokafka passthrough, (b) a bare Faust passthrough with Faust's defaults
 and tuned as the worker tunes Faust (part ``faust`` runs both), (c) the scrubber worker, two
 scrubber workers in one group, and a worker holding the full-size reference data.
@@ -35,7 +36,7 @@ from . import report as reporting
 from .generator import StreamGenerator
 from .local import BENCH_NOW, engine_cases, time_engine, time_offline
 
-PARTS = ("engine", "offline", "refdata", "raw", "faust", "scrubber", "scale", "memory")
+PARTS = ("engine", "offline", "work", "refdata", "raw", "faust", "scrubber", "scale", "memory")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -170,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         say("offline scrub")
         report["offline"] = time_offline(raws, snapshot, args.repeats)
         say(f"  {report['offline']['lines_per_s']:,.0f} lines/s")
+    if "work" in parts:
+        from .worker_path import time_worker_path
+
+        say("the worker's own work, without Kafka")
+        report["work"] = time_worker_path(raws, snapshot, args.repeats)
+        say(f"  {report['work']['us_per_line']:.1f} us/line")
     if "refdata" in parts:
         from .refdata import describe as describe_refdata
         from .refdata import measure_refdata

@@ -197,6 +197,14 @@ def table(report: dict[str, Any]) -> str:
             f"{len(o['lines_per_s_runs'])}); flagged {o['flagged_share']:.1%}, rejected "
             f"{o['rejected_share']:.1%}, revisions {o['revisions']:,}"
         )
+    w = report.get("work")
+    if w:
+        lines.append(
+            f"(f) the worker's own work, without Kafka: {w['us_per_line']:.1f} us of CPU per line "
+            f"(median of {len(w['us_per_line_runs'])}: "
+            + ", ".join(f"{v:.1f}" for v in w["us_per_line_runs"])
+            + ")"
+        )
     rd = report.get("refdata")
     if rd:
         from .refdata import describe

@@ -74,6 +74,21 @@ def test_engine_and_offline_measurements(bundle: Bundle) -> None:
     assert offline["lines_per_s"] > 0
 
 
+def test_the_worker_path_runs_the_workers_code_over_every_line(bundle: Bundle) -> None:
+    from scrubber.bench.worker_path import time_worker_path
+
+    snapshot = ReferenceSnapshot(bundle)
+    raws = StreamGenerator(bundle, seed=5, patients=30).generate(600)
+    offline = time_offline(raws, snapshot, repeats=1)
+    work = time_worker_path(raws, snapshot, repeats=2)
+    assert work["lines"] == 600 and len(work["us_per_line_runs"]) == 2
+    assert work["us_per_line"] > 0
+    # Every line gives a result or a dead letter, plus the revisions it causes, and the
+    # claims of any 837 lines: at least one output per line, as many as the offline scrub's
+    # results and rejects (which count no claims).
+    assert work["outputs"] >= offline["lines"]
+
+
 def test_phase_statistics_from_positions_and_timestamps() -> None:
     sent = [Sent(i % 4, i // 4, 1000 + i) for i in range(100)]
     outs = [
