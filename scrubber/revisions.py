@@ -148,12 +148,18 @@ class Reviser:
         # may also change what its old content had caused.
         causes = [line] if previous is None else [line, previous.line]
         reaches = [engine.reach(c, snapshot) for c in causes]
-        neighbours = {
-            e.line_id: e
-            for day in sorted(touched_dates)
-            for e in history.between(clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS))
-            if e.line_id != line_id and any(reach.may_change(e) for reach in reaches)
-        }
+        spans = [reach.span for reach in reaches if reach.span is not None]
+        neighbours: dict[str, HistoryEntry] = {}
+        if spans:
+            # No line outside every span can be changed: only the lines inside are asked.
+            reach_first = min(first for first, _ in spans)
+            reach_last = max(last for _, last in spans)
+            for day in sorted(touched_dates):
+                first = max(clamped(day, -INFLUENCE_DAYS), reach_first)
+                last = min(clamped(day, INFLUENCE_DAYS), reach_last)
+                for e in history.between(first, last):
+                    if e.line_id != line_id and any(reach.may_change(e) for reach in reaches):
+                        neighbours[e.line_id] = e
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
             around = visible(history, entry.line_id, entry.service_date)
             again = engine.evaluate(entry.line, snapshot, as_of, around)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from operator import attrgetter
 from typing import Any, Protocol
 
 from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
@@ -36,6 +37,8 @@ MEDICARE_POLICY = "medicare_policy"
 _Plan = tuple[Rule, ...]
 
 _FLAGGING = frozenset({Severity.ERROR, Severity.WARNING})
+_FIRST = attrgetter("first")
+_LAST = attrgetter("last")
 
 # Line facts as plain ints: IntFlag arithmetic is slow on the hot path.
 _KNOWN = int(Gate.KNOWN)
@@ -133,10 +136,15 @@ class Dated(Protocol):
 class Reach:
     """Which earlier lines of the patient one new line can change, under one engine."""
 
-    __slots__ = ("_changes",)
+    __slots__ = ("_changes", "span")
 
     def __init__(self, changes: Sequence[Changes]) -> None:
         self._changes = tuple(changes)
+        #: The first and last date any change covers (None: the line changes nothing), so a
+        #: caller reads only the lines of those dates.
+        self.span: tuple[date, date] | None = (
+            (min(map(_FIRST, changes)), max(map(_LAST, changes))) if changes else None
+        )
 
     def may_change(self, other: Dated) -> bool:
         """Whether judging ``other`` again can give a different verdict now.
