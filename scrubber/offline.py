@@ -63,7 +63,10 @@ def scrub_lines(
     processor = LineProcessor(engine or default_engine(), require_key=False)
     store = MemoryHistoryStore()
     summary = ScrubSummary()
-    final: dict[str, ScrubResult] = {}
+    # Per line id, the outcome and rule ids of its latest result: what the summary counts. Not
+    # the results themselves: kept to the end of a large file, they were most of the objects
+    # every full pass of the garbage collector had to walk.
+    final: dict[str, tuple[Outcome, tuple[str, ...]]] = {}
     for number, raw in enumerate(lines, start=1):
         if progress is not None:
             progress(len(raw) + 1)
@@ -91,17 +94,16 @@ def scrub_lines(
                     )
                     + b"\n"
                 )
-            elif emission.result is not None and not emission.repeat:
-                summary.revisions += index > 0 or emission.result.revision > 1
-                final[emission.result.line_id] = emission.result
+            elif (result := emission.result) is not None and not emission.repeat:
+                summary.revisions += index > 0 or result.revision > 1
+                final[result.line_id] = (result.outcome, tuple(f.rule_id for f in result.findings))
                 results.write(emission.value + b"\n")
                 if on_result is not None:
-                    on_result(emission.result)
-    for result in final.values():
-        if result.outcome is Outcome.FLAGGED:
+                    on_result(result)
+    for outcome, rule_ids in final.values():
+        if outcome is Outcome.FLAGGED:
             summary.flagged += 1
         else:
             summary.accepted += 1
-        for finding in result.findings:
-            summary.findings_by_rule[finding.rule_id] += 1
+        summary.findings_by_rule.update(rule_ids)
     return summary
