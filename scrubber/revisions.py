@@ -59,6 +59,9 @@ class Verdict:
     trigger: Trigger
     repeat: bool = False
     """Re-sent with an unchanged revision (a redelivery); the offline scrub writes nothing."""
+    stored: bytes | None = None
+    """The line's JSON as the history stores it (``line_json``), when it was made for this
+    input: the result's JSON reuses it instead of serialising the line again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,7 @@ class Reviser:
         history = history.upsert(
             HistoryEntry(line, content, revision, digest, cause=cause, blob=blob)
         )
-        verdicts = [Verdict(line, revision, evaluation, "input", repeat)]
+        verdicts = [Verdict(line, revision, evaluation, "input", repeat, stored=blob)]
 
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
         # surgery's window now covers a visit, a second line made a duplicate. A correction
