@@ -325,7 +325,7 @@ class PatientHistory:
 
     def between(self, first: date, last: date) -> tuple[HistoryEntry, ...]:
         """Entries whose date of service is in ``first`` .. ``last``."""
-        return tuple(e for e in self.entries if first <= e.service_date <= last)
+        return tuple([e for e in self.entries if first <= e.service_date <= last])
 
     def upsert(self, entry: HistoryEntry) -> PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""

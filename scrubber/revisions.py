@@ -83,9 +83,12 @@ def visible(history: PatientHistory, line_id: str, day: date) -> tuple[ClaimLine
     """
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
     return tuple(
-        e.line
-        for e in history.entries
-        if e.line_id != line_id and (first <= e.service_date <= last or e.service_date == date.min)
+        [
+            e.line
+            for e in history.entries
+            if e.line_id != line_id
+            and (first <= e.service_date <= last or e.service_date == date.min)
+        ]
     )
 
 
