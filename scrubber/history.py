@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
@@ -325,7 +325,7 @@ class PatientHistory:
 
     def between(self, first: date, last: date) -> tuple[HistoryEntry, ...]:
         """Entries whose date of service is in ``first`` .. ``last``."""
-        return tuple(e for e in self.entries if first <= e.service_date <= last)
+        return tuple([e for e in self.entries if first <= e.service_date <= last])
 
     def upsert(self, entry: HistoryEntry) -> PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""
@@ -333,7 +333,7 @@ class PatientHistory:
         kept = [e for e in self.entries if e.line_id != line_id]
         kept.append(entry)
         kept.sort(key=_ORDER)
-        return replace(self, entries=tuple(kept))
+        return PatientHistory(self.member_id, tuple(kept), self.prunes)
 
     def prune(self, keep_days: int) -> PatientHistory:
         """Drop lines dated more than ``keep_days`` before the patient's newest line.
@@ -350,7 +350,7 @@ class PatientHistory:
         kept = tuple(e for e in self.entries if e.service_date >= horizon)
         if len(kept) == len(self.entries):
             return self
-        return replace(self, entries=kept, prunes=self.prunes + 1)
+        return PatientHistory(self.member_id, kept, self.prunes + 1)
 
     def to_bytes(self) -> bytes:
         """The stored form (format 2, see the module's docstring) for the table and changelog.

@@ -8,8 +8,10 @@ each line is the key.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -21,6 +23,35 @@ from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.engine import Engine
 from scrubber.rules.library import default_engine
+
+#: How many input lines apart the offline scrub hands what it holds to the garbage collector's
+#: permanent generation (see ``_kept_out_of_full_collections``).
+FREEZE_EVERY = 5_000
+
+
+@contextmanager
+def _kept_out_of_full_collections() -> Iterator[Callable[[int], None]]:
+    """Keep what a long scrub has built up out of the collector's full passes, while it runs.
+
+    The patient histories of a file stay in memory to its end, and every full pass of the
+    cyclic garbage collector walked all of them again: on a 50,000-line file those passes were
+    a fifth of the scrub's time. Every ``FREEZE_EVERY`` lines everything tracked so far is
+    frozen (``gc.freeze``); the histories hold no reference cycles, so what becomes garbage is
+    still freed by reference counting. At the end the objects are handed back
+    (``gc.unfreeze``). A process that froze objects of its own before is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield lambda number: None
+        return
+
+    def tick(number: int) -> None:
+        if number % FREEZE_EVERY == 0:
+            gc.freeze()
+
+    try:
+        yield tick
+    finally:
+        gc.unfreeze()
 
 
 @dataclass
@@ -63,45 +94,52 @@ def scrub_lines(
     processor = LineProcessor(engine or default_engine(), require_key=False)
     store = MemoryHistoryStore()
     summary = ScrubSummary()
-    final: dict[str, ScrubResult] = {}
-    for number, raw in enumerate(lines, start=1):
-        if progress is not None:
-            progress(len(raw) + 1)
-        if not raw.strip():
-            summary.blank += 1
-            continue
-        summary.lines_in += 1
-        processed = processor.process(
-            raw, None, SourcePosition(source_name, 0, number), snapshot, store, clock()
-        )
-        summary.redelivered += processed.redelivery
-        for index, emission in enumerate(processed.emissions):
-            if emission.dead_letter is not None:
-                letter = emission.dead_letter
-                summary.rejected += 1
-                summary.rejects_by_code[letter.error_code.value] += 1
-                rejects.write(
-                    orjson.dumps(
-                        {
-                            "input_line": number,
-                            "error_code": letter.error_code.value,
-                            "stage": letter.stage.value,
-                            "detail": letter.detail,
-                        }
+    # Per line id, the outcome and rule ids of its latest result: what the summary counts. Not
+    # the results themselves: kept to the end of a large file, they were most of the objects
+    # every full pass of the garbage collector had to walk.
+    final: dict[str, tuple[Outcome, tuple[str, ...]]] = {}
+    with _kept_out_of_full_collections() as tick:
+        for number, raw in enumerate(lines, start=1):
+            tick(number)
+            if progress is not None:
+                progress(len(raw) + 1)
+            if not raw.strip():
+                summary.blank += 1
+                continue
+            summary.lines_in += 1
+            processed = processor.process(
+                raw, None, SourcePosition(source_name, 0, number), snapshot, store, clock()
+            )
+            summary.redelivered += processed.redelivery
+            for index, emission in enumerate(processed.emissions):
+                if emission.dead_letter is not None:
+                    letter = emission.dead_letter
+                    summary.rejected += 1
+                    summary.rejects_by_code[letter.error_code.value] += 1
+                    rejects.write(
+                        orjson.dumps(
+                            {
+                                "input_line": number,
+                                "error_code": letter.error_code.value,
+                                "stage": letter.stage.value,
+                                "detail": letter.detail,
+                            }
+                        )
+                        + b"\n"
                     )
-                    + b"\n"
-                )
-            elif emission.result is not None and not emission.repeat:
-                summary.revisions += index > 0 or emission.result.revision > 1
-                final[emission.result.line_id] = emission.result
-                results.write(emission.value + b"\n")
-                if on_result is not None:
-                    on_result(emission.result)
-    for result in final.values():
-        if result.outcome is Outcome.FLAGGED:
+                elif (result := emission.result) is not None and not emission.repeat:
+                    summary.revisions += index > 0 or result.revision > 1
+                    final[result.line_id] = (
+                        result.outcome,
+                        tuple(f.rule_id for f in result.findings),
+                    )
+                    results.write(emission.value + b"\n")
+                    if on_result is not None:
+                        on_result(result)
+    for outcome, rule_ids in final.values():
+        if outcome is Outcome.FLAGGED:
             summary.flagged += 1
         else:
             summary.accepted += 1
-        for finding in result.findings:
-            summary.findings_by_rule[finding.rule_id] += 1
+        summary.findings_by_rule.update(rule_ids)
     return summary

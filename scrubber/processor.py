@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from scrubber.contracts import (
     CONTRACT_VERSION,
@@ -206,6 +207,52 @@ def decode(raw: bytes | None, key: bytes | None, *, require_key: bool) -> ClaimL
     return line
 
 
+#: How ``line.model_dump_json()`` ends after what ``line_json`` keeps of a line without X12
+#: trace: the optional fields it leaves out while absent, which come last in the contract.
+_ABSENT_TAIL = b',"claim_line_count":null,"x12":null}'
+_X12_ABSENT_TAIL = b',"x12":null}'
+
+
+def result_json(result: ScrubResult, stored: bytes | None = None) -> bytes:
+    """``result.model_dump_json()``, byte for byte, put together from its parts.
+
+    The line is most of a result's bytes and its JSON was already made for the history
+    (``stored``, from ``line_json``): for a line without X12 trace that JSON differs from the
+    line's own only by the absent optional fields at its end, which are added back instead of
+    serialising the line a second time. Every other part is serialised by pydantic-core, as the
+    model would (tests/unit/test_processor.py compares the two on varied results).
+    """
+    line = result.line
+    if stored is not None and line.x12 is None:
+        tail = _ABSENT_TAIL if line.claim_line_count is None else _X12_ABSENT_TAIL
+        line_bytes = stored[:-1] + tail
+    else:
+        line_bytes = line.model_dump_json().encode()
+    return b"".join(
+        (
+            b'{"line_id":',
+            to_json(result.line_id),
+            b',"revision":',
+            to_json(result.revision),
+            b',"outcome":',
+            to_json(result.outcome),
+            b',"findings":[',
+            b",".join([to_json(finding) for finding in result.findings]),
+            b'],"line":',
+            line_bytes,
+            b',"reference":',
+            to_json(result.reference),
+            b',"refdata_version":',
+            to_json(result.refdata_version),
+            b',"scrubbed_at":',
+            to_json(result.scrubbed_at),
+            b',"profile":',
+            to_json(result.profile),
+            b"}",
+        )
+    )
+
+
 class LineProcessor:
     """Decode, validate, judge and route one input; the heart both adapters share."""
 
@@ -268,7 +315,15 @@ class LineProcessor:
             )
             emissions = [
                 self._result(
-                    v.line, v.revision, v.evaluation, snapshot, source, now, v.repeat, v.trigger
+                    v.line,
+                    v.revision,
+                    v.evaluation,
+                    snapshot,
+                    source,
+                    now,
+                    v.repeat,
+                    v.trigger,
+                    v.stored,
                 )
                 for v in judgement.verdicts
             ]
@@ -302,6 +357,7 @@ class LineProcessor:
         now: datetime,
         repeat: bool = False,
         trigger: Trigger = "input",
+        stored: bytes | None = None,
     ) -> Emission:
         # Every value is already valid (the line passed the contract, the findings are the
         # engine's own models, the reference is a dump of a validated record): validating the
@@ -320,7 +376,7 @@ class LineProcessor:
         return Emission(
             kind="flagged" if result.outcome is Outcome.FLAGGED else "accepted",
             key=line.patient.member_id.encode(),
-            value=result.model_dump_json().encode(),
+            value=result_json(result, stored),
             headers=(
                 *source.headers(),
                 (HEADER_CONTRACT, CONTRACT_VERSION.encode()),

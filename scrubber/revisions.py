@@ -59,6 +59,9 @@ class Verdict:
     trigger: Trigger
     repeat: bool = False
     """Re-sent with an unchanged revision (a redelivery); the offline scrub writes nothing."""
+    stored: bytes | None = None
+    """The line's JSON as the history stores it (``line_json``), when it was made for this
+    input: the result's JSON reuses it instead of serialising the line again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +83,12 @@ def visible(history: PatientHistory, line_id: str, day: date) -> tuple[ClaimLine
     """
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
     return tuple(
-        e.line
-        for e in history.entries
-        if e.line_id != line_id and (first <= e.service_date <= last or e.service_date == date.min)
+        [
+            e.line
+            for e in history.entries
+            if e.line_id != line_id
+            and (first <= e.service_date <= last or e.service_date == date.min)
+        ]
     )
 
 
@@ -141,19 +147,25 @@ class Reviser:
         history = history.upsert(
             HistoryEntry(line, content, revision, digest, cause=cause, blob=blob)
         )
-        verdicts = [Verdict(line, revision, evaluation, "input", repeat)]
+        verdicts = [Verdict(line, revision, evaluation, "input", repeat, stored=blob)]
 
         # Lines near this one may see their verdict change: an add-on's primary arrived, a
         # surgery's window now covers a visit, a second line made a duplicate. A correction
         # may also change what its old content had caused.
         causes = [line] if previous is None else [line, previous.line]
         reaches = [engine.reach(c, snapshot) for c in causes]
-        neighbours = {
-            e.line_id: e
-            for day in sorted(touched_dates)
-            for e in history.between(clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS))
-            if e.line_id != line_id and any(reach.may_change(e) for reach in reaches)
-        }
+        spans = [reach.span for reach in reaches if reach.span is not None]
+        neighbours: dict[str, HistoryEntry] = {}
+        if spans:
+            # No line outside every span can be changed: only the lines inside are asked.
+            reach_first = min(first for first, _ in spans)
+            reach_last = max(last for _, last in spans)
+            for day in sorted(touched_dates):
+                first = max(clamped(day, -INFLUENCE_DAYS), reach_first)
+                last = min(clamped(day, INFLUENCE_DAYS), reach_last)
+                for e in history.between(first, last):
+                    if e.line_id != line_id and any(reach.may_change(e) for reach in reaches):
+                        neighbours[e.line_id] = e
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
             around = visible(history, entry.line_id, entry.service_date)
             again = engine.evaluate(entry.line, snapshot, as_of, around)

@@ -88,6 +88,14 @@ class Gate(IntFlag):
     """The code is known and has an MPFS status some code rule speaks about (not A, R, T, J)."""
     CODE_SETS = 128
     """The reference data has ICD-10-CM code sets (a fact of the snapshot, not of the line)."""
+    MUE_LINE = 256
+    """The code is known and has an MUE value counted per claim line (adjudication indicator 1)."""
+    MUE_DATE = 512
+    """The code is known and has an MUE value counted per date of service (indicator 2 or 3)."""
+    PTP_COLUMN2 = 1024
+    """The code is in column 2 of at least one NCCI PTP edit (any date, any indicator)."""
+    HISTORY_LOST = 2048
+    """The patient's stored history could not be read (``LineContext.history_lost``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from operator import attrgetter
 from typing import Any, Protocol
 
 from scrubber.contracts import ClaimLine, Finding, Outcome, Severity
@@ -26,6 +27,7 @@ from scrubber.rules.base import INFLUENCE_DAYS, Changes, Gate, LineContext, Rule
 from scrubber.rules.code import NOTED_STATUSES
 from scrubber.rules.codes import is_add_on, is_em
 from scrubber.rules.global_period import POSTOP_DAYS, opens_period
+from scrubber.standards import MUE_DATE_INDICATORS, MUE_LINE_INDICATOR
 
 __all__ = ["MEDICARE_POLICY", "Engine", "Evaluation", "Reach", "outcome_of"]
 
@@ -36,6 +38,8 @@ MEDICARE_POLICY = "medicare_policy"
 _Plan = tuple[Rule, ...]
 
 _FLAGGING = frozenset({Severity.ERROR, Severity.WARNING})
+_FIRST = attrgetter("first")
+_LAST = attrgetter("last")
 
 # Line facts as plain ints: IntFlag arithmetic is slow on the hot path.
 _KNOWN = int(Gate.KNOWN)
@@ -46,6 +50,10 @@ _ADD_ON = int(Gate.ADD_ON)
 _SURGICAL = int(Gate.SURGICAL)
 _STATUS_NOTE = int(Gate.STATUS_NOTE)
 _CODE_SETS = int(Gate.CODE_SETS)
+_MUE_LINE = int(Gate.MUE_LINE)
+_MUE_DATE = int(Gate.MUE_DATE)
+_PTP_COLUMN2 = int(Gate.PTP_COLUMN2)
+_HISTORY_LOST = int(Gate.HISTORY_LOST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +75,9 @@ def outcome_of(findings: tuple[Finding, ...]) -> Outcome:
 
 
 #: What the engine knows about a procedure code under one snapshot: its reference record, the
-#: code's facts (known, E/M, add-on, surgical, noted status) and the ``reference`` a result
-#: carries (``engine_view`` is a pydantic dump, the costliest part).
+#: code's facts (known, E/M, add-on, surgical, noted status, how its MUE counts, column 2 of
+#: a PTP edit) and the ``reference`` a result carries (``engine_view`` is a pydantic dump, the
+#: costliest part).
 _CodeFacts = tuple[CodeReference | None, int, dict[str, Any] | None]
 
 #: Codes are bounded (16 characters) but not a closed set: an input full of made-up codes
@@ -88,9 +97,16 @@ def _facts_of(snapshot: ReferenceSnapshot, code: str) -> _CodeFacts:
             facts |= _SURGICAL
         if ref.status is not None and ref.status in NOTED_STATUSES:
             facts |= _STATUS_NOTE
+        if ref.mue_value is not None:
+            if ref.mue_indicator == MUE_LINE_INDICATOR:
+                facts |= _MUE_LINE
+            elif ref.mue_indicator in MUE_DATE_INDICATORS:
+                facts |= _MUE_DATE
         view = ref.engine_view()
     if code in snapshot.aoc_add_ons:  # an add-on by the AOC file, even if not ZZZ
         facts |= _ADD_ON
+    if snapshot.ptp.column1_codes(code):
+        facts |= _PTP_COLUMN2
     if snapshot.bundle.icd10cm:
         facts |= _CODE_SETS
     return ref, facts, view
@@ -133,10 +149,15 @@ class Dated(Protocol):
 class Reach:
     """Which earlier lines of the patient one new line can change, under one engine."""
 
-    __slots__ = ("_changes",)
+    __slots__ = ("_changes", "span")
 
     def __init__(self, changes: Sequence[Changes]) -> None:
         self._changes = tuple(changes)
+        #: The first and last date any change covers (None: the line changes nothing), so a
+        #: caller reads only the lines of those dates.
+        self.span: tuple[date, date] | None = (
+            (min(map(_FIRST, changes)), max(map(_LAST, changes))) if changes else None
+        )
 
     def may_change(self, other: Dated) -> bool:
         """Whether judging ``other`` again can give a different verdict now.
@@ -269,6 +290,8 @@ class Engine:
             facts |= _MODIFIERS
         if others:
             facts |= _OTHERS
+        if history_lost:
+            facts |= _HISTORY_LOST
         ctx = LineContext(
             line=line,
             ref=ref,

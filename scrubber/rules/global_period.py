@@ -63,6 +63,29 @@ class Surgery:
         return self.day < day <= self.last_postop_day
 
 
+#: Per snapshot (the latest one; it is kept, so its id cannot be reused meanwhile): the codes
+#: with a global period, and their global days. Every line of the patient near a visit is asked
+#: whether it opens a period; a dict of the few surgical codes answers without the code record.
+_SURGICAL: tuple[ReferenceSnapshot | None, dict[str, str]] = (None, {})
+
+
+def surgical_codes(snapshot: ReferenceSnapshot) -> dict[str, str]:
+    """The snapshot's codes with global days 000, 010 or 090, and those days (once per snapshot).
+
+    A snapshot is immutable and replaced as a whole, so the map follows the latest one.
+    """
+    global _SURGICAL
+    owner, codes = _SURGICAL
+    if owner is not snapshot:
+        codes = {
+            code: ref.global_days
+            for code, ref in snapshot.codes.items()
+            if ref.global_days is not None and ref.global_days in POSTOP_DAYS
+        }
+        _SURGICAL = (snapshot, codes)
+    return codes
+
+
 def opens_period(line: ClaimLine, snapshot: ReferenceSnapshot) -> Surgery | None:
     """The global period a line opens, or None.
 
@@ -70,12 +93,12 @@ def opens_period(line: ClaimLine, snapshot: ReferenceSnapshot) -> Surgery | None
     unplanned return to the operating room continues the first period, §40.4 B) or is pre- or
     post-operative care only (55, 56), which is care inside a period, not a surgery.
     """
-    ref = snapshot.code(line.procedure_code)
-    if ref is None or ref.global_days not in POSTOP_DAYS:
+    global_days = surgical_codes(snapshot).get(line.procedure_code)
+    if global_days is None:
         return None
     if line.modifiers and not NO_PERIOD_MODIFIERS.isdisjoint(line.modifiers):
         return None
-    return Surgery(line, ref.global_days)
+    return Surgery(line, global_days)
 
 
 def same_package(a: ClaimLine, b: ClaimLine) -> bool:
@@ -110,18 +133,25 @@ def surgeries_for(ctx: LineContext) -> tuple[Surgery, ...]:
     """
     found: tuple[Surgery, ...] | None = ctx.memo.get("surgeries")
     if found is None:
-        line, snapshot = ctx.line, ctx.snapshot
+        line = ctx.line
+        surgical = surgical_codes(ctx.snapshot)
         earliest, latest = _window(line.service_date)
         surgeries = []
         for other in ctx.others:
+            # ``opens_period``, asked of the lines with a surgical code only.
+            global_days = surgical.get(other.procedure_code)
+            if global_days is None:
+                continue
             when = other.service_date
             # A surgery on the first day of the calendar stays in: the decision-visit rule
             # computes the day before it, which overflows, and that failure is part of the
             # verdict (the line is dead-lettered) whatever the window.
-            if earliest <= when <= latest or when == date.min:
-                surgery = opens_period(other, snapshot)
-                if surgery is not None and same_package(line, other):
-                    surgeries.append(surgery)
+            if (
+                (earliest <= when <= latest or when == date.min)
+                and (not other.modifiers or NO_PERIOD_MODIFIERS.isdisjoint(other.modifiers))
+                and same_package(line, other)
+            ):
+                surgeries.append(Surgery(other, global_days))
         found = tuple(surgeries)
         ctx.memo["surgeries"] = found
     return found
@@ -193,7 +223,7 @@ def _postop_hits(ctx: LineContext, what: str, needs: str) -> Iterator[Hit]:
 def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
     """The visit that decides on a major surgery is paid only with 57; otherwise it is bundled."""
     line = ctx.line
-    if not is_em(line.procedure_code) or "57" in line.modifiers:
+    if not is_em(line.procedure_code) or "57" in line.modifiers or not surgeries_for(ctx):
         return
     day = line.service_date
 
@@ -223,7 +253,7 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
 def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
     """The E/M of a minor procedure's day is part of it unless separately identifiable (25)."""
     line = ctx.line
-    if not is_em(line.procedure_code) or "25" in line.modifiers:
+    if not is_em(line.procedure_code) or "25" in line.modifiers or not surgeries_for(ctx):
         return
     yield from _earliest_surgery(
         ctx,
@@ -249,7 +279,11 @@ def em_same_day_minor(ctx: LineContext) -> Iterator[Hit]:
 def em_postop(ctx: LineContext) -> Iterator[Hit]:
     """Post-operative visits are in the package; an unrelated one is billed with 24 or FT."""
     line = ctx.line
-    if not is_em(line.procedure_code) or POSTOP_EM_MODIFIERS & set(line.modifiers):
+    if (
+        not is_em(line.procedure_code)
+        or POSTOP_EM_MODIFIERS & set(line.modifiers)
+        or not surgeries_for(ctx)
+    ):
         return
     yield from _postop_hits(ctx, "E/M", "modifier 24 (unrelated) or FT")
 
@@ -268,7 +302,11 @@ def em_postop(ctx: LineContext) -> Iterator[Hit]:
 def procedure_postop(ctx: LineContext) -> Iterator[Hit]:
     """A second procedure in the post-operative days is paid only as staged, return or unrelated."""
     line = ctx.line
-    if not _is_procedure(ctx) or POSTOP_PROCEDURE_MODIFIERS & set(line.modifiers):
+    if (
+        not _is_procedure(ctx)
+        or POSTOP_PROCEDURE_MODIFIERS & set(line.modifiers)
+        or not surgeries_for(ctx)
+    ):
         return
     yield from _postop_hits(
         ctx, "Procedure", "58 (staged), 78 (related return to the OR) or 79 (unrelated)"

@@ -98,12 +98,15 @@ def _first_position_hits(
 
     In line order; ``message`` says what is wrong with the modifier.
     """
+    modifiers = ctx.line.modifiers
     targets = set(wanted)
+    if targets.isdisjoint(modifiers):  # most lines: none of them, and nothing to sort out
+        return
     seen: dict[str, int] = {}
-    for index, modifier in enumerate(ctx.line.modifiers):
+    for index, modifier in enumerate(modifiers):
         if modifier in targets and modifier not in seen:
             seen[modifier] = index
-    for index, modifier in sorted((index, modifier) for modifier, index in seen.items()):
+    for modifier, index in seen.items():  # inserted in line order: already by position
         yield Hit(message(modifier), f"modifiers[{index}]")
 
 

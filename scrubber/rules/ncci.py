@@ -185,7 +185,7 @@ def ptp_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | None:
     "NCCI-associated modifier bypasses it (indicator 0, or 1 without a qualifying modifier).",
     source=SOURCE,
     carc="236",
-    requires=Gate.OTHERS,
+    requires=Gate.OTHERS | Gate.PTP_COLUMN2,
     affects=ptp_affects,
     medicare_policy=True,
 )
@@ -215,7 +215,7 @@ def ptp_edit(ctx: LineContext) -> Iterator[Hit]:
     description="An NCCI procedure-to-procedure edit in force (indicator 1) is bypassed by an "
     "NCCI-associated modifier: a note for audit, the documentation must support it.",
     source=SOURCE,
-    requires=Gate.OTHERS,
+    requires=Gate.OTHERS | Gate.PTP_COLUMN2,
     affects=ptp_affects,
     medicare_policy=True,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from scrubber.contracts import Category, Severity
-from scrubber.rules.base import Hit, LineContext, Rule, rule
+from scrubber.rules.base import Gate, Hit, LineContext, Rule, rule
 
 
 @rule(
@@ -22,6 +22,7 @@ from scrubber.rules.base import Hit, LineContext, Rule, rule
     description="The patient's stored history could not be read: the line was judged without "
     "the patient's earlier lines.",
     source="claim-scrubber patient history (README, Reliability)",
+    requires=Gate.HISTORY_LOST,
 )
 def unreadable_history(ctx: LineContext) -> Iterator[Hit]:
     """A warning, not an error: nothing is known to be wrong with the line itself."""

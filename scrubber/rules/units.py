@@ -40,7 +40,7 @@ def _limit(value: int) -> str:
     description="Units on the line exceed the code's MUE value (adjudication indicator 1).",
     source=SOURCE,
     carc="151",
-    requires=Gate.KNOWN,
+    requires=Gate.KNOWN | Gate.MUE_LINE,
     medicare_policy=True,
 )
 def mue_line(ctx: LineContext) -> Iterator[Hit]:
@@ -64,7 +64,7 @@ def mue_line(ctx: LineContext) -> Iterator[Hit]:
     "exceed the MUE value (adjudication indicator 2 or 3).",
     source=SOURCE,
     carc="151",
-    requires=Gate.KNOWN,
+    requires=Gate.KNOWN | Gate.MUE_DATE,
     affects=same_day_same_code,
     medicare_policy=True,
 )

@@ -30,12 +30,23 @@ evaluate = ENGINE.evaluate
 
 
 def evaluate_every_rule(
-    line: ClaimLine, snapshot: ReferenceSnapshot, as_of: Any, others: tuple[ClaimLine, ...] = ()
+    line: ClaimLine,
+    snapshot: ReferenceSnapshot,
+    as_of: Any,
+    others: tuple[ClaimLine, ...] = (),
+    history_lost: bool = False,
 ) -> Evaluation:
     """The reference: every rule of the engine called, in order, with no plan and no cache;
     the payer profile's disables and severities applied to the findings afterwards."""
     ref = snapshot.code(line.procedure_code)
-    ctx = LineContext(line=line, ref=ref, snapshot=snapshot, as_of=as_of, others=others)
+    ctx = LineContext(
+        line=line,
+        ref=ref,
+        snapshot=snapshot,
+        as_of=as_of,
+        others=others,
+        history_lost=history_lost,
+    )
     profile = ENGINE.profile_for(snapshot, line.payer_id)
     findings = []
     for r in ENGINE.rules:
@@ -83,6 +94,10 @@ def test_planned_engine_equals_every_rule_with_the_edit_library(seed: int) -> No
         others = tuple(o for i, o in enumerate(lines) if i != index and o.patient == line.patient)
         assert evaluate(line, snap, AS_OF, others=others) == evaluate_every_rule(
             line, snap, AS_OF, others=others
+        )
+        lost = index % 2 == 0  # the history of a patient set aside: only later lines seen
+        assert evaluate(line, snap, AS_OF, others=others, history_lost=lost) == (
+            evaluate_every_rule(line, snap, AS_OF, others=others, history_lost=lost)
         )
 
 

@@ -316,3 +316,14 @@ def test_the_property_tests_see_every_edit_family() -> None:
         "duplicate.line",
     } <= rule_ids
     assert profiles == {"medicare", "commercial", None}
+
+
+def test_a_reach_spans_the_dates_of_the_lines_it_can_change(line, snapshot) -> None:
+    """The reviser reads only the lines between a reach's first and last date."""
+    engine = default_engine()
+    day = date(2025, 6, 10)
+    visit = engine.reach(line(procedure_code="99213", service_date=day.isoformat()), snapshot)
+    assert visit.span == (day, day)
+    surgery = engine.reach(line(procedure_code="11960", service_date=day.isoformat()), snapshot)
+    assert surgery.span == (day - timedelta(days=1), day + timedelta(days=90))
+    assert Engine([]).reach(line(), snapshot).span is None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from scrubber import offline
 from scrubber.contracts import ScrubResult
 from scrubber.offline import scrub_lines
 from scrubber.refdata.build import build_bundle
@@ -60,3 +62,45 @@ def test_demo_input_exercises_every_route() -> None:
     assert len({r.line_id for r in results}) == summary.accepted + summary.flagged
     assert len(results) == summary.accepted + summary.flagged + summary.revisions
     assert {"code.unknown", "modifier.malformed"} <= summary.findings_by_rule.keys()
+
+
+def _raw_scrub(lines: list[bytes], snapshot: ReferenceSnapshot) -> tuple[bytes, bytes]:
+    results, rejects = io.BytesIO(), io.BytesIO()
+    scrub_lines(lines, snapshot, results, rejects, "in.jsonl", clock=lambda: NOW)
+    return results.getvalue(), rejects.getvalue()
+
+
+def test_freezing_what_the_scrub_holds_changes_no_byte(line_bytes, snapshot, monkeypatch) -> None:
+    """Freezing every few lines keeps the histories out of the collector's full passes; the
+    output is the same, and the collector gets every object back at the end."""
+    lines = [
+        line_bytes(claim_id=f"C{n}", service_date=f"2025-05-{1 + n % 9:02d}", procedure_code=code)
+        for n, code in enumerate(["99213", "11960", "99213", "99999", "11960", "99213"] * 3)
+    ] + [b"not json"]
+    assert gc.get_freeze_count() == 0
+    plain = _raw_scrub(lines, snapshot)
+    monkeypatch.setattr(offline, "FREEZE_EVERY", 2)
+    frozen: list[int] = []
+    freeze = gc.freeze
+
+    def counted() -> None:
+        freeze()
+        frozen.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(offline.gc, "freeze", counted)
+    assert _raw_scrub(lines, snapshot) == plain
+    assert len(frozen) == len(lines) // 2
+    assert all(frozen)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_objects_itself_is_left_as_it_is(
+    line_bytes, snapshot, monkeypatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(offline, "FREEZE_EVERY", 1)
+    monkeypatch.setattr(offline.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(offline.gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(offline.gc, "get_freeze_count", lambda: 1)
+    _raw_scrub([line_bytes()] * 3, snapshot)
+    assert calls == []

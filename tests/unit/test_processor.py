@@ -14,10 +14,12 @@ from scrubber.contracts import (
     HEADER_SOURCE_TOPIC,
     Category,
     DeadLetterCode,
+    Finding,
     ScrubResult,
     Severity,
 )
-from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
+from scrubber.history import line_json
+from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition, result_json
 from scrubber.rules.base import Rule
 from scrubber.rules.engine import Engine
 from scrubber.rules.library import default_engine, default_rules
@@ -104,3 +106,109 @@ def test_same_input_same_output(line_bytes, snapshot) -> None:
     first = _process(line_bytes(modifiers=["lt"]), b"M1", snapshot).emissions
     again = _process(line_bytes(modifiers=["lt"]), b"M1", snapshot).emissions
     assert first[0].value == again[0].value
+
+
+_X12_CLAIM = {
+    "charge": "150.00",
+    "patient": {"entity_type": "1", "last_name": "Ångström", "first_name": "Zoë"},
+    "billing": {"entity_type": "2", "last_name": "Clinique Saint-Éloi", "identifier": "1234"},
+    "submitter": {"entity_type": "2", "last_name": 'Submitter "Q" \\ Co'},
+    "receiver": {"entity_type": "2", "last_name": "Payer\u2028Line"},
+    "batch": "B-1",
+    "envelope": {
+        "sender_qualifier": "ZZ",
+        "sender": "SENDER",
+        "receiver_qualifier": "ZZ",
+        "receiver": "RECEIVER",
+        "usage": "T",
+        "group_sender": "GS",
+        "group_receiver": "GR",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"modifiers": ["LT", "lt", "99", "25", "59"], "procedure_code": "11960", "units": 2.5},
+        {"claim_line_count": 3, "charge": "0.10"},
+        {"claim_id": "Ä-ß-漢字-\u00e9\u0301", "procedure_code": "00000", "units": 1e-05},
+        {"x12": {"interchange_control": "1", "group_control": "2", "transaction_set_control": "3"}},
+        {
+            "claim_line_count": 1,
+            "x12": {
+                "interchange_control": "000000001",
+                "group_control": "7",
+                "transaction_set_control": "0001",
+                "service_to": "2025-05-03",
+                "procedure_qualifier": "HC",
+                "units_text": "2",
+                "claim": _X12_CLAIM,
+            },
+        },
+    ],
+)
+@pytest.mark.parametrize("stored", [True, False])
+def test_result_bytes_are_the_models_own_json(line, snapshot, overrides, stored) -> None:
+    """``result_json`` gives exactly ``ScrubResult.model_dump_json()``: findings with and
+    without a reference, X12 traces, optional fields absent and present, non-ASCII text."""
+    claim_line = line(**overrides)
+    evaluation = default_engine().evaluate(claim_line, snapshot, NOW.date())
+    findings = [
+        *evaluation.findings,
+        Finding(
+            rule_id="ncci_ptp.edit",
+            category=Category.NCCI_PTP,
+            severity=Severity.ERROR,
+            message="“quoted” – ünïcode \u0007 \t control",
+            field="procedure_code",
+            carc="236",
+            reference={"column1": "11960", "deletion": None, "n": 3, "pair": ("a", "b")},
+        ),
+        Finding(rule_id="x", category=Category.CODE, severity=Severity.INFO, message=""),
+    ]
+    for reference, profile, when in (
+        (evaluation.reference, None, NOW),
+        (None, "commercial ✓", datetime(2025, 6, 1, 12, 0, 0, 123456)),
+        ({"code": "11960", "mue_value": 0, "add_on_codes": ("x",)}, "p", NOW.astimezone()),
+    ):
+        result = ScrubResult.model_construct(
+            line_id=claim_line.line_id,
+            revision=7,
+            outcome=evaluation.outcome,
+            findings=findings,
+            line=claim_line,
+            reference=reference,
+            refdata_version="v-ü",
+            scrubbed_at=when,
+            profile=profile,
+        )
+        expected = result.model_dump_json().encode()
+        assert result_json(result, line_json(claim_line) if stored else None) == expected
+        assert result_json(result.model_copy(update={"findings": []})) == (
+            result.model_copy(update={"findings": []}).model_dump_json().encode()
+        )
+
+
+def test_every_emitted_result_is_the_models_own_json(line_bytes, snapshot) -> None:
+    """Through the processor (the input's verdict reuses the history's line JSON, revisions
+    do not): every emitted value is the result's ``model_dump_json``."""
+    processor = LineProcessor(default_engine())
+    store = MemoryHistoryStore()
+    raws = [
+        line_bytes(procedure_code="99213", service_date="2025-05-02"),
+        line_bytes(claim_id="C2", procedure_code="11960", service_date="2025-05-01"),
+        line_bytes(claim_id="C3", procedure_code="99213", service_date="2025-05-02"),
+        line_bytes(procedure_code="99213", service_date="2025-05-02", claim_line_count=2),
+    ]
+    values = 0
+    for offset, raw in enumerate(raws):
+        processed = processor.process(
+            raw, b"M1", SourcePosition("t", 0, offset), snapshot, store, NOW
+        )
+        for emission in processed.emissions:
+            assert emission.result is not None
+            assert emission.value == emission.result.model_dump_json().encode()
+            values += 1
+    assert values > len(raws)  # the surgery revised the visits

@@ -10,6 +10,7 @@ import scrubber.rules.duplicates
 import scrubber.rules.global_period  # noqa: F401  (registers the rules)
 from scrubber.contracts import Category, Severity
 from scrubber.refdata.model import Bundle, CodeReference, ModifierReference, ReferenceSnapshot
+from scrubber.rules.global_period import surgical_codes
 from scrubber.rules.library import default_engine
 
 evaluate = default_engine().evaluate
@@ -211,3 +212,15 @@ def test_lines_that_differ_are_not_duplicates(line, snap, change) -> None:
     doc.update(change)
     b = line(**doc)
     assert _dups(b, [a], snap) == []
+
+
+def test_the_surgical_codes_follow_the_snapshot(snap) -> None:
+    """The per-snapshot map of codes with a global period: built once, rebuilt for another."""
+    codes = surgical_codes(snap)
+    assert codes == {"11960": "090", "12032": "010", "11004": "000"}
+    assert surgical_codes(snap) is codes
+    other = ReferenceSnapshot(
+        Bundle(codes={"10060": CodeReference(code="10060", status="A", global_days="010")})
+    )
+    assert surgical_codes(other) == {"10060": "010"}
+    assert surgical_codes(snap) == codes
