@@ -186,8 +186,8 @@ class Worker:
             # Faust's default limit (1,000,000 bytes) would refuse it and stop the partition.
             producer_max_request_size=DEAD_LETTER_MAX_BYTES,
             # Room for a few seconds of input: with the fast handoff
-            # (faust_internals.drain_messages) Faust's default 4,096 fills, fetching stops
-            # and the consumer sleeps a second between fetches.
+            # (faust_internals.drain_messages, SCRUBBER_FAST_HANDOFF) Faust's default 4,096
+            # fills, fetching stops and the consumer sleeps a second between fetches.
             stream_buffer_maxsize=settings.stream_buffer_maxsize,
             # The worker has its own metrics; Faust's Monitor counted every record for nothing.
             Monitor=QuietMonitor,
