@@ -424,7 +424,7 @@ def handoff_never_waits(consumer: Any) -> Callable[[Any], bool]:
     else ``ConductorCompiler.build``'s closure; both wait in the same places) waits in exactly
     four places: for the app's flow control (suspended during a rebalance), for the callback
     lock, for the producer's buffer to ebb, and for a full channel queue (decoding with
-    ``propagate=True`` does not wait).
+    ``propagate=True`` does not wait). The producer's buffer must also be empty (see below).
     When none of those can wait and the consumer's flow is not suspended, the callback runs to
     its end without giving up the event loop, and nothing could interrupt it: awaiting it
     directly then has the outcome of racing it against ``suspend_flow`` in ``wait_first``,
@@ -447,7 +447,11 @@ def handoff_never_waits(consumer: Any) -> Callable[[Any], bool]:
         # whose lock has no ``_waiters`` is taken to have some (Faust's path, never wrong).
         if lock.locked() or getattr(lock, "_waiters", True):
             return False
-        if buffer.size > buffer.max_messages:
+        # Not only when the buffer is over its limit (where the callback would wait): while the
+        # history changelog has records waiting in it, the record goes through Faust's path,
+        # which gives the task that sends them a turn. Handed over directly 100 at a time, the
+        # buffer stayed full after every batch's history writes and the worker fell behind.
+        if buffer.size > 0:
             return False
         return not any(channel.queue.full() for channel in channels_of(tp, ()))
 

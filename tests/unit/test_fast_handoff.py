@@ -182,8 +182,18 @@ async def _condition(rig: Rig, condition: str) -> Callable[[], Any]:
     if condition == "producer buffer over its limit":
         buffer = app.producer.buffer
         limit = buffer.max_messages
-        buffer.max_messages = -1
-        return lambda: setattr(buffer, "max_messages", limit)
+        buffer.max_messages = 0
+        buffer.pending.put_nowait(object())  # one record over a limit of none: ebb must wait
+
+        def lift() -> None:
+            buffer.pending.get_nowait()
+            buffer.max_messages = limit
+
+        return lift
+    if condition == "changelog records waiting in the producer buffer":
+        pending = app.producer.buffer.pending
+        pending.put_nowait(object())  # one record, within the limit: the callback would not wait
+        return pending.get_nowait
     rig.channel.queue.put_nowait(object())  # maxsize 1: now full
     return rig.channel.queue.get_nowait
 
@@ -191,7 +201,8 @@ async def _condition(rig: Rig, condition: str) -> Callable[[], Any]:
 @pytest.mark.parametrize(
     "condition",
     ["consumer flow suspended", "app flow control suspended", "callback lock held",
-     "producer buffer over its limit", "agent queue full"],
+     "producer buffer over its limit", "changelog records waiting in the producer buffer",
+     "agent queue full"],
 )  # fmt: skip
 async def test_whatever_could_wait_goes_through_fausts_wait_first(condition: str) -> None:
     outcomes = []
