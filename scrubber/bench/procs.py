@@ -86,8 +86,10 @@ class Measured:
             )
         self._stop = threading.Event()
         self._interval = interval
-        self._thread = threading.Thread(target=self._sample, name=f"sample-{name}", daemon=True)
-        self._thread.start()
+        self.sampler_thread = threading.Thread(
+            target=self._sample, name=f"sample-{name}", daemon=True
+        )
+        self.sampler_thread.start()
 
     @property
     def pid(self) -> int:
@@ -127,7 +129,7 @@ class Measured:
                 self.proc.kill()
                 self.proc.wait()
         self._stop.set()
-        self._thread.join(timeout=5)
+        self.sampler_thread.join(timeout=5)
         return int(self.proc.returncode)
 
     def log_tail(self, lines: int = 30) -> str:

@@ -33,12 +33,14 @@ class LatencyProxy:
         self.connections = 0
         self.bytes = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="latency", daemon=True)
+        self.loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="latency", daemon=True
+        )
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Future[None]] = set()
 
     def __enter__(self) -> LatencyProxy:
-        self._thread.start()
+        self.loop_thread.start()
         started: Future[asyncio.Server] = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._accept, "127.0.0.1", self.listen), self._loop
         )
@@ -48,7 +50,7 @@ class LatencyProxy:
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self.loop_thread.join(10)
         self._loop.close()
 
     def set_delay(self, seconds: float) -> None:
