@@ -61,10 +61,11 @@ class Settings(BaseSettings):
         "sizes the queue of changelog records it recovers histories from by it too)",
     )
     fast_handoff: bool = Field(
-        default=False,
+        default=True,
         description="hand each fetched record to Faust's conductor with a direct await when "
-        "that cannot wait, instead of Faust's four tasks per record; off by default: under "
-        "steady load it starves the send of the history changelog and the worker falls behind",
+        "that cannot wait, instead of Faust's four tasks per record (Faust's own handoff "
+        "whenever the conductor could wait, or changelog records wait to be sent); false: "
+        "Faust's handoff for every record",
     )
 
     recovery_stall_seconds: float = Field(
