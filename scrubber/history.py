@@ -12,12 +12,14 @@ revision (so a redelivered input re-sends only the revisions it caused). Entries
 service date, relative to the newest date of service seen for the patient, never by the clock:
 replaying the same input yields the same history.
 
-Stored form (``to_bytes``, format 2): ``H2``, one line of JSON with the member id and, per entry,
-its line id, date of service, content digest, revision, verdict digest, cause and the length of
-its line, then each line's JSON, one after the other. Reading a history parses only the small
-head; a line is validated from its own JSON when first used, and written back as those same
-bytes. Format 1 (one JSON document, ``{"f": 1, ...}``) is still read, so a changelog written
-before keeps working; every write uses format 2.
+Stored form (``to_bytes``, format 3): ``H3``, one line of JSON with the member id and, per entry,
+its line id, date of service, procedure code, content digest, revision, verdict digest, cause
+and the length of its line, then each line's JSON, one after the other. Reading a history parses
+only the small head; a line is validated from its own JSON when first used, and written back as
+those same bytes. The head's date and code are what decide whether a line is handed to the
+rules at all (``scrubber.revisions.visible``), so most stored lines are never validated.
+Formats 2 (the same without the code) and 1 (one JSON document, ``{"f": 1, ...}``) are still
+read, so a changelog written before keeps working; every write uses format 3.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ import orjson
 
 from scrubber.contracts import ClaimLine
 
-_FORMAT = 2
-_MAGIC = b"H2"
+_FORMAT = 3
+_MAGIC = b"H3"
+_FORMAT_2 = 2
+_MAGIC_2 = b"H2"
 _LEGACY_FORMAT = 1
 
 _ENTRY_KEYS = ("l", "c", "r", "v", "b")
@@ -115,12 +119,14 @@ class HistoryEntry:
     Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
     line is first asked for: the processor reads the lines near the one it judges, and
     validating a patient's whole history on every read was most of a worker's time per line.
-    Its date and line id come from the stored head, and it writes back the line's JSON exactly
-    as it was read (``blob``), so a history write encodes only the lines that are new.
+    Its date, procedure code and line id come from the stored head, and it writes back the
+    line's JSON exactly as it was read (``blob``), so a history write encodes only the lines
+    that are new.
     """
 
     __slots__ = (
         "_blob",
+        "_code",
         "_line",
         "cause",
         "content",
@@ -146,6 +152,7 @@ class HistoryEntry:
     kept (a redelivery then re-sends the verdict, as it cannot tell)."""
     _line: ClaimLine | None
     _blob: bytes | None
+    _code: str | None
 
     def __init__(
         self,
@@ -157,7 +164,17 @@ class HistoryEntry:
         cause: str | None = None,
         blob: bytes | None = None,
     ) -> None:
-        self._set(line, blob, content, revision, verdict, cause, line.line_id, line.service_date)
+        self._set(
+            line,
+            blob,
+            content,
+            revision,
+            verdict,
+            cause,
+            line.line_id,
+            line.service_date,
+            line.procedure_code,
+        )
 
     def _set(
         self,
@@ -169,11 +186,13 @@ class HistoryEntry:
         cause: str | None,
         line_id: str,
         service_date: date,
+        code: str | None,
     ) -> None:
         """Fill every slot once (the entry is immutable afterwards)."""
         init = object.__setattr__
         init(self, "_line", line)
         init(self, "_blob", blob)
+        init(self, "_code", code)
         init(self, "content", content)
         init(self, "revision", revision)
         init(self, "verdict", verdict)
@@ -184,12 +203,21 @@ class HistoryEntry:
 
     @classmethod
     def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
-        """An entry of a format-2 history: its head (see ``head``) and its line's JSON."""
-        line_id, day, content, revision, verdict, cause, _size = head
+        """An entry of a format-3 history: its head (see ``head``) and its line's JSON.
+
+        A format-2 head (the same without the procedure code) gives an entry whose code is
+        read from its line when first asked for.
+        """
+        if len(head) == 8:
+            line_id, day, code, content, revision, verdict, cause, _size = head
+        else:
+            line_id, day, content, revision, verdict, cause, _size = head
+            code = None
         if not (
             type(line_id) is str
             and type(day) is str
             and _ISO_DAY.fullmatch(day)
+            and (code is None or type(code) is str)
             and type(content) is str
             and type(revision) is int
             and type(verdict) is str
@@ -197,7 +225,9 @@ class HistoryEntry:
         ):
             raise ValueError("malformed patient history entry")
         entry = cls.__new__(cls)
-        entry._set(None, blob, content, revision, verdict, cause, line_id, date.fromisoformat(day))
+        entry._set(
+            None, blob, content, revision, verdict, cause, line_id, date.fromisoformat(day), code
+        )
         return entry
 
     @classmethod
@@ -215,7 +245,7 @@ class HistoryEntry:
             and (cause is None or type(cause) is str)
         ):
             claim_id, number = raw.get("claim_id"), raw.get("line_number")
-            day = raw.get("service_date")
+            day, code = raw.get("service_date"), raw.get("procedure_code")
             if (
                 type(claim_id) is str
                 and type(number) is int
@@ -232,6 +262,7 @@ class HistoryEntry:
                     cause,
                     f"{claim_id}:{number}",
                     date.fromisoformat(day),
+                    code if type(code) is str else None,
                 )
                 return entry
         return cls(
@@ -253,6 +284,15 @@ class HistoryEntry:
         return line
 
     @property
+    def procedure_code(self) -> str:
+        """The line's procedure code, known without validating the line (from the head)."""
+        code = self._code
+        if code is None:
+            code = self.line.procedure_code
+            object.__setattr__(self, "_code", code)
+        return code
+
+    @property
     def blob(self) -> bytes:
         """The line's JSON as stored (``line_json``), computed once per entry."""
         blob = self._blob
@@ -262,10 +302,11 @@ class HistoryEntry:
         return blob
 
     def head(self) -> list[Any]:
-        """What format 2 stores of the entry besides its line, the line's JSON length last."""
+        """What format 3 stores of the entry besides its line, the line's JSON length last."""
         return [
             self.line_id,
             self.service_date.isoformat(),
+            self.procedure_code,
             self.content,
             self.revision,
             self.verdict,
@@ -353,7 +394,7 @@ class PatientHistory:
         return PatientHistory(self.member_id, kept, self.prunes + 1)
 
     def to_bytes(self) -> bytes:
-        """The stored form (format 2, see the module's docstring) for the table and changelog.
+        """The stored form (format 3, see the module's docstring) for the table and changelog.
 
         Each entry's line JSON is kept on the entry, so a write encodes only the new lines and
         the small head.
@@ -377,7 +418,9 @@ class PatientHistory:
             _DECODED.move_to_end(data)
             return cached
         if data.startswith(_MAGIC):
-            history = cls._read(data)
+            history = cls._read(data, _FORMAT, 8)
+        elif data.startswith(_MAGIC_2):
+            history = cls._read(data, _FORMAT_2, 7)
         else:
             doc = orjson.loads(data)
             if doc.get("f") != _LEGACY_FORMAT:
@@ -388,15 +431,16 @@ class PatientHistory:
         return history
 
     @classmethod
-    def _read(cls, data: bytes) -> PatientHistory:
+    def _read(cls, data: bytes, version: int, fields: int) -> PatientHistory:
+        """A history of format 3 or 2 (the magic is two bytes either way)."""
         end = data.index(b"\n")  # JSON escapes newlines in strings: the first ends the head
         head = orjson.loads(data[len(_MAGIC) : end])
-        if head.get("f") != _FORMAT:
+        if head.get("f") != version:
             raise ValueError(f"unknown patient history format {head.get('f')!r}")
         entries = []
         at = end + 1
         for item in head["e"]:
-            size = item[-1] if isinstance(item, list) and len(item) == 7 else None
+            size = item[-1] if isinstance(item, list) and len(item) == fields else None
             if type(size) is not int or size < 0 or at + size > len(data):
                 raise ValueError("malformed patient history entry")
             entries.append(HistoryEntry.from_head(item, data[at : at + size]))

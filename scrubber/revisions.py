@@ -14,6 +14,7 @@ lines have arrived each line's latest revision is the same whatever the order th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -74,12 +75,16 @@ class Judgement:
     """The input repeats a line already known with the same content."""
 
 
-def visible(history: PatientHistory, line_id: str, day: date) -> tuple[ClaimLine, ...]:
-    """The patient's other lines a line of ``day`` is judged with.
+def visible(
+    history: PatientHistory, line_id: str, day: date, codes: Container[str]
+) -> tuple[ClaimLine, ...]:
+    """The patient's other lines a line of ``day`` is judged with (``LineContext.others``).
 
-    Those within INFLUENCE_DAYS (no rule may look further: ``scrubber.rules.base``), and any on
-    the first day of the calendar (a surgery there makes a rule's date arithmetic fail, which is
-    a verdict too). Only these lines are validated when the history was read from bytes.
+    Those of the same date; those within INFLUENCE_DAYS (no rule may look further:
+    ``scrubber.rules.base``) whose code is one of ``codes`` (``Engine.other_day_codes``: the
+    rules read no other line of another date); and any on the first day of the calendar (a
+    surgery there makes a rule's date arithmetic fail, which is a verdict too). The date and
+    code come from the history's head: only the lines handed over are validated.
     """
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
     return tuple(
@@ -87,7 +92,11 @@ def visible(history: PatientHistory, line_id: str, day: date) -> tuple[ClaimLine
             e.line
             for e in history.entries
             if e.line_id != line_id
-            and (first <= e.service_date <= last or e.service_date == date.min)
+            and (
+                e.service_date == day
+                or (first <= e.service_date <= last and e.procedure_code in codes)
+                or e.service_date == date.min
+            )
         ]
     )
 
@@ -118,6 +127,7 @@ class Reviser:
         other content is a correction and gets a new revision when its verdict changes.
         """
         engine = self.engine
+        codes = engine.other_day_codes(snapshot)
         blob = line_json(line)
         content = content_digest(line, blob)
         line_id = line.line_id
@@ -131,7 +141,7 @@ class Reviser:
             line,
             snapshot,
             as_of,
-            visible(history, line_id, line.service_date),
+            visible(history, line_id, line.service_date, codes),
             history_lost=history_lost,
         )
         digest = verdict_digest(evaluation.outcome, evaluation.findings)
@@ -167,7 +177,7 @@ class Reviser:
                     if e.line_id != line_id and any(reach.may_change(e) for reach in reaches):
                         neighbours[e.line_id] = e
         for entry in sorted(neighbours.values(), key=lambda e: e.order):
-            around = visible(history, entry.line_id, entry.service_date)
+            around = visible(history, entry.line_id, entry.service_date, codes)
             again = engine.evaluate(entry.line, snapshot, as_of, around)
             again_digest = verdict_digest(again.outcome, again.findings)
             if again_digest != entry.verdict:

@@ -45,11 +45,18 @@ class LineContext:
     snapshot: ReferenceSnapshot
     as_of: date
     others: tuple[ClaimLine, ...] = ()
-    """The patient's other lines known to the scrubber (any claim, any date; never this line).
+    """The patient's other lines known to the scrubber that a rule may read (never this line).
 
     Rules that look across lines (units per date of service, add-on without a primary,
     duplicates, global periods) must judge from this set alone, never from arrival order: a
     line's final verdict has to be the same whatever order the lines arrived in.
+
+    What a rule may read: the lines of this line's date of service, and the lines within
+    ``INFLUENCE_DAYS`` whose code opens a global period (``Engine.other_day_codes``). The
+    engine's callers hand over no others (``scrubber.revisions.visible``): most of a patient's
+    stored lines are neither, and validating them was the largest part of reading a history.
+    A rule that needs other lines must widen ``Engine.other_day_codes`` first
+    (tests/unit/test_reads.py judges with every line and with these only, and compares).
     """
     history_lost: bool = False
     """The patient's stored history could not be read: ``others`` lacks the earlier lines."""

@@ -14,7 +14,7 @@ each cross-line rule declares (``Rule.affects``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from operator import attrgetter
@@ -26,7 +26,7 @@ from scrubber.refdata.payers import ProfileMatcher, ResolvedProfile
 from scrubber.rules.base import INFLUENCE_DAYS, Changes, Gate, LineContext, Rule
 from scrubber.rules.code import NOTED_STATUSES
 from scrubber.rules.codes import is_add_on, is_em
-from scrubber.rules.global_period import POSTOP_DAYS, opens_period
+from scrubber.rules.global_period import POSTOP_DAYS, opens_period, surgical_codes
 from scrubber.standards import MUE_DATE_INDICATORS, MUE_LINE_INDICATOR
 
 __all__ = ["MEDICARE_POLICY", "Engine", "Evaluation", "Reach", "outcome_of"]
@@ -279,8 +279,10 @@ class Engine:
     ) -> Evaluation:
         """Apply the engine's rules, in order, to one line, as its payer's profile has them.
 
-        ``others`` are the patient's other known lines within ``INFLUENCE_DAYS``; cross-line
-        rules judge from that set only, never from the order lines arrived in. The payer profile
+        ``others`` are the patient's other known lines a rule may read (``LineContext.others``:
+        those of the line's date, and those within ``INFLUENCE_DAYS`` with a code of
+        ``other_day_codes``); cross-line rules judge from that set only, never from the order
+        lines arrived in. Lines beyond it change nothing. The payer profile
         comes from the snapshot (reference data), so a hot swap changes profiles and rules
         together.
         """
@@ -311,6 +313,17 @@ class Engine:
             reference=dict(view) if view is not None else None,
             profile=profile.name if profile is not None else None,
         )
+
+    def other_day_codes(self, snapshot: ReferenceSnapshot) -> Container[str]:
+        """The codes of the lines on other dates of service that a rule may read.
+
+        Rules read the other lines of a line's own date (``LineContext.same_day``) and the
+        surgeries around it (``global_period.surgeries_for``: lines whose code opens a global
+        period), nothing else; the lines handed to ``evaluate`` as ``others`` are exactly
+        those (``LineContext.others``), so a stored line of another date with any other code
+        is never validated. One map per snapshot.
+        """
+        return surgical_codes(snapshot)
 
     def reach(self, line: ClaimLine, snapshot: ReferenceSnapshot) -> Reach:
         """What a new line can change: the union of what each cross-line rule declares."""

@@ -138,10 +138,11 @@ def test_an_engine_refuses_a_rule_id_twice() -> None:
         Engine([*rules, rules[0]])
 
 
-def _plain_bytes(history: PatientHistory) -> bytes:
-    """The history encoded in one go, field by field as format 2 defines it.
+def _plain_bytes(history: PatientHistory, version: int = 3) -> bytes:
+    """The history encoded in one go, field by field as format 3 (or 2) defines it.
 
     A line's JSON leaves out the fields added to contract v1 later while they are absent.
+    Format 2 is format 3 without each entry's procedure code.
     """
     added = ("claim_line_count", "x12")
     blobs = [
@@ -149,11 +150,20 @@ def _plain_bytes(history: PatientHistory) -> bytes:
         for e in history.entries
     ]
     heads = [
-        [e.line_id, e.service_date.isoformat(), e.content, e.revision, e.verdict, e.cause, len(b)]
+        [
+            e.line_id,
+            e.service_date.isoformat(),
+            *([e.line.procedure_code] if version == 3 else []),
+            e.content,
+            e.revision,
+            e.verdict,
+            e.cause,
+            len(b),
+        ]
         for e, b in zip(history.entries, blobs, strict=True)
     ]
-    head = orjson.dumps({"f": 2, "m": history.member_id, "e": heads})
-    return b"H2" + head + b"\n" + b"".join(blobs)
+    head = orjson.dumps({"f": version, "m": history.member_id, "e": heads})
+    return f"H{version}".encode() + head + b"\n" + b"".join(blobs)
 
 
 def _format_1_bytes(history: PatientHistory) -> bytes:
@@ -188,12 +198,22 @@ def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions)
     assert data == _plain_bytes(history)
     assert PatientHistory.from_bytes(data) is history  # what was just written, not decoded
     history_module._DECODED.clear()
-    legacy = PatientHistory.from_bytes(_format_1_bytes(history))
-    assert legacy == history
-    assert legacy.to_bytes().startswith(b"H2")  # rewritten as format 2
-    history_module._DECODED.clear()
+    for older in (_format_1_bytes(history), _plain_bytes(history, version=2)):
+        legacy = PatientHistory.from_bytes(older)
+        assert [e.procedure_code for e in legacy.entries] == [
+            e.line.procedure_code for e in history.entries
+        ]
+        assert legacy == history
+        assert legacy.to_bytes().startswith(b'H3{"f":3,')  # rewritten as format 3
+        history_module._DECODED.clear()
+    assert legacy.to_bytes() == data  # format 2 keeps each line's JSON: only the head grows
     assert PatientHistory.from_bytes(legacy.to_bytes()) == history
     history_module._DECODED.clear()
     decoded = PatientHistory.from_bytes(data)
+    # Date and code come from the head: no line is validated to know them.
+    assert [(e.service_date, e.procedure_code) for e in decoded.entries] == [
+        (e.line.service_date, e.line.procedure_code) for e in history.entries
+    ]
+    assert all(e._line is None for e in decoded.entries)
     assert decoded == history and decoded is not history
     assert decoded.to_bytes() == data

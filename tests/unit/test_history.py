@@ -66,7 +66,10 @@ def test_upsert_replaces_by_line_id_and_keeps_date_order(line) -> None:
     h = h.upsert(_entry(a2, 2))
     assert [e.line_id for e in h.entries] == ["A:1", "B:1"]
     assert h.get("A:1").revision == 2  # type: ignore[union-attr]
-    assert [x.line_id for x in visible(h, "A:1", a2.service_date)] == ["B:1"]
+    # B is of another date: handed to the rules only when its code is one they read there.
+    assert [x.line_id for x in visible(h, "A:1", a2.service_date, {"11960"})] == ["B:1"]
+    assert visible(h, "A:1", a2.service_date, set()) == ()
+    assert [x.line_id for x in visible(h, "A:1", b.service_date, set())] == ["B:1"]
 
 
 def test_prune_is_relative_to_the_newest_date_not_the_clock(line) -> None:
@@ -89,7 +92,11 @@ def test_bytes_round_trip(line) -> None:
     with pytest.raises(ValueError, match="format"):
         PatientHistory.from_bytes(orjson.dumps({"f": 99}))
     with pytest.raises(ValueError, match="format"):
-        PatientHistory.from_bytes(data.replace(b'"f":2', b'"f":3'))
+        PatientHistory.from_bytes(data.replace(b'"f":3', b'"f":4'))
+    with pytest.raises(ValueError, match="format"):  # a format-2 magic over a format-3 head
+        PatientHistory.from_bytes(b"H2" + data[2:])
+    with pytest.raises(ValueError, match="entry"):  # format 2's fields under format 3's name
+        PatientHistory.from_bytes(b"H2" + data[2:].replace(b'"f":3', b'"f":2'))
     for broken in (data[:-1], data + b" ", data.replace(b'"e":[[', b'"e":[["x",')):
         with pytest.raises(ValueError):
             PatientHistory.from_bytes(broken)

@@ -8,7 +8,7 @@ it gives what judging it with every other line of the patient gives, for the pro
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -42,6 +42,11 @@ evaluate = default_engine().evaluate
 def _every(history: PatientHistory, line_id: str) -> tuple[ClaimLine, ...]:
     """Every other line of the patient, however far away."""
     return tuple(e.line for e in history.entries if e.line_id != line_id)
+
+
+def _codes(snapshot: ReferenceSnapshot) -> Container[str]:
+    """The codes whose lines of another date the product's rules read."""
+    return default_engine().other_day_codes(snapshot)
 
 
 @lru_cache(maxsize=1)
@@ -78,10 +83,14 @@ def _eager(data: bytes) -> PatientHistory:
     end = data.index(b"\n")
     head = orjson.loads(data[2:end])
     at, entries = end + 1, []
-    for line_id, day, content, revision, verdict, cause, size in head["e"]:
+    for line_id, day, code, content, revision, verdict, cause, size in head["e"]:
         line = ClaimLine.model_validate_json(data[at : at + size])
         at += size
-        assert (line.line_id, line.service_date.isoformat()) == (line_id, day)
+        assert (line.line_id, line.service_date.isoformat(), line.procedure_code) == (
+            line_id,
+            day,
+            code,
+        )
         entries.append(HistoryEntry(line, content, revision, verdict, cause=cause))
     assert at == len(data)
     return PatientHistory(member_id=head["m"], entries=tuple(entries))
@@ -115,7 +124,7 @@ def test_an_entry_in_another_shape_is_validated_at_once(line: Any) -> None:
 def _assert_near_judges_alike(history: PatientHistory, snapshot: ReferenceSnapshot) -> None:
     for entry in history.entries:
         every = _every(history, entry.line_id)
-        near = visible(history, entry.line_id, entry.service_date)
+        near = visible(history, entry.line_id, entry.service_date, _codes(snapshot))
         for as_of in (date(2025, 6, 1), date(2026, 9, 1)):
             assert evaluate(entry.line, snapshot, as_of, others=near) == evaluate(
                 entry.line, snapshot, as_of, others=every
@@ -153,7 +162,7 @@ def test_lines_out_of_reach_change_no_verdict_at_the_edges(
         moved = line.model_copy(update={"service_date": day, "line_number": index + 1})
         history = history.upsert(HistoryEntry(moved, content_digest(moved), 1, "v"))
     for entry in history.entries:
-        near = visible(history, entry.line_id, entry.service_date)
+        near = visible(history, entry.line_id, entry.service_date, _codes(SNAP))
         every = _every(history, entry.line_id)
         assert set(map(id, near)) <= set(map(id, every))
         results = []
@@ -211,7 +220,9 @@ def test_the_processor_gives_the_outputs_of_judging_with_every_line(
         replace(r, affects=(lambda line, snap: everything)) if r.affects is not None else r
         for r in default_rules()
     )
-    monkeypatch.setattr(revisions_module, "visible", lambda h, line_id, day: _every(h, line_id))
+    monkeypatch.setattr(
+        revisions_module, "visible", lambda h, line_id, day, codes: _every(h, line_id)
+    )
     every = run(MemoryHistoryStore(), broad)
     assert narrowed == every
     assert any(kind == "flagged" for kind, *_ in every)
@@ -226,7 +237,7 @@ def test_a_surgery_on_the_first_day_of_the_calendar_stays_in_reach(
     history = PatientHistory.empty("M1")
     for item in (surgery, visit):
         history = history.upsert(HistoryEntry(item, content_digest(item), 1, "v"))
-    near = visible(history, "V:1", visit.service_date)
+    near = visible(history, "V:1", visit.service_date, _codes(snapshot))
     assert near == (surgery,)
     outcomes = []
     for others in (near, _every(history, "V:1")):
