@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -47,6 +47,22 @@ _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 #: How many decoded histories ``from_bytes`` keeps, by their bytes (see ``_DECODED``).
 DECODED_CACHE_SIZE = 1024
+
+#: Dates of service read from stored heads, by their text: a patient's lines share a handful of
+#: dates, and checking and parsing each again was a fifth of reading a history. Bounded: a
+#: stream spans a few thousand dates, and past the limit a date is parsed every time.
+_DAYS: dict[str, date] = {}
+_DAYS_LIMIT = 100_000
+
+
+def _day(text: object) -> date:
+    """A stored date of service (``YYYY-MM-DD``), checked and parsed; kept in ``_DAYS``."""
+    if not (type(text) is str and _ISO_DAY.fullmatch(text)):
+        raise ValueError("malformed patient history entry")
+    day = date.fromisoformat(text)
+    if len(_DAYS) < _DAYS_LIMIT:
+        _DAYS[text] = day
+    return day
 
 
 #: Optional fields added to contract v1 after histories were first written: left out of the
@@ -113,20 +129,20 @@ def read_stored(data: bytes) -> PatientHistory:
         raise UnreadableHistory(data, type(exc).__name__) from None
 
 
-class HistoryEntry:
-    """One line of the patient and what was last emitted for it.
+class _EntrySlots:
+    """The slots of ``HistoryEntry``, without its immutability.
 
-    Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
-    line is first asked for: the processor reads the lines near the one it judges, and
-    validating a patient's whole history on every read was most of a worker's time per line.
-    Its date, procedure code and line id come from the stored head, and it writes back the
-    line's JSON exactly as it was read (``blob``), so a history write encodes only the lines
-    that are new.
+    Reading a history makes an entry for every stored line, and filling eleven slots through
+    ``object.__setattr__`` (the way round an immutable class's ``__setattr__``) cost more than
+    the rest of reading the entry. ``from_head`` fills an instance of this class with plain
+    slot writes instead, then makes it a ``HistoryEntry``: the two have the same layout, so
+    Python allows the change of ``__class__``, and from then on the entry is immutable.
     """
 
     __slots__ = (
         "_blob",
         "_code",
+        "_head",
         "_line",
         "cause",
         "content",
@@ -153,6 +169,21 @@ class HistoryEntry:
     _line: ClaimLine | None
     _blob: bytes | None
     _code: str | None
+    _head: list[Any] | None
+
+
+class HistoryEntry(_EntrySlots):
+    """One line of the patient and what was last emitted for it.
+
+    Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
+    line is first asked for: the processor reads the lines near the one it judges, and
+    validating a patient's whole history on every read was most of a worker's time per line.
+    Its date, procedure code and line id come from the stored head, and it writes back the
+    line's JSON exactly as it was read (``blob``), so a history write encodes only the lines
+    that are new.
+    """
+
+    __slots__ = ()
 
     def __init__(
         self,
@@ -193,6 +224,7 @@ class HistoryEntry:
         init(self, "_line", line)
         init(self, "_blob", blob)
         init(self, "_code", code)
+        init(self, "_head", None)
         init(self, "content", content)
         init(self, "revision", revision)
         init(self, "verdict", verdict)
@@ -213,10 +245,11 @@ class HistoryEntry:
         else:
             line_id, day, content, revision, verdict, cause, _size = head
             code = None
+        service_date = _DAYS.get(day) if type(day) is str else None
+        if service_date is None:
+            service_date = _day(day)
         if not (
             type(line_id) is str
-            and type(day) is str
-            and _ISO_DAY.fullmatch(day)
             and (code is None or type(code) is str)
             and type(content) is str
             and type(revision) is int
@@ -224,11 +257,22 @@ class HistoryEntry:
             and (cause is None or type(cause) is str)
         ):
             raise ValueError("malformed patient history entry")
-        entry = cls.__new__(cls)
-        entry._set(
-            None, blob, content, revision, verdict, cause, line_id, date.fromisoformat(day), code
-        )
-        return entry
+        fields = _EntrySlots()
+        fields._line = None
+        fields._blob = blob
+        fields._code = code
+        # A format-3 head with a code is what ``head`` would build again: it is written back
+        # as read (its size is the blob's, which was cut by it).
+        fields._head = head if code is not None else None
+        fields.content = content
+        fields.revision = revision
+        fields.verdict = verdict
+        fields.cause = cause
+        fields.line_id = line_id
+        fields.service_date = service_date
+        fields.order = (service_date, line_id)
+        fields.__class__ = cls
+        return cast(HistoryEntry, fields)
 
     @classmethod
     def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
@@ -302,17 +346,25 @@ class HistoryEntry:
         return blob
 
     def head(self) -> list[Any]:
-        """What format 3 stores of the entry besides its line, the line's JSON length last."""
-        return [
-            self.line_id,
-            self.service_date.isoformat(),
-            self.procedure_code,
-            self.content,
-            self.revision,
-            self.verdict,
-            self.cause,
-            len(self.blob),
-        ]
+        """What format 3 stores of the entry besides its line, the line's JSON length last.
+
+        Built once per entry (an entry is immutable) or kept as it was read: most entries of a
+        history written back are the ones it was read with.
+        """
+        head = self._head
+        if head is None:
+            head = [
+                self.line_id,
+                self.service_date.isoformat(),
+                self.procedure_code,
+                self.content,
+                self.revision,
+                self.verdict,
+                self.cause,
+                len(self.blob),
+            ]
+            object.__setattr__(self, "_head", head)
+        return head
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HistoryEntry is immutable: cannot set {name!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,8 +133,6 @@ def test_an_engine_runs_exactly_the_rules_it_is_given_in_their_order(line, snaps
 
 def test_an_engine_refuses_a_rule_id_twice() -> None:
     rules = default_rules()
-    import pytest
-
     with pytest.raises(ValueError, match="twice"):
         Engine([*rules, rules[0]])
 
@@ -215,5 +214,9 @@ def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions)
         (e.line.service_date, e.line.procedure_code) for e in history.entries
     ]
     assert all(e._line is None for e in decoded.entries)
+    for entry in decoded.entries:  # built through the slots, then made immutable
+        assert type(entry) is HistoryEntry
+        with pytest.raises(AttributeError, match="immutable"):
+            entry.revision = 99  # type: ignore[misc]
     assert decoded == history and decoded is not history
     assert decoded.to_bytes() == data
