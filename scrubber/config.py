@@ -60,6 +60,14 @@ class Settings(BaseSettings):
         "than it needs (a worker that falls behind holds this many records in memory, and Faust "
         "sizes the queue of changelog records it recovers histories from by it too)",
     )
+    history_format: int = Field(
+        default=3,
+        ge=2,
+        le=3,
+        description="the stored format of patient histories the worker writes (it reads 1, 2 "
+        "and 3): 2 only while workers of a release that reads no format 3 may still take "
+        "partitions (a rolling upgrade to this release), then 3",
+    )
     fast_handoff: bool = Field(
         default=True,
         description="hand each fetched record to Faust's conductor with a direct await when "

@@ -42,6 +42,10 @@ _FORMAT_2 = 2
 _MAGIC_2 = b"H2"
 _LEGACY_FORMAT = 1
 
+#: The formats ``to_bytes`` can write: 3, and 2 for a rolling upgrade from a release that reads
+#: only format 2 (``SCRUBBER_HISTORY_FORMAT``).
+WRITE_FORMATS = (_FORMAT_2, _FORMAT)
+
 _ENTRY_KEYS = ("l", "c", "r", "v", "b")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -329,10 +333,14 @@ class HistoryEntry(_EntrySlots):
 
     @property
     def procedure_code(self) -> str:
-        """The line's procedure code, known without validating the line (from the head)."""
+        """The line's procedure code, known without validating the line (from the head).
+
+        An entry read from format 2 takes it from its stored JSON, and only a line whose JSON
+        does not tell is validated for it.
+        """
         code = self._code
         if code is None:
-            code = self.line.procedure_code
+            code = self._stored_code() or self.line.procedure_code
             object.__setattr__(self, "_code", code)
         return code
 
@@ -349,14 +357,15 @@ class HistoryEntry(_EntrySlots):
         """What format 3 stores of the entry besides its line, the line's JSON length last.
 
         Built once per entry (an entry is immutable) or kept as it was read: most entries of a
-        history written back are the ones it was read with.
+        history written back are the ones it was read with. Writing never validates a line:
+        the code of an entry read from format 2 comes from its stored JSON (``_stored_code``).
         """
         head = self._head
         if head is None:
             head = [
                 self.line_id,
                 self.service_date.isoformat(),
-                self.procedure_code,
+                self._stored_code(),
                 self.content,
                 self.revision,
                 self.verdict,
@@ -365,6 +374,29 @@ class HistoryEntry(_EntrySlots):
             ]
             object.__setattr__(self, "_head", head)
         return head
+
+    def _stored_code(self) -> str | None:
+        """The line's procedure code without validating the line (None: it cannot be told).
+
+        An entry read from format 2 knows its code only from its stored JSON, which was made
+        from a validated line. Writing the history back happens after the batch was judged,
+        where a stored line that no longer validates must not stop the worker; a None code
+        in a format-3 head means "read it from the line" (``from_head``).
+        """
+        if self._code is not None:
+            return self._code
+        if self._line is not None:
+            return self._line.procedure_code
+        try:
+            code = orjson.loads(self.blob).get("procedure_code")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return code if type(code) is str else None
+
+    def head_2(self) -> list[Any]:
+        """What format 2 stores of the entry (format 3's head without the code)."""
+        head = self.head()
+        return [head[0], head[1], *head[3:]]
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HistoryEntry is immutable: cannot set {name!r}")
@@ -445,15 +477,22 @@ class PatientHistory:
             return self
         return PatientHistory(self.member_id, kept, self.prunes + 1)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, version: int = _FORMAT) -> bytes:
         """The stored form (format 3, see the module's docstring) for the table and changelog.
 
         Each entry's line JSON is kept on the entry, so a write encodes only the new lines and
-        the small head.
+        the small head. ``version`` 2 writes format 2, which a release before format 3 reads
+        (during a rolling upgrade from it, until every worker reads format 3).
         """
         entries = self.entries
-        head = orjson.dumps({"f": _FORMAT, "m": self.member_id, "e": [e.head() for e in entries]})
-        data = b"".join((_MAGIC, head, b"\n", *[e.blob for e in entries]))
+        if version == _FORMAT:
+            magic, heads = _MAGIC, [e.head() for e in entries]
+        elif version == _FORMAT_2:
+            magic, heads = _MAGIC_2, [e.head_2() for e in entries]
+        else:
+            raise ValueError(f"cannot write patient history format {version!r}")
+        head = orjson.dumps({"f": version, "m": self.member_id, "e": heads})
+        data = b"".join((magic, head, b"\n", *[e.blob for e in entries]))
         _remember(data, self)
         return data
 

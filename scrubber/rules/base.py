@@ -56,7 +56,8 @@ class LineContext:
     engine's callers hand over no others (``scrubber.revisions.visible``): most of a patient's
     stored lines are neither, and validating them was the largest part of reading a history.
     A rule that needs other lines must widen ``Engine.other_day_codes`` first
-    (tests/unit/test_reads.py judges with every line and with these only, and compares).
+    (tests/unit/test_history_lazy.py judges with every line and with these only, and
+    compares).
     """
     history_lost: bool = False
     """The patient's stored history could not be read: ``others`` lacks the earlier lines."""

@@ -224,7 +224,7 @@ class Worker:
             value_type=bytes,
             options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
-        self.histories = TableHistoryStore(self.table)
+        self.histories = TableHistoryStore(self.table, settings.history_format)
         # The claims of 837s being assembled from their lines' verdicts, per patient: in the
         # history table under their own key prefix, so they live, move and recover with the
         # patient's history (one changelog, one recovery).

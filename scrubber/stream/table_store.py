@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from scrubber.claims import ClaimAssembler
-from scrubber.history import PatientHistory, StoreWriteError, read_stored
+from scrubber.history import WRITE_FORMATS, PatientHistory, StoreWriteError, read_stored
 from scrubber.stream.faust_internals import enter_event
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,17 @@ class _BatchedTable(Generic[V]):
 
 
 class TableHistoryStore(_BatchedTable[PatientHistory]):
-    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch."""
+    """Patient histories in a Faust table (values are ``PatientHistory.to_bytes``), per batch.
+
+    ``history_format`` is the stored format it writes (``SCRUBBER_HISTORY_FORMAT``); it reads
+    every format.
+    """
+
+    def __init__(self, table: Any, history_format: int = 3) -> None:
+        super().__init__(table)
+        if history_format not in WRITE_FORMATS:
+            raise ValueError(f"cannot write patient history format {history_format!r}")
+        self.history_format = history_format
 
     def get(self, member_id: str) -> PatientHistory | None:
         """The patient's history, or None when the table has none."""
@@ -130,7 +140,7 @@ class TableHistoryStore(_BatchedTable[PatientHistory]):
         self._keep(member_id, history)
 
     def _encode(self, value: PatientHistory) -> bytes:
-        return value.to_bytes()
+        return value.to_bytes(self.history_format)
 
 
 class TableClaimStore(_BatchedTable[ClaimAssembler]):

@@ -195,6 +195,7 @@ def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions)
         history = history.upsert(entry)
     data = history.to_bytes()
     assert data == _plain_bytes(history)
+    assert history.to_bytes(2) == _plain_bytes(history, version=2)  # for a rolling upgrade
     assert PatientHistory.from_bytes(data) is history  # what was just written, not decoded
     history_module._DECODED.clear()
     for older in (_format_1_bytes(history), _plain_bytes(history, version=2)):

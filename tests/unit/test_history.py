@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scrubber import history as history_module
 from scrubber.contracts import Category, ClaimLine, ScrubResult, Severity
 from scrubber.history import HistoryEntry, PatientHistory, content_digest
 from scrubber.processor import LineProcessor, MemoryHistoryStore, SourcePosition
@@ -70,6 +71,56 @@ def test_upsert_replaces_by_line_id_and_keeps_date_order(line) -> None:
     assert [x.line_id for x in visible(h, "A:1", a2.service_date, {"11960"})] == ["B:1"]
     assert visible(h, "A:1", a2.service_date, set()) == ()
     assert [x.line_id for x in visible(h, "A:1", b.service_date, set())] == ["B:1"]
+
+
+def _format_3(head_entry: list, blob: bytes) -> bytes:
+    head = orjson.dumps({"f": 3, "m": "M1", "e": [[*head_entry, len(blob)]]})
+    return b"H3" + head + b"\n" + blob
+
+
+@pytest.mark.parametrize("day", ["2025-02-30", "20250105", "2025-1-05", 20250105, None])
+def test_a_stored_date_that_is_not_a_date_is_refused(line, day) -> None:
+    blob = line().model_dump_json().encode()
+    with pytest.raises(ValueError):  # the reader sets such a history aside (read_stored)
+        PatientHistory.from_bytes(_format_3(["C1:1", day, "11960", "c", 1, "v", None], blob))
+    assert not [text for text in history_module._DAYS if text == day]
+
+
+def test_a_format_3_head_without_a_code_takes_it_from_the_line(line) -> None:
+    stored = line(procedure_code="99213")
+    blob = stored.model_dump_json().encode()
+    history = PatientHistory.from_bytes(
+        _format_3(["C1:1", "2025-03-01", None, "c", 1, "v", None], blob)
+    )
+    assert history.entries[0].procedure_code == "99213"
+    with pytest.raises(ValueError, match="malformed"):  # a code, when there is one, is text
+        PatientHistory.from_bytes(_format_3(["C1:1", "2025-03-01", 11960, "c", 1, "v", None], blob))
+
+
+def test_writing_a_format_2_history_validates_none_of_its_lines(line) -> None:
+    """Its lines' codes come from their JSON: a stored line the contract no longer accepts
+    must not stop the write (it happens after the batch was judged)."""
+    kept = line(claim_id="K", procedure_code="99213").model_dump_json().encode()
+    stale = kept.replace(b'"claim_id":"K"', b'"claim_id":"S"').replace(b'"units":1.0', b'"units":0')
+    assert b'"units":0' in stale
+    heads = [
+        [f"{cid}:1", "2025-03-01", "c", 1, "v", None, len(blob)]
+        for cid, blob in (("K", kept), ("S", stale))
+    ]
+    data = b"H2" + orjson.dumps({"f": 2, "m": "M1", "e": heads}) + b"\n" + kept + stale
+    history = PatientHistory.from_bytes(data)
+    rewritten = history.to_bytes()
+    assert rewritten.startswith(b'H3{"f":3,')
+    history_module._DECODED.clear()  # read the head written, not the history in memory
+    assert [e.procedure_code for e in PatientHistory.from_bytes(rewritten).entries] == [
+        "99213",
+        "99213",
+    ]
+    assert all(e._line is None for e in history.entries)
+    with pytest.raises(ValueError):  # the stale line itself still fails when it is judged
+        history.entries[1].line  # noqa: B018
+    with pytest.raises(ValueError, match="format 4"):
+        history.to_bytes(4)
 
 
 def test_prune_is_relative_to_the_newest_date_not_the_clock(line) -> None:

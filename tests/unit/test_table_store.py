@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scrubber import history as history_module
 from scrubber.accounting import key_of
 from scrubber.examples import Mix, generate
 from scrubber.history import PatientHistory, StoreWriteError
@@ -155,6 +156,30 @@ def test_a_history_is_written_once_per_batch(line_bytes: Any, snapshot: Referenc
     history = PatientHistory.from_bytes(table.stores[2][b"M1"])
     assert [e.line_id for e in history.entries] == ["C1:1", "C1:2", "C1:3"]
     assert history.member_id == "M1"
+
+
+@pytest.mark.parametrize("history_format", [2, 3])
+def test_the_history_format_written_is_the_one_configured(
+    history_format: int, line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """Format 2 for a rolling upgrade from a release that reads no format 3; both read back."""
+    table = FakeTable()
+    store = TableHistoryStore(table, history_format)
+    processor = LineProcessor(default_engine())
+    for offset in range(2):
+        store.at(FakeEvent(FakeMessage(0, offset)))
+        raw = line_bytes(line_number=offset + 1)
+        processor.process(raw, b"M1", SourcePosition("in", 0, offset), snapshot, store, NOW)
+    store.flush()
+    data = table.stores[0][b"M1"]
+    assert data.startswith(f'H{history_format}{{"f":{history_format},'.encode())
+    history_module._DECODED.clear()
+    assert [e.line_id for e in PatientHistory.from_bytes(data).entries] == ["C1:1", "C1:2"]
+
+
+def test_a_history_format_it_cannot_write_is_refused() -> None:
+    with pytest.raises(ValueError, match="format 4"):
+        TableHistoryStore(FakeTable(), 4)
 
 
 def test_a_key_seen_on_another_partition_is_written_first(
