@@ -148,6 +148,17 @@ class WorkerProcess:
             time.sleep(0.25)
         raise AssertionError(f"worker not alive after {seconds} s\n{self.log_tail()}")
 
+    def wait_version(self, version: str, seconds: float = 60) -> None:
+        """Wait until /readyz reports reference data ``version`` (a swap has been applied)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            status = self.readyz()
+            if status is not None and status[1].get("refdata_version") == version:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"worker did not apply version {version} in {seconds} s")
+
     def stop(self, seconds: float = 30) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:

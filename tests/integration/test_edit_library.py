@@ -262,7 +262,11 @@ def test_payer_profiles_swap_with_the_reference_data(settings, worker, tmp_path)
     positions = asyncio.run(publish(settings, records[:800]))
     wait_progress(settings, positions, start, 0.05)  # the first version has judged some
     asyncio.run(load_bundle(settings, second))  # the swap, while the first half is handled
-    positions += asyncio.run(publish(settings, records[800:]))
+    positions += asyncio.run(publish(settings, records[800:1200]))  # racing the swap
+    # The worker polls the version pointer; at its speed the lines above may all be judged
+    # before it looks. Lines published after it reports the new version must use it.
+    worker.wait_version(second.version)
+    positions += asyncio.run(publish(settings, records[1200:]))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
     assert_complete(ledger, worker)
 

@@ -16,7 +16,7 @@ from scrubber.accounting import collect, end_offsets, key_of, publish
 from scrubber.examples import generate
 from scrubber.refdata.model import Bundle
 
-from .conftest import assert_complete, free_port, load_bundle
+from .conftest import assert_complete, free_port, load_bundle, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +41,11 @@ def test_hot_swap_under_a_running_worker(settings, worker, bundle) -> None:
     records = [(key_of(raw), raw) for raw in lines]
     start = asyncio.run(end_offsets(settings, _outputs(settings)))
 
-    async def publish_and_swap() -> list[tuple[int, int]]:
-        first = await publish(settings, records[:2000])
-        await load_bundle(settings, newer)  # while the worker is busy with the first half
-        await asyncio.sleep(2 * settings.refdata_poll_seconds + 0.5)
-        return first + await publish(settings, records[2000:])
-
-    positions = asyncio.run(publish_and_swap())
+    positions = asyncio.run(publish(settings, records[:2000]))
+    wait_progress(settings, positions, start, 0.05)  # the first version has judged some
+    asyncio.run(load_bundle(settings, newer))  # while the worker is busy with the first half
+    worker.wait_version(newer.version)  # not a sleep: a loaded machine swaps later
+    positions += asyncio.run(publish(settings, records[2000:]))
     ledger = asyncio.run(collect(settings, positions, start, wait_seconds=120))
     assert_complete(ledger, worker)
 
