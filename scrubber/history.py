@@ -138,9 +138,10 @@ class _EntrySlots:
 
     Reading a history makes an entry for every stored line, and filling eleven slots through
     ``object.__setattr__`` (the way round an immutable class's ``__setattr__``) cost more than
-    the rest of reading the entry. ``from_head`` fills an instance of this class with plain
-    slot writes instead, then makes it a ``HistoryEntry``: the two have the same layout, so
-    Python allows the change of ``__class__``, and from then on the entry is immutable.
+    the rest of reading the entry. ``HistoryEntry._build`` fills an instance of this class
+    with plain slot writes instead, then makes it a ``HistoryEntry``: the two have the same
+    layout, so Python allows the change of ``__class__``, and from then on the entry is
+    immutable.
     """
 
     __slots__ = (
@@ -189,8 +190,8 @@ class HistoryEntry(_EntrySlots):
 
     __slots__ = ()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         line: ClaimLine,
         content: str,
         revision: int,
@@ -198,44 +199,54 @@ class HistoryEntry(_EntrySlots):
         *,
         cause: str | None = None,
         blob: bytes | None = None,
-    ) -> None:
-        self._set(
+    ) -> HistoryEntry:
+        """An entry of a line judged now (``__new__``, not ``__init__``: see ``_build``)."""
+        return cls._build(
             line,
             blob,
+            line.procedure_code,
+            None,
             content,
             revision,
             verdict,
             cause,
             line.line_id,
             line.service_date,
-            line.procedure_code,
         )
 
-    def _set(
-        self,
+    @classmethod
+    def _build(
+        cls,
         line: ClaimLine | None,
         blob: bytes | None,
+        code: str | None,
+        head: list[Any] | None,
         content: str,
         revision: int,
         verdict: str,
         cause: str | None,
         line_id: str,
         service_date: date,
-        code: str | None,
-    ) -> None:
-        """Fill every slot once (the entry is immutable afterwards)."""
-        init = object.__setattr__
-        init(self, "_line", line)
-        init(self, "_blob", blob)
-        init(self, "_code", code)
-        init(self, "_head", None)
-        init(self, "content", content)
-        init(self, "revision", revision)
-        init(self, "verdict", verdict)
-        init(self, "cause", cause)
-        init(self, "line_id", line_id)
-        init(self, "service_date", service_date)
-        init(self, "order", (service_date, line_id))
+    ) -> HistoryEntry:
+        """The one way an entry is made: every slot written once, then made immutable.
+
+        The slots are filled on a plain ``_EntrySlots`` and the instance's class changed after
+        (see ``_EntrySlots``): cheaper than writing each through ``object.__setattr__``.
+        """
+        fields = _EntrySlots()
+        fields._line = line
+        fields._blob = blob
+        fields._code = code
+        fields._head = head
+        fields.content = content
+        fields.revision = revision
+        fields.verdict = verdict
+        fields.cause = cause
+        fields.line_id = line_id
+        fields.service_date = service_date
+        fields.order = (service_date, line_id)
+        fields.__class__ = cls
+        return cast(HistoryEntry, fields)
 
     @classmethod
     def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
@@ -261,22 +272,20 @@ class HistoryEntry(_EntrySlots):
             and (cause is None or type(cause) is str)
         ):
             raise ValueError("malformed patient history entry")
-        fields = _EntrySlots()
-        fields._line = None
-        fields._blob = blob
-        fields._code = code
         # A format-3 head with a code is what ``head`` would build again: it is written back
         # as read (its size is the blob's, which was cut by it).
-        fields._head = head if code is not None else None
-        fields.content = content
-        fields.revision = revision
-        fields.verdict = verdict
-        fields.cause = cause
-        fields.line_id = line_id
-        fields.service_date = service_date
-        fields.order = (service_date, line_id)
-        fields.__class__ = cls
-        return cast(HistoryEntry, fields)
+        return cls._build(
+            None,
+            blob,
+            code,
+            head if code is not None else None,
+            content,
+            revision,
+            verdict,
+            cause,
+            line_id,
+            service_date,
+        )
 
     @classmethod
     def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
@@ -300,19 +309,18 @@ class HistoryEntry(_EntrySlots):
                 and type(day) is str
                 and _ISO_DAY.fullmatch(day)
             ):
-                entry = cls.__new__(cls)
-                entry._set(
+                return cls._build(
                     None,
                     orjson.dumps(raw),
+                    code if type(code) is str else None,
+                    None,
                     doc["c"],
                     doc["r"],
                     doc["v"],
                     cause,
                     f"{claim_id}:{number}",
                     date.fromisoformat(day),
-                    code if type(code) is str else None,
                 )
-                return entry
         return cls(
             line=ClaimLine.model_validate(doc["l"], strict=False),
             content=doc["c"],
