@@ -271,3 +271,21 @@ def test_a_set_aside_the_store_refuses_is_a_store_write_error() -> None:
     store.at(FakeEvent(FakeMessage(0, 0)))
     with pytest.raises(StoreWriteError):
         store.set_aside("M1", b"not a history")
+
+
+def test_the_setting_accepts_exactly_the_formats_a_store_writes() -> None:
+    """``SCRUBBER_HISTORY_FORMAT``'s bounds and ``WRITE_FORMATS`` are kept in two places."""
+    from pydantic import ValidationError
+
+    from scrubber.config import Settings
+    from scrubber.history import WRITE_FORMATS
+
+    accepted = []
+    for value in range(0, 6):
+        try:
+            accepted.append(Settings(history_format=value).history_format)
+        except ValidationError:
+            continue
+    assert tuple(accepted) == WRITE_FORMATS
+    for value in accepted:
+        TableHistoryStore(FakeTable(), value)  # a worker starts with every accepted value
