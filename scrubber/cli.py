@@ -70,7 +70,7 @@ def _redis_store(settings: Settings) -> RefdataStore:
 @app.command()
 def worker() -> None:
     """Run the scrubbing worker (Faust) until SIGTERM; creates missing topics first."""
-    from scrubber.kafka import TopicMismatchError, ensure_topics
+    from scrubber.kafka import TopicError, ensure_topics
     from scrubber.stream.app import Worker
     from scrubber.stream.faust_internals import UnsupportedVersionError, check_versions
 
@@ -78,7 +78,7 @@ def worker() -> None:
     try:
         check_versions()  # Worker.run checks again: it is the one that changes Faust
         _run(lambda: ensure_topics(settings))
-    except (TopicMismatchError, UnsupportedVersionError) as exc:
+    except (TopicError, UnsupportedVersionError) as exc:
         console.print(f"[red]refusing to start:[/red] {exc}")
         raise typer.Exit(2) from exc
     Worker(settings).run()
@@ -87,12 +87,12 @@ def worker() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the input, result and dead-letter topics (idempotent; checks partition counts)."""
-    from scrubber.kafka import TopicMismatchError, ensure_topics
+    from scrubber.kafka import TopicError, ensure_topics
 
     settings = _settings()
     try:
         found = _run(lambda: ensure_topics(settings))
-    except TopicMismatchError as exc:
+    except TopicError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     for name, parts in found.items():
@@ -288,14 +288,14 @@ def x12_serve() -> None:
 
     from prometheus_client import start_http_server
 
-    from scrubber.kafka import TopicMismatchError, ensure_topics
+    from scrubber.kafka import TopicError, ensure_topics
     from scrubber.metrics import IntakeMetrics
     from scrubber.stream.edge import run_x12_intake
 
     settings = _settings()
     try:
         _run(lambda: ensure_topics(settings))
-    except TopicMismatchError as exc:
+    except TopicError as exc:
         console.print(f"[red]refusing to start:[/red] {exc}")
         raise typer.Exit(2) from exc
     metrics = IntakeMetrics()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,20 +90,24 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str], seconds: float
+) -> dict[str, int]:
     """Partition counts as the broker reports them once topic creation has propagated.
 
-    Right after CreateTopics the metadata can still list a new topic with no partitions; ten
-    seconds of retries cover a busy single-node broker (it takes well under one here).
+    Right after CreateTopics the metadata can still list a new topic with no partitions. That
+    takes well under a second on an idle broker, but a broker just restarted over a large data
+    directory is still loading its logs and can take tens of seconds: retry until ``seconds``.
     """
-    found: dict[str, int] = {}
-    for _ in range(20):
+    deadline = time.monotonic() + seconds
+    while True:
         described = await admin.describe_topics(names)
         found = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
         if len(found) == len(names) and all(found.values()):
-            break
+            return found
+        if time.monotonic() >= deadline:
+            return found
         await asyncio.sleep(0.5)
-    return found
 
 
 async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
@@ -126,16 +131,28 @@ async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
     return ""
 
 
-class TopicMismatchError(RuntimeError):
+class TopicError(RuntimeError):
+    """The scrubber's topics cannot be used as they are; a worker refuses to start."""
+
+
+class TopicMismatchError(TopicError):
     """A topic exists with another partition count (or cleanup policy) than the scrubber needs."""
 
 
-async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, int]:
+class TopicsNotReadyError(TopicError):
+    """The broker did not report a topic's partitions in time (it is starting, or overloaded)."""
+
+
+async def ensure_topics(
+    settings: Settings, replication_factor: int = 1, metadata_seconds: float = 120.0
+) -> dict[str, int]:
     """Create the scrubber's topics where missing; refuse a partition count that differs.
 
     The partition count cannot be changed safely once keys are spread over partitions (a patient's
     history would be on the wrong worker), so a mismatch is an error, never silently accepted.
-    Returns the partition count of every topic.
+    A topic whose partitions the broker has not reported within ``metadata_seconds`` is an
+    error of its own (the broker is not ready), not a mismatch. Returns the partition count of
+    every topic.
     """
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
@@ -153,7 +170,13 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
                         )
                     ]
                 )
-        found = await _partition_counts(admin, [s.name for s in specs])
+        found = await _partition_counts(admin, [s.name for s in specs], metadata_seconds)
+        unknown = sorted(s.name for s in specs if not found.get(s.name))
+        if unknown:
+            raise TopicsNotReadyError(
+                f"the broker did not report the partitions of {', '.join(unknown)} within "
+                f"{metadata_seconds:g} s; is it still loading its logs?"
+            )
         changelog = history_changelog(settings)
         policy = await _cleanup_policy(admin, changelog)
         if "compact" not in policy or "delete" in policy:
