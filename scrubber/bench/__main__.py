@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         say("offline scrub")
         report["offline"] = time_offline(raws, snapshot, args.repeats)
         say(f"  {report['offline']['lines_per_s']:,.0f} lines/s")
+        cores = os.cpu_count() or 1
+        if cores > 1:
+            say(f"offline scrub in {cores} processes (--jobs {cores})")
+            report["offline_parallel"] = time_offline(raws, snapshot, args.repeats, jobs=cores)
+            same = report["offline_parallel"]["digest"] == report["offline"]["digest"]
+            report["offline_parallel"]["same_bytes"] = same
+            say(f"  {report['offline_parallel']['lines_per_s']:,.0f} lines/s, same bytes: {same}")
     if "work" in parts:
         from .worker_path import time_worker_path
 

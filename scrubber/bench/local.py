@@ -9,6 +9,7 @@ revisions, result JSON.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import statistics
 import time
@@ -85,19 +86,29 @@ def time_engine(
 
 
 def time_offline(
-    raws: Sequence[bytes], snapshot: ReferenceSnapshot, repeats: int
+    raws: Sequence[bytes], snapshot: ReferenceSnapshot, repeats: int, jobs: int = 1
 ) -> dict[str, Any]:
-    """Lines per second of ``scrub_lines`` over the whole stream (median of ``repeats``)."""
+    """Lines per second of ``scrub_lines`` over the whole stream (median of ``repeats``).
+
+    ``digest`` is a hash of the files written, so scrubs in different numbers of processes
+    can be shown to write the same bytes.
+    """
     runs = []
     summary = None
+    digest = hashlib.sha256()
     for _ in range(max(1, repeats)):
         results, rejects = io.BytesIO(), io.BytesIO()
         started = time.perf_counter()
-        summary = scrub_lines(raws, snapshot, results, rejects, "bench.jsonl", clock=_now)
+        summary = scrub_lines(
+            raws, snapshot, results, rejects, "bench.jsonl", clock=_now, jobs=jobs
+        )
         runs.append(len(raws) / (time.perf_counter() - started))
+        digest = hashlib.sha256(results.getvalue() + b"\0" + rejects.getvalue())
     assert summary is not None
     lines_in = max(1, summary.lines_in)
     return {
+        "jobs": jobs,
+        "digest": digest.hexdigest(),
         "lines": len(raws),
         "lines_per_s": statistics.median(runs),
         "lines_per_s_runs": runs,

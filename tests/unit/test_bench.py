@@ -72,6 +72,11 @@ def test_engine_and_offline_measurements(bundle: Bundle) -> None:
     assert offline["lines"] == 300
     assert offline["accepted"] + offline["flagged"] + offline["rejected"] <= 300
     assert offline["lines_per_s"] > 0
+    parallel = time_offline(raws, snapshot, repeats=1, jobs=2)
+    assert parallel["jobs"] == 2 and parallel["lines_per_s"] > 0
+    assert parallel["digest"] == offline["digest"]  # the same bytes written
+    other = time_offline(raws[:-1], snapshot, repeats=1)
+    assert other["digest"] != offline["digest"]  # the digest tells outputs apart
 
 
 def test_the_worker_path_runs_the_workers_code_over_every_line(bundle: Bundle) -> None:
@@ -119,6 +124,11 @@ def test_the_bench_command_writes_a_report_without_kafka(tmp_path: Path) -> None
     assert report["machine"]["cores"] >= 1
     assert "goals" in report["summary"] and "ratios" in report["summary"]
     assert "engine alone" in reporting.table(report)
+    if report["machine"]["cores"] > 1:  # in one process per core too, and the same bytes
+        assert report["offline_parallel"]["same_bytes"] is True
+        assert "the same bytes as one process: yes" in reporting.table(report)
+        goal = report["summary"]["goals"]["offline_lines_per_s"]["value"]
+        assert goal == report["offline_parallel"]["lines_per_s"]
     if (out / "report.png").exists():
         assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
