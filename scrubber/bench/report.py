@@ -134,17 +134,17 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "scale_out_2_workers": _ratio(get("scrubber_x2"), get("scrubber")),
     }
     worker = summary.get("scrubber", {})
-    rss = max(
-        worker.get("peak_rss_mb") or 0.0,
-        (kafka.get("memory", {}) or {}).get("peak_rss_bytes", 0) / 2**20,
-    )
+    # The RSS goal is about the full reference data and 1,000,000 patients: only the memory
+    # part measures that (a stream case's worker holds the extracts and a few thousand).
+    memory_bytes = (kafka.get("memory", {}) or {}).get("peak_rss_bytes")
+    rss = memory_bytes / 2**20 if memory_bytes else None
     measured = {
         "tuned_faust_vs_raw": summary["ratios"]["faust_tuned_vs_raw"],
         "worker_vs_tuned_faust": summary["ratios"]["scrubber_vs_faust_tuned"],
         "worker_lines_per_s": get("scrubber"),
         "worker_cpu_s_per_1k_lines": worker.get("cpu_s_per_1k_lines"),
         "p99_ms_at_half_peak": (worker.get("latency_half_ms") or {}).get("p99"),
-        "peak_rss_mb": rss or None,
+        "peak_rss_mb": rss,
         # The offline scrub as fast as the command runs it here: in one process per core
         # (``--jobs``) where there is more than one.
         "offline_lines_per_s": (report.get("offline_parallel") or report.get("offline") or {}).get(

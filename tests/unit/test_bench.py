@@ -166,6 +166,12 @@ def test_summary_reads_medians_and_ratios() -> None:
     assert goals["worker_lines_per_s"]["met"] is False
     assert goals["offline_lines_per_s"]["met"] is True
     assert goals["worker_cpu_s_per_1k_lines"]["met"] is None  # not measured
+    # A stream case's RSS is not the memory goal's (full tables, 1,000,000 patients).
+    assert goals["peak_rss_mb"]["met"] is None
+    measured = {**report, "kafka": {**report["kafka"], "memory": {"peak_rss_bytes": 400 * 2**20}}}
+    assert reporting.summarise(measured)["goals"]["peak_rss_mb"] == {
+        "value": 400.0, "direction": "<=", "goal": 350.0, "met": False,
+    }  # fmt: skip
     stream = {"lines": 0, "patients": 0}
     text = reporting.table({"kafka": report["kafka"], "stream": stream, "summary": summary})
     assert "worker_lines_per_s 1,000.000 (>= 6,000.000: not met)" in text
