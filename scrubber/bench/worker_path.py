@@ -74,6 +74,7 @@ async def _one_pass(raws: Sequence[bytes], snapshot: ReferenceSnapshot) -> tuple
             scopes.at(events[partition])
             await runtime.handle("bench.lines", partition, offset, key, raw, None)
         scopes.flush()
+        await scopes.written()
     return time.process_time() - started, sent
 
 

@@ -49,7 +49,7 @@ from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.monitor import QuietMonitor
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
-from scrubber.stream.table_store import TableClaimStore, TableHistoryStore
+from scrubber.stream.table_store import ChangelogTable, TableClaimStore, TableHistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +215,21 @@ class Worker:
         # Patient histories, keyed like the input (member id) and partitioned like it, so a
         # patient's history lives with the partition that receives the patient's lines; Faust
         # recovers it from its compacted changelog after a restart or a rebalance.
-        self.table = self.app.Table(
-            HISTORY_TABLE,
+        # Made as ``app.Table`` makes a table, of the class that keeps its changelog records
+        # until the broker has them (``ChangelogTable``).
+        self.table = ChangelogTable(
+            self.app,
+            name=HISTORY_TABLE,
             default=None,
+            beacon=self.app.tables.beacon,
             partitions=settings.partitions,
+            help=None,
             store=settings.table_store,
             key_type=bytes,  # bytes types make Faust use the raw serializer for the changelog
             value_type=bytes,
-            options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
+            options=(dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None),
         )
+        self.app.tables.add(self.table)
         self.histories = TableHistoryStore(self.table, settings.history_format)
         # The claims of 837s being assembled from their lines' verdicts, per patient: in the
         # history table under their own key prefix, so they live, move and recover with the

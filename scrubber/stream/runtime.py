@@ -262,6 +262,10 @@ class BatchScope(Protocol):
         """Write everything the batch changed."""
         ...
 
+    async def written(self) -> None:
+        """Wait until what ``flush`` wrote is durable (a crash cannot lose it any more)."""
+        ...
+
 
 class BatchStore(HistoryStore, BatchScope, Protocol):
     """The history store of a batch (``table_store.TableHistoryStore``)."""
@@ -288,6 +292,11 @@ class BatchScopes:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+    async def written(self) -> None:
+        """Each scope's ``written``."""
+        for scope in self.scopes:
+            await scope.written()
 
 
 class BatchHandler:
@@ -357,7 +366,7 @@ class BatchHandler:
                     self.store.at(self.acks.event(topic, gap.records[0]))
                 await self._handle_records(topic, gap, done)
             finally:
-                self._finish(topic, before, done, (), 0)
+                await self._finish(topic, before, done, (), 0)
             return len(gap.records)
 
     async def _handle_records(self, topic: str, gap: Gap, done: list[list[Any]]) -> None:
@@ -386,7 +395,7 @@ class BatchHandler:
         guard.handled(gap.partition, gap.end - 1)
         done.append(messages)
 
-    def _finish(
+    async def _finish(
         self,
         topic: str,
         before: dict[int, int],
@@ -396,9 +405,10 @@ class BatchHandler:
     ) -> None:
         """Write what the turn changed, then acknowledge exactly what it handled.
 
-        Only after the write may any offset of the turn be committed: Faust commits on a timer
-        of its own, and a record acknowledged before its history was written could be committed
-        past, then lost from the history by a crash (later lines judged without it). That holds
+        Only after the write, and after the changelog has it (``BatchScope.written``), may any
+        offset of the turn be committed: Faust commits on a timer of its own, and a record
+        acknowledged before its history was in the changelog could be committed past, then
+        lost from the history by a crash (later lines judged without it). That holds
         for the records the guard read back too. A write that fails acknowledges nothing and
         the guard forgets what the turn handled, so it is read back again. Records not handled
         are let go of, never acknowledged.
@@ -406,6 +416,7 @@ class BatchHandler:
         acks = self.acks
         try:
             self.store.flush()
+            await self.store.written()
         except BaseException:
             self.guard.restore(before)
             for messages in gaps:
@@ -467,4 +478,4 @@ class BatchHandler:
                 done += 1
         finally:
             topic = events[0].message.topic if events else ""
-            self._finish(topic, before, gaps, events, done)
+            await self._finish(topic, before, gaps, events, done)

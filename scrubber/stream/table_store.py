@@ -8,9 +8,12 @@ that partition from its current event, which ``faust_internals.enter_event`` set
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
+
+import faust
 
 from scrubber.claims import ClaimAssembler
 from scrubber.history import WRITE_FORMATS, PatientHistory, StoreWriteError, read_stored
@@ -38,6 +41,60 @@ def write_value(table: Any, key: bytes, value: bytes) -> None:
         table[key] = value
     except Exception as exc:
         raise StoreWriteError(type(exc).__name__) from exc
+
+
+class ChangelogTable(faust.Table[bytes, bytes]):
+    """The history table: Faust's table, keeping the changelog records it sends until sent.
+
+    Faust hands a table's changelog records to its producer's buffer and flushes that buffer
+    before it commits offsets, but the flush gives up as soon as no record went out for
+    100 ms (``ProducerBuffer.flush_atmost``), and a record taken from the buffer but not yet
+    in the Kafka client's batches is not waited for either. A commit could then cover inputs
+    whose histories were not in the changelog yet, and a crash lose them: the patient's later
+    lines judged without those lines. So a batch waits for its own changelog records
+    (``sent``: the broker has them) before its inputs are acknowledged. Only the public
+    ``send_changelog`` is extended, through which Faust's ``Table`` sends every record.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unsent: list[asyncio.Future[Any]] = []
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        """Faust's ``send_changelog``; the record's future is kept for ``sent``."""
+        future = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        self._unsent.append(future)
+        return future
+
+    async def sent(self) -> None:
+        """Wait until the broker has every changelog record sent so far.
+
+        A record the producer could not deliver (it retried until its timeout) is a refused
+        write: ``StoreWriteError``, and the worker stops without acknowledging the batch.
+        """
+        unsent, self._unsent = self._unsent, []
+        if not unsent:
+            return
+        outcomes = await asyncio.gather(*unsent, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise StoreWriteError(f"changelog record not delivered: {type(outcome).__name__}")
+
+
+async def changelog_sent(table: Any) -> None:
+    """``ChangelogTable.sent`` for the worker's table; other tables have nothing to wait for.
+
+    The benchmark's worker path and the unit tests use plain mappings in its place.
+    """
+    if isinstance(table, ChangelogTable):
+        await table.sent()
 
 
 class _BatchedTable(Generic[V]):
@@ -91,6 +148,10 @@ class _BatchedTable(Generic[V]):
         pending, self._pending = self._pending, {}
         for member_id, (partition, value) in pending.items():
             self._write(member_id, partition, value)
+
+    async def written(self) -> None:
+        """Wait until what ``flush`` wrote is in the changelog (``ChangelogTable.sent``)."""
+        await changelog_sent(self.table)
 
     def _encode(self, value: V) -> bytes:
         raise NotImplementedError

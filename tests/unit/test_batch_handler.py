@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -100,6 +100,8 @@ class Store:
     def __init__(self, log: list[str]) -> None:
         self.histories: dict[str, PatientHistory] = {}
         self.log = log
+        self.durable = asyncio.Event()  # when the changelog has what flush wrote
+        self.durable.set()
 
     def at(self, event: Any) -> None:
         self.log.append(f"at {event.message.offset}")
@@ -112,6 +114,10 @@ class Store:
 
     def flush(self) -> None:
         self.log.append("flush")
+
+    async def written(self) -> None:
+        await self.durable.wait()
+        self.log.append("written")
 
 
 def _event(partition: int, offset: int, value: bytes, headers: Any = ()) -> Any:
@@ -168,9 +174,9 @@ def test_a_batch_is_handled_in_order_and_acknowledged_after_its_histories(
     asyncio.run(handler.handle(events))
     assert list(dict.fromkeys(_own(sent))) == [(1, 5), (1, 6), (1, 7)]
     assert [entry for entry in log if not entry.startswith("sent")] == [
-        "at 5", "at 6", "at 7", "flush",
+        "at 5", "at 6", "at 7", "flush", "written",
     ]  # fmt: skip
-    assert log.index("flush") == len(log) - 1  # every output went out before the histories
+    assert log.index("flush") == len(log) - 2  # every output went out before the histories
     assert acks.held == [5, 6, 7] and acks.released == [5, 6, 7]
     assert handler.runtime.last_offsets == {1: 7}
     assert handler.store.histories["M1"].entries  # type: ignore[attr-defined]
@@ -220,9 +226,53 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
     asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
     assert [e for e in log if not e.startswith(("sent", "at"))] == [
         "flush",
+        "written",
         "recovered 3-4",
         "release [5]",
     ]
+
+
+def test_no_record_is_acknowledged_before_the_changelog_has_its_history(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """Written to the table is not enough: Faust's flush before a commit may leave changelog
+    records queued, and a crash after the commit lost them (``ChangelogTable``)."""
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = cast(Store, handler.store)
+    store.durable.clear()
+
+    async def run() -> None:
+        task = asyncio.ensure_future(
+            handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in range(3)])
+        )
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert "flush" in log and "written" not in log
+        assert acks.released == []  # handled and written, not yet in the changelog
+        store.durable.set()
+        await task
+
+    asyncio.run(run())
+    assert log[-1] == "written"
+    assert acks.released == [0, 1, 2]
+
+
+class UndeliveredStore(Store):
+    async def written(self) -> None:
+        raise StoreWriteError("changelog record not delivered: KafkaTimeoutError")
+
+
+def test_a_changelog_record_not_delivered_acknowledges_nothing(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    handler.store = UndeliveredStore(log)
+    before = handler.guard.snapshot()
+    with pytest.raises(StoreWriteError):
+        asyncio.run(handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]))
+    assert acks.released == []
+    assert acks.untracked == [0, 1]
+    assert handler.guard.snapshot() == before  # read back again, never taken as done
 
 
 def test_a_record_delivered_again_is_acknowledged_without_a_second_verdict(
@@ -248,7 +298,7 @@ def test_a_batch_failing_half_way_acknowledges_only_what_was_handled(
     assert acks.held == [0, 1, 2, 3]
     assert acks.released == [0, 1]
     assert acks.untracked == [2, 3]  # never acknowledged, and a rebalance does not wait for them
-    assert log[-1] == "flush"  # the histories of the records handled are written
+    assert log[-2:] == ["flush", "written"]  # the histories of the records handled are written
 
 
 def test_offsets_without_a_record_in_a_gap_are_acknowledged_with_it(
