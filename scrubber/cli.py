@@ -188,14 +188,14 @@ def scrub(
         typer.Option(
             min=0,
             help="JSONL input: processes to scrub in, each holding its share of the patients "
-            "(0: one per CPU); the output is the same, byte for byte",
+            "(0: one per CPU this process may use); the output is the same, byte for byte",
         ),
     ] = 1,
 ) -> None:
     """Scrub a JSONL file (or an 837P file) offline with the worker's engine."""
     from rich.progress import BarColumn, Progress, TransferSpeedColumn
 
-    from scrubber.offline import scrub_lines
+    from scrubber.offline import ScrubProcessError, scrub_lines
     from scrubber.refdata.model import Bundle, ReferenceSnapshot
     from scrubber.x12.envelope import looks_like_x12
 
@@ -212,6 +212,7 @@ def scrub(
         console.print("[red]error:[/red] --ack, --ack277 and --claims need an X12 837 input")
         raise typer.Exit(2)
     size = path.stat().st_size
+    processes = jobs or len(os.sched_getaffinity(0)) or 1
     with (
         path.open("rb") as src,
         output.open("wb") as res,
@@ -222,9 +223,18 @@ def scrub(
             TransferSpeedColumn(),
             console=console,
             disable=size < 5_000_000,
+            # No refresh thread while processes are forked (a lock it holds would be held in
+            # the children for ever): the bar is redrawn from the reading instead.
+            auto_refresh=processes == 1,
         ) as progress,
     ):
         task = progress.add_task("scrubbing", total=size)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            if processes > 1 and progress.tasks[0].completed % 1_048_576 < n:
+                progress.refresh()
+
         try:
             summary = scrub_lines(
                 (line.rstrip(b"\r\n") for line in src),
@@ -232,10 +242,10 @@ def scrub(
                 res,
                 rej,
                 path.name,
-                progress=lambda n: progress.advance(task, n),
-                jobs=jobs or os.cpu_count() or 1,
+                progress=advance,
+                jobs=processes,
             )
-        except RuntimeError as exc:  # a scrub process ended early: the outputs are incomplete
+        except ScrubProcessError as exc:
             console.print(f"[red]error:[/red] {exc}; the output files are incomplete")
             raise typer.Exit(1) from exc
     out.print(

@@ -7,7 +7,6 @@ Every client (Faust's, the admin client, the demo producer) is configured from t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from scrubber.config import Settings
 
@@ -92,21 +91,23 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 async def _partition_counts(
     admin: AIOKafkaAdminClient, names: list[str], seconds: float
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, str]]:
     """Partition counts as the broker reports them once topic creation has propagated.
 
     Right after CreateTopics the metadata can still list a new topic with no partitions. That
     takes well under a second on an idle broker, but a broker just restarted over a large data
     directory is still loading its logs and can take tens of seconds: retry until ``seconds``.
+    Returns the counts, and the error the broker last gave for each topic it did not describe.
     """
     deadline = time.monotonic() + seconds
     while True:
         described = await admin.describe_topics(names)
         found = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
-        if len(found) == len(names) and all(found.values()):
-            return found
-        if time.monotonic() >= deadline:
-            return found
+        errors = {
+            d["topic"]: for_code(d["error_code"]).__name__ for d in described if d["error_code"]
+        }
+        if (len(found) == len(names) and all(found.values())) or time.monotonic() >= deadline:
+            return found, errors
         await asyncio.sleep(0.5)
 
 
@@ -159,23 +160,30 @@ async def ensure_topics(
     try:
         specs = topic_specs(settings)
         for spec in specs:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=spec.name,
-                            num_partitions=spec.partitions,
-                            replication_factor=replication_factor,
-                            topic_configs=spec.configs,
-                        )
-                    ]
-                )
-        found = await _partition_counts(admin, [s.name for s in specs], metadata_seconds)
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=spec.configs,
+                    )
+                ]
+            )
+            # The client returns the broker's answer per topic instead of raising it.
+            for topic, code, *_ in getattr(response, "topic_errors", ()):
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise TopicError(
+                        f"the broker refused to create topic {topic}: {for_code(code).__name__}"
+                    )
+        found, errors = await _partition_counts(admin, [s.name for s in specs], metadata_seconds)
         unknown = sorted(s.name for s in specs if not found.get(s.name))
         if unknown:
+            said = "; ".join(f"{t}: {errors[t]}" for t in unknown if t in errors)
             raise TopicsNotReadyError(
                 f"the broker did not report the partitions of {', '.join(unknown)} within "
-                f"{metadata_seconds:g} s; is it still loading its logs?"
+                f"{metadata_seconds:g} s ({said or 'no partitions yet'}); is it still loading "
+                "its logs?"
             )
         changelog = history_changelog(settings)
         policy = await _cleanup_policy(admin, changelog)

@@ -13,6 +13,7 @@ import multiprocessing
 import multiprocessing.context
 import multiprocessing.process
 import os
+import queue
 import sys
 import zlib
 from collections import Counter
@@ -25,6 +26,7 @@ from operator import itemgetter
 from typing import BinaryIO
 
 import orjson
+from pydantic_core import from_json
 
 from scrubber.contracts import Outcome, ScrubResult
 from scrubber.processor import LineProcessor, MemoryHistoryStore, Processed, SourcePosition
@@ -212,20 +214,29 @@ def scrub_lines(
 
 #: Input lines per batch a parallel scrub hands to its processes.
 BATCH_LINES = 1_000
+#: How often a waiting scrub process checks that its parent is still there. Every process
+#: holds the write end of its inbox (queues are made before the processes), so a parent
+#: killed without cleaning up would otherwise leave them waiting for ever.
+PARENT_CHECK_SECONDS = 1.0
+
+
+class ScrubProcessError(RuntimeError):
+    """A process of a parallel scrub ended early: the output files are incomplete."""
 
 
 def shard_of(raw: bytes, jobs: int) -> int:
     """The process that scrubs a line: by its member id, as the stream partitions by it.
 
     A patient's lines must all be judged by the one process that holds the patient's history,
-    in input order. The member id is read as the contract reads it (strict, and the last of
-    repeated keys wins in both parsers), so every line that validates goes to its patient's
-    process. A line with no readable member id is rejected without a history: any process
-    will do, the first one takes it.
+    in input order. The member id is read by the contract's own JSON parser (pydantic-core's:
+    it takes ``NaN`` where orjson refuses it, and the last of repeated keys wins), and the id
+    must be a string as the strict contract wants it, so every line that validates goes to its
+    patient's process. A line with no readable member id is rejected without a history: any
+    process will do, the first one takes it.
     """
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        doc = from_json(raw)
+    except ValueError:
         return 0
     patient = doc.get("patient") if type(doc) is dict else None
     member_id = patient.get("member_id") if type(patient) is dict else None
@@ -265,8 +276,14 @@ def _scrub_shard(
     processor = LineProcessor(engine or default_engine(), require_key=False)
     store = MemoryHistoryStore()
     seen = 0
+    parent = os.getppid()
     while True:
-        batch = inbox.get()
+        try:
+            batch = inbox.get(timeout=PARENT_CHECK_SECONDS)
+        except queue.Empty:
+            if os.getppid() != parent:  # the parent is gone (killed): nobody reads the answers
+                return
+            continue
         if batch is None:
             break
         out = []
@@ -331,12 +348,14 @@ def scrub_parallel(
         for proc in procs:
             proc.join(30)
             if proc.exitcode != 0:
-                raise RuntimeError(f"scrub process {proc.name} exited with {proc.exitcode}")
+                raise ScrubProcessError(f"scrub process {proc.name} exited with {proc.exitcode}")
     except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
         for proc in procs:
             proc.join(1)  # the one that died has its exit code by now
         dead = ", ".join(f"{p.name} exited with {p.exitcode}" for p in procs if not p.is_alive())
-        raise RuntimeError(f"a scrub process ended early ({dead or type(exc).__name__})") from None
+        raise ScrubProcessError(
+            f"a scrub process ended early ({dead or type(exc).__name__})"
+        ) from None
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -360,9 +379,16 @@ def _start(
     clock: Callable[[], datetime],
     engine: Engine | None,
 ) -> None:
-    """Fork one process per inbox, appending its answer pipe and itself as it starts."""
-    gc.collect()
-    gc.freeze()  # the parent's objects stay out of the children's collections (and pages)
+    """Fork one process per inbox, appending its answer pipe and itself as it starts.
+
+    The parent's objects are frozen while it forks, so they stay out of the children's
+    collections (and their pages unshared), then handed back; a process that froze objects
+    of its own is left as it is (``_kept_out_of_full_collections``).
+    """
+    thaw = gc.get_freeze_count() == 0
+    if thaw:
+        gc.collect()
+        gc.freeze()
     try:
         for index, inbox in enumerate(inboxes):
             # Each pipe is made just before its process and the parent's copy of the
@@ -380,7 +406,8 @@ def _start(
             conns.append(answers)
             procs.append(proc)
     finally:
-        gc.unfreeze()
+        if thaw:
+            gc.unfreeze()
 
 
 def _batches(

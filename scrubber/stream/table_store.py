@@ -43,6 +43,12 @@ def write_value(table: Any, key: bytes, value: bytes) -> None:
         raise StoreWriteError(type(exc).__name__) from exc
 
 
+#: How long a batch waits for the broker to acknowledge its changelog records before the
+#: worker gives up and stops (a broker restart takes seconds; a partition without a leader for
+#: longer is an outage the worker is restarted out of, from its last commit).
+CHANGELOG_WAIT_SECONDS = 120.0
+
+
 class ChangelogTable(faust.Table[bytes, bytes]):
     """The history table: Faust's table, keeping the changelog records it sends until sent.
 
@@ -76,16 +82,26 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     async def sent(self) -> None:
         """Wait until the broker has every changelog record sent so far.
 
-        A record the producer could not deliver (it retried until its timeout) is a refused
-        write: ``StoreWriteError``, and the worker stops without acknowledging the batch.
+        A record the producer could not deliver (it retried until its timeout), or that is
+        not acknowledged within ``CHANGELOG_WAIT_SECONDS``, is a refused write:
+        ``StoreWriteError``, and the worker stops without acknowledging the batch. Faust's
+        futures are waited for, never cancelled (``asyncio.wait``, not ``gather``): cancelled,
+        their record would still be sent, and Faust's callback for it fail.
         """
         unsent, self._unsent = self._unsent, []
         if not unsent:
             return
-        outcomes = await asyncio.gather(*unsent, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise StoreWriteError(f"changelog record not delivered: {type(outcome).__name__}")
+        _done, pending = await asyncio.wait(unsent, timeout=CHANGELOG_WAIT_SECONDS)
+        if pending:
+            raise StoreWriteError(
+                f"{len(pending)} changelog records not acknowledged in {CHANGELOG_WAIT_SECONDS} s"
+            )
+        for future in unsent:
+            if future.cancelled():
+                raise StoreWriteError("changelog record not delivered: cancelled")
+            error = future.exception()
+            if error is not None:
+                raise StoreWriteError(f"changelog record not delivered: {type(error).__name__}")
 
 
 async def changelog_sent(table: Any) -> None:

@@ -7,6 +7,7 @@ would need a running producer, hands back futures the test completes.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -14,14 +15,29 @@ import pytest
 from faust.tables.base import Collection
 
 from scrubber.history import StoreWriteError
+from scrubber.stream import table_store
+from scrubber.stream.faust_internals import enter_event
 from scrubber.stream.table_store import ChangelogTable, changelog_sent
+
+
+class _Sent(asyncio.Future[Any]):
+    """A changelog record's future, as Faust's ``FutureMessage`` is one."""
+
+    message: Any
+
+
+class _Event:
+    """What a table reads of Faust's current event (Faust holds events by weak reference)."""
+
+    message = SimpleNamespace(topic="claims.lines.v1", partition=2)
 
 
 def _table(monkeypatch: pytest.MonkeyPatch) -> tuple[ChangelogTable, list[asyncio.Future[Any]]]:
     sent: list[asyncio.Future[Any]] = []
 
     def send_changelog(self: Any, partition: Any, key: Any, value: Any, *args: Any) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future = _Sent(loop=asyncio.get_running_loop())
+        future.message = SimpleNamespace(partition=partition)  # as Faust's FutureMessage
         sent.append(future)
         return future
 
@@ -68,5 +84,55 @@ def test_a_record_not_delivered_is_a_refused_write(monkeypatch: pytest.MonkeyPat
         with pytest.raises(StoreWriteError, match="TimeoutError") as caught:
             await table.sent()
         assert "CANARY" not in str(caught.value)
+
+    asyncio.run(run())
+
+
+def test_a_write_and_a_delete_through_the_table_are_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The path that matters: ``table[key] = value`` (and ``del``) reach the kept futures."""
+    table, sent = _table(monkeypatch)
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        table[b"M1"] = b"history"
+        del table[b"M1"]
+        assert len(sent) == 2
+        waiting = asyncio.ensure_future(table.sent())
+        sent[0].set_result("delivered")
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        sent[1].set_result("delivered")
+        await waiting
+
+    asyncio.run(run())
+
+
+def test_a_wait_cancelled_leaves_faust_s_futures_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled, a record's future would still be sent, and Faust's callback for it fail."""
+    table, sent = _table(monkeypatch)
+
+    async def run() -> None:
+        table.send_changelog(0, b"M1", b"h1")
+        waiting = asyncio.ensure_future(table.sent())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not sent[0].cancelled()
+
+    asyncio.run(run())
+
+
+def test_a_record_never_acknowledged_is_a_refused_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    table, _sent = _table(monkeypatch)
+    monkeypatch.setattr(table_store, "CHANGELOG_WAIT_SECONDS", 0.05)
+
+    async def run() -> None:
+        table.send_changelog(0, b"M1", b"h1")
+        with pytest.raises(StoreWriteError, match=r"not acknowledged in 0\.05 s"):
+            await table.sent()
 
     asyncio.run(run())

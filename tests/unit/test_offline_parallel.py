@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -95,6 +96,22 @@ def test_a_patient_goes_to_one_process_by_the_member_id_the_contract_reads(line_
         assert shard_of(doubled, jobs) == shard_of(raw, jobs)
 
 
+def test_a_line_the_contract_reads_goes_to_its_patient_even_where_orjson_would_not(
+    line_bytes,
+) -> None:
+    """pydantic-core takes ``NaN`` in an ignored field, orjson refuses it: routing must not."""
+    raw = line_bytes(patient={"member_id": "M1", "date_of_birth": "1960-01-01"})
+    odd = raw[:-1] + b',"note":NaN}'
+    assert ClaimLine.model_validate_json(odd).patient.member_id == "M1"
+    for jobs in (2, 3, 5):
+        assert shard_of(odd, jobs) == shard_of(raw, jobs)
+    assert any(shard_of(raw, jobs) != 0 for jobs in (2, 3, 5))  # else the test proves nothing
+    # And the scrub in processes writes what one process writes for such a patient.
+    lines = [line_bytes(claim_id=f"C{n}", patient={"member_id": "M1"}) for n in range(3)]
+    lines.insert(1, lines[0][:-1] + b',"note":NaN}')
+    assert _scrub(lines, 3)[:2] == _scrub(lines, 1)[:2]
+
+
 @pytest.mark.parametrize(
     "raw",
     [b"not json", b"[1, 2]", b'{"patient": 3}', b'{"patient": {"member_id": 7}}', b"\xff\xfe"],
@@ -176,3 +193,45 @@ def test_a_failing_process_says_what_failed_but_never_its_text(line_bytes, capfd
     err = capfd.readouterr().err
     assert "scrub process failed: LookupError" in err
     assert "CANARY" not in err
+
+
+def test_the_processes_of_a_killed_parent_do_not_wait_for_ever(tmp_path: Path) -> None:
+    """A parent killed without cleaning up (SIGKILL, the OOM killer) leaves no process behind."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import io, os, sys, time\n"
+        "from scrubber import offline\n"
+        "from scrubber.refdata.model import Bundle, ReferenceSnapshot\n"
+        "def lines():\n"
+        "    yield b'not json'\n"
+        "    yield b'not json either'\n"
+        "    print(' '.join(str(c.pid) for c in __import__('multiprocessing').active_children()),"
+        " flush=True)\n"
+        "    time.sleep(60)\n"
+        "    yield b''\n"
+        "offline.BATCH_LINES = 1\n"
+        "snapshot = ReferenceSnapshot(Bundle().with_version())\n"
+        "offline.scrub_lines(lines(), snapshot, io.BytesIO(), io.BytesIO(), 'x', jobs=2)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    children = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(children) == 2
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10 * offline.PARENT_CHECK_SECONDS
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in children if _running(pid)]
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

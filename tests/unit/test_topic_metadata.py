@@ -35,8 +35,11 @@ class LaggingAdmin:
     async def close(self) -> None:
         return None
 
-    async def create_topics(self, topics: list[Any]) -> None:
+    refuse: int = 0  # an error code the broker answers every creation with
+
+    async def create_topics(self, topics: list[Any]) -> Any:
         self.created += [t.name for t in topics]
+        return SimpleNamespace(topic_errors=[(t.name, self.refuse, None) for t in topics])
 
     async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
         self.descriptions += 1
@@ -72,3 +75,21 @@ def test_metadata_that_never_comes_is_not_called_a_mismatch(monkeypatch) -> None
     assert isinstance(caught.value, TopicError)  # the commands refuse to start on it
     assert "None partitions" not in str(caught.value)
     assert admin.descriptions >= 2  # retried, not given up at the first answer
+
+
+def test_a_creation_the_broker_refuses_is_an_error_at_once(monkeypatch) -> None:
+    settings = Settings()
+    admin = LaggingAdmin(settings.partitions, empty_answers=10**9)
+    admin.refuse = 38  # INVALID_REPLICATION_FACTOR: more replicas than brokers
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", admin)
+    with pytest.raises(TopicError, match=r"refused to create topic .*InvalidReplicationFactor"):
+        asyncio.run(ensure_topics(settings, metadata_seconds=60))
+    assert admin.descriptions == 0  # not waited for
+
+
+def test_a_topic_that_exists_already_is_no_error(monkeypatch) -> None:
+    settings = Settings()
+    admin = LaggingAdmin(settings.partitions, empty_answers=0)
+    admin.refuse = 36  # TOPIC_ALREADY_EXISTS
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", admin)
+    assert set(asyncio.run(ensure_topics(settings)).values()) == {settings.partitions}
