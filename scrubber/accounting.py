@@ -108,6 +108,18 @@ class Output:
         doc = orjson.loads(self.value)
         return doc["line_id"], int(doc["revision"])
 
+    @property
+    def verdict(self) -> tuple[object, ...]:
+        """What a consumer acts on: a result's outcome and findings' rules, a dead letter's code.
+
+        Two outputs with one identity must agree on it, or a consumer that keeps the first of a
+        (line id, revision) could keep the wrong one.
+        """
+        if self.kind == "dlq":
+            return ("dlq", self.headers.get(HEADER_ERROR_CODE, b""))
+        doc = orjson.loads(self.value)
+        return (doc["outcome"], tuple(f["rule_id"] for f in doc["findings"]))
+
 
 @dataclass
 class Ledger:
@@ -162,16 +174,44 @@ class Ledger:
             )
         return "; ".join(parts) if parts else "none missing"
 
-    def duplicates(self) -> int:
-        """Outputs that repeat one already seen."""
-        seen: set[object] = set()
-        repeats = 0
+    def _by_identity(self) -> dict[object, list[tuple[Position, Output]]]:
+        """Every output with its input position, grouped by identity.
+
+        A dead letter's identity is its input position.
+        """
+        groups: dict[object, list[tuple[Position, Output]]] = {}
         for pos, outs in self.outputs.items():
             for out in outs:
-                ident: object = out.identity or ("dlq", pos)
-                repeats += ident in seen
-                seen.add(ident)
-        return repeats
+                groups.setdefault(out.identity or ("dlq", pos), []).append((pos, out))
+        return groups
+
+    def duplicates(self) -> int:
+        """Outputs that repeat one already seen."""
+        return sum(len(group) - 1 for group in self._by_identity().values())
+
+    def redone(self) -> set[Position]:
+        """Inputs with more than one output about themselves: handled again after a fault."""
+        return {pos for pos in self.outputs if len(self.own(pos)) > 1}
+
+    def repeat_sources(self) -> set[Position]:
+        """The inputs that emitted an output whose identity was emitted more than once.
+
+        A restart may repeat only what came from inputs past the group's commit: after a crash
+        that kept a line's history but lost its outputs, the line's own input and the later
+        line that revised it both re-send the revision (one of them is then a duplicate no
+        output in flight accounts for), yet both inputs are uncommitted.
+        """
+        return {pos for group in self._by_identity().values() if len(group) > 1 for pos, _ in group}
+
+    def conflicts(self) -> dict[object, set[tuple[object, ...]]]:
+        """Identities emitted more than once with different verdicts (there must be none)."""
+        found: dict[object, set[tuple[object, ...]]] = {}
+        for ident, group in self._by_identity().items():
+            if len(group) > 1:
+                verdicts = {out.verdict for _, out in group}
+                if len(verdicts) > 1:
+                    found[ident] = verdicts
+        return found
 
     def final(self) -> dict[str, dict[str, Any]]:
         """The latest result per line id: what a consumer keeping the highest revision holds."""

@@ -25,7 +25,7 @@ from scrubber.stream.app import EXIT_STORE_FAILED
 from tests.integration.conftest import load_bundle, progress, wait_progress
 
 from .conftest import CHAOS_LINES
-from .test_faults import _conserved, _in_flight, _outputs, _records
+from .test_faults import _conserved, _fault, _outputs, _records, _repeats_within
 
 pytestmark = pytest.mark.integration
 
@@ -96,10 +96,10 @@ def test_disk_full_under_the_rocksdb_store(settings, worker, bundle, tmp_path: P
         stopped = time.monotonic() - filling
         assert status == EXIT_STORE_FAILED, (status, worker.log_tail())
         assert "the patient history store refused a write" in worker.log_tail(), worker.log_tail()
-        committed = asyncio.run(committed_offsets(settings))
-        in_flight = _in_flight(settings, positions, start)
+        fault = _fault(settings, positions, start)
+        written = asyncio.run(end_offsets(settings, _outputs(settings)))
 
-        # Started again on the full disk: it judges nothing, and commits nothing new.
+        # Started again on the full disk: it writes no output, and commits nothing new.
         answered = progress(settings, positions, start)
         worker.start()
         try:
@@ -109,7 +109,8 @@ def test_disk_full_under_the_rocksdb_store(settings, worker, bundle, tmp_path: P
         print(f"disk full: a start on the full disk exited with {again}")
         assert again != 0, worker.log_tail()  # a failure, never a clean stop
         assert progress(settings, positions, start) == answered
-        assert asyncio.run(committed_offsets(settings)) == committed
+        assert asyncio.run(end_offsets(settings, _outputs(settings))) == written
+        assert asyncio.run(committed_offsets(settings)) == fault.committed
 
         filler.unlink()
         back = time.monotonic()
@@ -118,9 +119,14 @@ def test_disk_full_under_the_rocksdb_store(settings, worker, bundle, tmp_path: P
         ledger = asyncio.run(collect(settings, positions, start, wait_seconds=240))
         print(f"disk full: the worker stopped {stopped:.1f} s after the filling began")
         _conserved(
-            ledger, records, bundle, "disk_full", time.monotonic() - back, in_flight=in_flight
+            ledger,
+            records,
+            bundle,
+            "disk_full",
+            time.monotonic() - back,
+            in_flight=fault.in_flight,
         )
-        assert ledger.duplicates() <= in_flight, (ledger.duplicates(), in_flight)
+        _repeats_within(ledger, [fault])
     finally:
         if worker.proc is not None and worker.proc.poll() is None:
             worker.proc.kill()

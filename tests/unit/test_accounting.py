@@ -1,6 +1,8 @@
-"""The ledger's account of inputs without output."""
+"""The ledger's account of inputs without output, of repeats, and of conflicting repeats."""
 
 from __future__ import annotations
+
+import orjson
 
 from scrubber.accounting import Ledger, Output
 
@@ -35,3 +37,81 @@ def test_a_complete_ledger_says_so() -> None:
 def test_many_runs_are_cut_short() -> None:
     ledger = Ledger(expected={(0, o) for o in range(0, 40, 2)})
     assert "(+17 more runs)" in ledger.describe_missing(limit=3)
+
+
+def _result(
+    partition: int,
+    line_id: str,
+    revision: int,
+    *,
+    trigger: str = "input",
+    outcome: str = "flagged",
+    rules: tuple[str, ...] = ("units.mue_exceeded",),
+) -> Output:
+    doc = {
+        "line_id": line_id,
+        "revision": revision,
+        "outcome": outcome,
+        "findings": [{"rule_id": r} for r in rules],
+    }
+    return Output(
+        kind=outcome,
+        key=None,
+        value=orjson.dumps(doc),
+        headers={
+            "scrubber-source-partition": str(partition).encode(),
+            "scrubber-trigger": trigger.encode(),
+        },
+    )
+
+
+def test_an_input_answered_twice_is_redone_and_its_repeat_counted() -> None:
+    ledger = Ledger(
+        expected={(0, 1), (0, 2)},
+        outputs={
+            (0, 1): [_result(0, "C1:1", 1)],
+            (0, 2): [_result(0, "C1:2", 1), _result(0, "C1:2", 1)],
+        },
+    )
+    assert ledger.redone() == {(0, 2)}
+    assert ledger.duplicates() == 1
+    assert ledger.repeat_sources() == {(0, 2)}
+    assert not ledger.conflicts()
+
+
+def test_a_revision_re_sent_by_another_input_names_both_sources_but_redoes_neither() -> None:
+    """A line's own input and the line that revised it both re-send the revision."""
+    ledger = Ledger(
+        expected={(1, 47), (1, 48)},
+        outputs={
+            (1, 47): [_result(1, "X:1", 2)],
+            (1, 48): [_result(1, "Y:1", 1), _result(1, "X:1", 2, trigger="revision")],
+        },
+    )
+    assert ledger.redone() == set()
+    assert ledger.duplicates() == 1
+    assert ledger.repeat_sources() == {(1, 47), (1, 48)}
+
+
+def test_repeats_with_different_verdicts_are_conflicts() -> None:
+    ledger = Ledger(
+        expected={(0, 3)},
+        outputs={
+            (0, 3): [
+                _result(0, "C3:1", 2, outcome="flagged"),
+                _result(0, "C3:1", 2, outcome="accepted", rules=()),
+            ]
+        },
+    )
+    assert list(ledger.conflicts()) == [("C3:1", 2)]
+    dead = Ledger(
+        expected={(0, 4)},
+        outputs={
+            (0, 4): [
+                Output("dlq", None, b"x", {"scrubber-error-code": b"malformed_json"}),
+                Output("dlq", None, b"x", {"scrubber-error-code": b"schema_violation"}),
+            ]
+        },
+    )
+    assert list(dead.conflicts()) == [("dlq", (0, 4))]
+    assert dead.redone() == {(0, 4)}
