@@ -121,6 +121,22 @@ class Output:
         return (doc["outcome"], tuple(f["rule_id"] for f in doc["findings"]))
 
 
+@dataclass(frozen=True)
+class Fault:
+    """Where the worker group stood when a worker died: what a restart may handle again."""
+
+    committed: dict[int, int]
+    """The group's committed offset per input partition."""
+    answered: frozenset[Position]
+    """Inputs past the commit that already had their own output."""
+    in_flight: int
+    """The outputs of the inputs past the commit (for a report: not a bound on duplicates)."""
+
+    def past(self, pos: Position) -> bool:
+        """Whether the input at ``pos`` lay past the group's commit."""
+        return pos[1] >= self.committed.get(pos[0], 0)
+
+
 @dataclass
 class Ledger:
     """Every output matched to its input position.
@@ -202,6 +218,32 @@ class Ledger:
         output in flight accounts for), yet both inputs are uncommitted.
         """
         return {pos for group in self._by_identity().values() if len(group) > 1 for pos, _ in group}
+
+    def beyond(self, faults: list[Fault]) -> list[str]:
+        """What was repeated that the faults do not account for; empty when all is explained.
+
+        After each fault a restart handles again the inputs past the group's commit, so an
+        input may have one own output more for every fault at which it was past the commit and
+        already answered; every output of a repeated identity must come from an input past the
+        commit at some fault; and repeats of one identity must carry one verdict, so a consumer
+        may keep either. (A revision's cause is a later line of the same patient, in the same
+        partition, so both sources of a repeated revision lie past a commit if either does.)
+        """
+        problems = []
+        for pos in sorted(self.redone()):
+            allowed = 1 + sum(pos in f.answered for f in faults)
+            if len(self.own(pos)) > allowed:
+                problems.append(
+                    f"input {pos} answered {len(self.own(pos))} times, {allowed} allowed"
+                )
+        for pos in sorted(self.repeat_sources()):
+            if not any(f.past(pos) for f in faults):
+                problems.append(f"input {pos} repeated an output but was committed at every fault")
+        for ident, verdicts in self.conflicts().items():
+            problems.append(
+                f"{ident} repeated with different verdicts: {sorted(map(str, verdicts))}"
+            )
+        return problems
 
     def conflicts(self) -> dict[object, set[tuple[object, ...]]]:
         """Identities emitted more than once with different verdicts (there must be none)."""

@@ -17,7 +17,6 @@ import random
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import orjson
 import pytest
 
 from scrubber.accounting import (
+    Fault,
     Ledger,
-    Position,
     collect,
     committed_offsets,
     end_offsets,
@@ -145,31 +144,23 @@ def _records(bundle, n, seed):
     return [(key_of(r), r) for r in generate(bundle, n, seed=seed, patients=max(50, n // 8))]
 
 
-@dataclass(frozen=True)
-class Fault:
-    """Where the group stood when the worker died: what a restart may handle again."""
+def _settled(settings, limit: float = 15.0) -> None:
+    """Wait until the output topics and the group's commit stop moving (two quiet polls in a
+    row): the requests a killed worker had written to its sockets still reach the broker after
+    the process is gone."""
 
-    committed: dict[int, int]
-    answered: frozenset[Position]
-    """Inputs past the group's commit that already had their own output."""
-    in_flight: int
-    """The outputs of those inputs (the report's "in flight at the faults")."""
+    def state():
+        outputs = asyncio.run(end_offsets(settings, _outputs(settings)))
+        return outputs, asyncio.run(committed_offsets(settings))
 
-    def past(self, pos: Position) -> bool:
-        """Whether the input at ``pos`` lay past the group's commit."""
-        return pos[1] >= self.committed[pos[0]]
-
-
-def _settled(settings, limit: float = 10.0) -> None:
-    """Wait until the output topics stop growing: the produce requests a killed worker had
-    written to its sockets still reach the broker after the process is gone."""
-    before = asyncio.run(end_offsets(settings, _outputs(settings)))
+    before, quiet = state(), 0
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the outputs or the commit still moved after {limit} s: {before}")
         time.sleep(0.5)
-        now = asyncio.run(end_offsets(settings, _outputs(settings)))
-        if now == before:
-            return
+        now = state()
+        quiet = quiet + 1 if now == before else 0
         before = now
 
 
@@ -188,19 +179,9 @@ def _fault(settings, positions, start) -> Fault:
 
 
 def _repeats_within(ledger: Ledger, faults: list[Fault]) -> None:
-    """Only what the faults left uncommitted was handled again, and every repeat agrees.
-
-    An input answered twice must have been past the commit, and answered, at a fault; every
-    output of a repeated identity must come from an input past the commit at a fault; and the
-    repeats of one (line id, revision) carry one verdict, so a consumer may keep either.
-    """
-    answered = frozenset().union(*(f.answered for f in faults))
-    redone = ledger.redone()
-    assert redone <= answered, sorted(redone - answered)[:20]
-    stray = {pos for pos in ledger.repeat_sources() if not any(f.past(pos) for f in faults)}
-    assert not stray, sorted(stray)[:20]
-    conflicts = ledger.conflicts()
-    assert not conflicts, list(conflicts.items())[:10]
+    """Only what the faults left uncommitted was handled again, and every repeat agrees."""
+    problems = ledger.beyond(faults)
+    assert not problems, problems[:20]
 
 
 def test_sigkill_three_times(settings, worker, bundle) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from scrubber.accounting import Ledger, Output
+from scrubber.accounting import Fault, Ledger, Output
 
 
 def _own(partition: int, offset: int) -> Output:
@@ -108,10 +108,73 @@ def test_repeats_with_different_verdicts_are_conflicts() -> None:
         expected={(0, 4)},
         outputs={
             (0, 4): [
-                Output("dlq", None, b"x", {"scrubber-error-code": b"malformed_json"}),
-                Output("dlq", None, b"x", {"scrubber-error-code": b"schema_violation"}),
+                Output("dlq", None, b"x", {"scrubber-error-code": b"not_json"}),
+                Output("dlq", None, b"x", {"scrubber-error-code": b"contract_violation"}),
             ]
         },
     )
     assert list(dead.conflicts()) == [("dlq", (0, 4))]
     assert dead.redone() == {(0, 4)}
+
+
+def _fault(committed: dict[int, int], answered: set[tuple[int, int]]) -> Fault:
+    return Fault(committed=committed, answered=frozenset(answered), in_flight=len(answered))
+
+
+def test_a_fault_knows_what_lay_past_the_commit() -> None:
+    fault = _fault({0: 10, 1: 3}, set())
+    assert fault.past((0, 10)) and fault.past((1, 7))
+    assert not fault.past((0, 9)) and not fault.past((1, 2))
+
+
+def test_repeats_of_inputs_past_the_commit_are_explained() -> None:
+    ledger = Ledger(
+        expected={(1, 47), (1, 48)},
+        outputs={
+            (1, 47): [_result(1, "X:1", 1), _result(1, "X:1", 2)],
+            (1, 48): [
+                _result(1, "Y:1", 1),
+                _result(1, "X:1", 2, trigger="revision"),
+                _result(1, "Y:1", 1),
+            ],
+        },
+    )
+    assert ledger.beyond([_fault({1: 40}, {(1, 47), (1, 48)})]) == []
+
+
+def test_a_committed_input_handled_again_is_not_explained() -> None:
+    ledger = Ledger(
+        expected={(1, 5)},
+        outputs={(1, 5): [_result(1, "X:1", 1), _result(1, "X:1", 1)]},
+    )
+    problems = ledger.beyond([_fault({1: 6}, set())])
+    assert problems == [
+        "input (1, 5) answered 2 times, 1 allowed",
+        "input (1, 5) repeated an output but was committed at every fault",
+    ]
+
+
+def test_an_input_may_be_answered_once_more_for_each_fault_it_was_in_flight_at() -> None:
+    ledger = Ledger(
+        expected={(0, 8)},
+        outputs={(0, 8): [_result(0, "X:1", 1)] * 3},
+    )
+    once = _fault({0: 5}, {(0, 8)})
+    assert ledger.beyond([once, _fault({0: 9}, set())]) == [
+        "input (0, 8) answered 3 times, 2 allowed"
+    ]
+    assert ledger.beyond([once, once]) == []
+
+
+def test_repeats_that_disagree_are_not_explained() -> None:
+    ledger = Ledger(
+        expected={(0, 3)},
+        outputs={
+            (0, 3): [
+                _result(0, "C3:1", 1, outcome="flagged"),
+                _result(0, "C3:1", 1, outcome="accepted", rules=()),
+            ]
+        },
+    )
+    (problem,) = ledger.beyond([_fault({0: 0}, {(0, 3)})])
+    assert problem.startswith("('C3:1', 1) repeated with different verdicts")
