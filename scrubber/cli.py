@@ -164,6 +164,19 @@ def examples(
 
 
 # ------------------------------------------------------------------------------- offline scrub
+def usable_cpus() -> int:
+    """The CPUs this process may run on, at least one: ``scrub --jobs 0``'s process count.
+
+    Its affinity where the platform tells it (``sched_getaffinity``, Linux among others): a
+    container or ``taskset`` may grant fewer CPUs than ``os.cpu_count`` counts. Elsewhere, the
+    machine's count.
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return len(affinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 @app.command()
 def scrub(
     path: Annotated[
@@ -212,7 +225,7 @@ def scrub(
         console.print("[red]error:[/red] --ack, --ack277 and --claims need an X12 837 input")
         raise typer.Exit(2)
     size = path.stat().st_size
-    processes = jobs or len(os.sched_getaffinity(0)) or 1
+    processes = jobs or usable_cpus()
     with (
         path.open("rb") as src,
         output.open("wb") as res,

@@ -235,3 +235,15 @@ def _running(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
+
+
+def test_jobs_zero_counts_the_cpus_this_process_may_use(monkeypatch) -> None:
+    from scrubber import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert cli.usable_cpus() == 3
+    monkeypatch.delattr(cli.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 7)
+    assert cli.usable_cpus() == 7
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: None)
+    assert cli.usable_cpus() == 1
