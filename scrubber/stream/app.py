@@ -191,6 +191,9 @@ class Worker:
             stream_buffer_maxsize=settings.stream_buffer_maxsize,
             # The worker has its own metrics; Faust's Monitor counted every record for nothing.
             Monitor=QuietMonitor,
+            # The app's tables (the history table is its only one) keep their changelog
+            # records until the broker has them, so a batch can wait for its own.
+            Table=ChangelogTable,
             web_enabled=True,
             web_bind=settings.web_host,
             web_host=settings.web_host,
@@ -215,21 +218,16 @@ class Worker:
         # Patient histories, keyed like the input (member id) and partitioned like it, so a
         # patient's history lives with the partition that receives the patient's lines; Faust
         # recovers it from its compacted changelog after a restart or a rebalance.
-        # Made as ``app.Table`` makes a table, of the class that keeps its changelog records
-        # until the broker has them (``ChangelogTable``).
-        self.table = ChangelogTable(
-            self.app,
-            name=HISTORY_TABLE,
+        # A ``ChangelogTable`` (the app's ``Table`` class, above).
+        self.table = self.app.Table(
+            HISTORY_TABLE,
             default=None,
-            beacon=self.app.tables.beacon,
             partitions=settings.partitions,
-            help=None,
             store=settings.table_store,
             key_type=bytes,  # bytes types make Faust use the raw serializer for the changelog
             value_type=bytes,
-            options=(dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None),
+            options=dict(ROCKSDB_OPTIONS) if settings.table_store.startswith("rocksdb") else None,
         )
-        self.app.tables.add(self.table)
         self.histories = TableHistoryStore(self.table, settings.history_format)
         # The claims of 837s being assembled from their lines' verdicts, per patient: in the
         # history table under their own key prefix, so they live, move and recover with the
