@@ -144,10 +144,10 @@ def _records(bundle, n, seed):
     return [(key_of(r), r) for r in generate(bundle, n, seed=seed, patients=max(50, n // 8))]
 
 
-def _settled(settings, limit: float = 15.0) -> None:
+def _settled(settings, limit: float = 15.0) -> dict[int, int]:
     """Wait until the output topics and the group's commit stop moving (two quiet polls in a
-    row): the requests a killed worker had written to its sockets still reach the broker after
-    the process is gone."""
+    row), and return the commit: the requests a killed worker had written to its sockets still
+    reach the broker after the process is gone."""
 
     def state():
         outputs = asyncio.run(end_offsets(settings, _outputs(settings)))
@@ -162,13 +162,13 @@ def _settled(settings, limit: float = 15.0) -> None:
         now = state()
         quiet = quiet + 1 if now == before else 0
         before = now
+    return before[1]
 
 
 def _fault(settings, positions, start) -> Fault:
     """The group's commit and the outputs already written once the dead worker's last requests
     have landed."""
-    _settled(settings)
-    committed = asyncio.run(committed_offsets(settings))
+    committed = _settled(settings)
     now = asyncio.run(collect(settings, positions, start, wait_seconds=60, to_end=True))
     past = {pos: outs for pos, outs in now.outputs.items() if pos[1] >= committed[pos[0]]}
     return Fault(

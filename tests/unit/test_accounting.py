@@ -93,8 +93,9 @@ def test_a_revision_re_sent_by_another_input_names_both_sources_but_redoes_neith
     assert ledger.repeat_sources() == {(1, 47), (1, 48)}
 
 
-def test_repeats_with_different_verdicts_are_conflicts() -> None:
-    ledger = Ledger(
+def _disagreeing() -> Ledger:
+    """One input answered twice with one (line id, revision) and two verdicts."""
+    return Ledger(
         expected={(0, 3)},
         outputs={
             (0, 3): [
@@ -103,7 +104,10 @@ def test_repeats_with_different_verdicts_are_conflicts() -> None:
             ]
         },
     )
-    assert list(ledger.conflicts()) == [("C3:1", 2)]
+
+
+def test_repeats_with_different_verdicts_are_conflicts() -> None:
+    assert list(_disagreeing().conflicts()) == [("C3:1", 2)]
     dead = Ledger(
         expected={(0, 4)},
         outputs={
@@ -167,14 +171,5 @@ def test_an_input_may_be_answered_once_more_for_each_fault_it_was_in_flight_at()
 
 
 def test_repeats_that_disagree_are_not_explained() -> None:
-    ledger = Ledger(
-        expected={(0, 3)},
-        outputs={
-            (0, 3): [
-                _result(0, "C3:1", 1, outcome="flagged"),
-                _result(0, "C3:1", 1, outcome="accepted", rules=()),
-            ]
-        },
-    )
-    (problem,) = ledger.beyond([_fault({0: 0}, {(0, 3)})])
-    assert problem.startswith("('C3:1', 1) repeated with different verdicts")
+    (problem,) = _disagreeing().beyond([_fault({0: 0}, {(0, 3)})])
+    assert problem.startswith("('C3:1', 2) repeated with different verdicts")
