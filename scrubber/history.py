@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import date, timedelta
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -250,9 +251,10 @@ class HistoryEntry(_EntrySlots):
 
     @classmethod
     def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
-        """An entry of a format-3 history: its head (see ``head``) and its line's JSON.
+        """An entry of its stored head (see ``head``) and its line's JSON.
 
-        A format-2 head (the same without the procedure code) gives an entry whose code is
+        How a format-2 history is read (a format-3 one keeps its rows: ``PatientHistory.at``).
+        A format-2 head (format 3's without the procedure code) gives an entry whose code is
         read from its line when first asked for.
         """
         if len(head) == 8:
@@ -401,11 +403,6 @@ class HistoryEntry(_EntrySlots):
             return None
         return code if type(code) is str else None
 
-    def head_2(self) -> list[Any]:
-        """What format 2 stores of the entry (format 3's head without the code)."""
-        head = self.head()
-        return [head[0], head[1], *head[3:]]
-
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HistoryEntry is immutable: cannot set {name!r}")
 
@@ -434,39 +431,231 @@ class HistoryEntry(_EntrySlots):
 
 _ORDER = attrgetter("order")
 
+#: The fields of a format-3 head row (``HistoryEntry.head``), and where its code is.
+_ROW_FIELDS = 8
+_ROW_CODE = 2
 
-@dataclass(frozen=True, slots=True)
+
+def _check_row(row: object) -> date:
+    """A format-3 head row's date of service; ValueError when the row is not one ``head`` makes."""
+    if type(row) is not list or len(row) != _ROW_FIELDS:
+        raise ValueError("malformed patient history entry")
+    line_id, day, code, content, revision, verdict, cause, size = row
+    if not (
+        type(line_id) is str
+        and (code is None or type(code) is str)
+        and type(content) is str
+        and type(revision) is int
+        and type(verdict) is str
+        and (cause is None or type(cause) is str)
+        and type(size) is int
+        and size >= 0
+    ):
+        raise ValueError("malformed patient history entry")
+    service_date = _DAYS.get(day) if type(day) is str else None
+    return service_date if service_date is not None else _day(day)
+
+
+class _Columns(NamedTuple):
+    """A history's columns, one item per entry, in history order."""
+
+    rows: list[list[Any]]
+    """Each entry's format-3 head (``HistoryEntry.head``), written back as it is."""
+    ids: list[str]
+    days: list[date]
+    codes: list[str | None]
+    """The procedure code of the head (None: only the entry's line tells it)."""
+    blobs: list[bytes | memoryview]
+    """Each entry's line as stored (``line_json``); a view of the bytes it was read from."""
+    cells: list[HistoryEntry | None]
+    """Each entry, once made (``PatientHistory.at``)."""
+
+
 class PatientHistory:
-    """The lines of one patient, ordered by (date of service, line id)."""
+    """The lines of one patient, ordered by (date of service, line id). Immutable.
 
-    member_id: str = ""
-    entries: tuple[HistoryEntry, ...] = ()
-    prunes: int = field(default=0, compare=False, repr=False)
+    Held as columns rather than as one object per line: each line's format-3 head row (its line
+    id, date, code, digests, revision, cause, size), its date of service, its stored JSON, and
+    its ``HistoryEntry`` once one was asked for. Reading a history from bytes makes no object per
+    line beyond what parsing the head gives: a patient's history is read and written for every
+    line of the patient, while judging a line touches only the few lines of its date and the
+    surgeries around it. An entry per stored line, made and freed on every read, was a third of
+    a history's cost, and it grew with the history. The dates are sorted, so a window of them
+    is found by bisection, not by a pass over the whole history.
+    """
+
+    __slots__ = ("_blobs", "_cells", "_codes", "_days", "_ids", "_rows", "member_id", "prunes")
+
+    member_id: str
+    prunes: int
     """How many times ``prune`` dropped lines from this history (in memory only)."""
+    _rows: list[list[Any]]
+    _ids: list[str]
+    _days: list[date]
+    _codes: list[str | None]
+    _blobs: list[bytes | memoryview]
+    _cells: list[HistoryEntry | None]
+
+    def __init__(
+        self, member_id: str = "", entries: Iterable[HistoryEntry] = (), prunes: int = 0
+    ) -> None:
+        ordered = sorted(entries, key=_ORDER)
+        rows = [e.head() for e in ordered]
+        self._fill(
+            member_id,
+            prunes,
+            _Columns(
+                rows,
+                [row[0] for row in rows],
+                [e.service_date for e in ordered],
+                [row[_ROW_CODE] for row in rows],
+                [e.blob for e in ordered],
+                list(ordered),
+            ),
+        )
+
+    def _fill(self, member_id: str, prunes: int, columns: _Columns) -> None:
+        setter = object.__setattr__
+        setter(self, "member_id", member_id)
+        setter(self, "prunes", prunes)
+        rows, ids, days, codes, blobs, cells = columns
+        setter(self, "_rows", rows)
+        setter(self, "_ids", ids)
+        setter(self, "_days", days)
+        setter(self, "_codes", codes)
+        setter(self, "_blobs", blobs)
+        setter(self, "_cells", cells)
+
+    @classmethod
+    def _of(cls, member_id: str, prunes: int, columns: _Columns) -> PatientHistory:
+        """A history of columns already in order (the one way methods make a new history)."""
+        history = cls.__new__(cls)
+        history._fill(member_id, prunes, columns)
+        return history
+
+    def _columns(self, cut: slice = slice(None)) -> _Columns:
+        """Copies of the columns (of the entries in ``cut``)."""
+        return _Columns(
+            self._rows[cut],
+            self._ids[cut],
+            self._days[cut],
+            self._codes[cut],
+            self._blobs[cut],
+            self._cells[cut],
+        )
 
     @classmethod
     def empty(cls, member_id: str) -> PatientHistory:
         """The history of a patient the scrubber has not seen before."""
-        return cls(member_id=member_id)
+        return cls._of(member_id, 0, _Columns([], [], [], [], [], []))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PatientHistory is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"PatientHistory is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PatientHistory):
+            return NotImplemented
+        return (self.member_id, self.entries) == (other.member_id, other.entries)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PatientHistory(member_id={self.member_id!r}, entries={self.entries!r})"
+
+    # ------------------------------------------------------------------------------ reading
+    def at(self, index: int) -> HistoryEntry:
+        """The entry at ``index`` in history order, made from its head row when first asked for."""
+        entry = self._cells[index]
+        if entry is None:
+            row, blob = self._rows[index], self._blobs[index]
+            code = row[_ROW_CODE]
+            # Rows were checked when read (``_check_row``); a row with a code is what the
+            # entry's ``head`` would build again, so it is kept as the entry's head.
+            entry = HistoryEntry._build(
+                None,
+                blob if type(blob) is bytes else bytes(blob),
+                code,
+                row if code is not None else None,
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[0],
+                self._days[index],
+            )
+            self._cells[index] = entry
+        return entry
+
+    @property
+    def entries(self) -> tuple[HistoryEntry, ...]:
+        """Every entry, in order (each made from its row when first asked for)."""
+        return tuple([self.at(i) for i in range(len(self._rows))])
+
+    @property
+    def service_dates(self) -> list[date]:
+        """The entries' dates of service, in history order (sorted). Do not change it."""
+        return self._days
+
+    @property
+    def line_ids(self) -> list[str]:
+        """The entries' line ids, in history order. Read only."""
+        return self._ids
+
+    @property
+    def procedure_codes(self) -> list[str | None]:
+        """The entries' procedure codes from their heads (None: ask ``code_at``). Read only."""
+        return self._codes
+
+    def code_at(self, index: int) -> str:
+        """The procedure code of the entry at ``index``, from its head row when it has one."""
+        code = self._codes[index]
+        return code if code is not None else self.at(index).procedure_code
+
+    def index(self, line_id: str) -> int | None:
+        """Where a line id is in the history, if the line is known."""
+        try:
+            return self._ids.index(line_id)
+        except ValueError:
+            return None
 
     def get(self, line_id: str) -> HistoryEntry | None:
         """The entry of a line id, if the line is known."""
-        for entry in self.entries:
-            if entry.line_id == line_id:
-                return entry
-        return None
+        i = self.index(line_id)
+        return None if i is None else self.at(i)
+
+    def span(self, first: date, last: date) -> range:
+        """The indexes of the entries dated ``first`` .. ``last`` (found by bisection)."""
+        days = self._days
+        return range(bisect_left(days, first), bisect_right(days, last))
 
     def between(self, first: date, last: date) -> tuple[HistoryEntry, ...]:
         """Entries whose date of service is in ``first`` .. ``last``."""
-        return tuple([e for e in self.entries if first <= e.service_date <= last])
+        return tuple([self.at(i) for i in self.span(first, last)])
 
+    # ------------------------------------------------------------------------------ changing
     def upsert(self, entry: HistoryEntry) -> PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""
-        line_id = entry.line_id
-        kept = [e for e in self.entries if e.line_id != line_id]
-        kept.append(entry)
-        kept.sort(key=_ORDER)
-        return PatientHistory(self.member_id, tuple(kept), self.prunes)
+        columns = self._columns()
+        rows, ids, days, codes, blobs, cells = columns
+        old = self.index(entry.line_id)
+        if old is not None:
+            for column in columns:
+                del column[old]
+        day, line_id = entry.service_date, entry.line_id
+        at, end = bisect_left(days, day), bisect_right(days, day)
+        while at < end and ids[at] < line_id:  # the same date: ordered by line id
+            at += 1
+        row = entry.head()
+        rows.insert(at, row)
+        ids.insert(at, line_id)
+        days.insert(at, day)
+        codes.insert(at, row[_ROW_CODE])
+        blobs.insert(at, entry.blob)
+        cells.insert(at, entry)
+        return PatientHistory._of(self.member_id, self.prunes, columns)
 
     def prune(self, keep_days: int) -> PatientHistory:
         """Drop lines dated more than ``keep_days`` before the patient's newest line.
@@ -474,33 +663,33 @@ class PatientHistory:
         Relative to the newest date of service, never to the clock: replaying the same input
         yields the same history. How much to keep is the caller's policy (``revisions``).
         """
-        if not self.entries:
+        days = self._days
+        if not days:
             return self
-        dates = [e.service_date for e in self.entries]
-        horizon = max(dates) - timedelta(days=keep_days)
-        if min(dates) >= horizon:
+        cut = bisect_left(days, days[-1] - timedelta(days=keep_days))
+        if cut == 0:
             return self
-        kept = tuple(e for e in self.entries if e.service_date >= horizon)
-        if len(kept) == len(self.entries):
-            return self
-        return PatientHistory(self.member_id, kept, self.prunes + 1)
+        return PatientHistory._of(self.member_id, self.prunes + 1, self._columns(slice(cut, None)))
 
+    # ------------------------------------------------------------------------------ stored form
     def to_bytes(self, version: int = _FORMAT) -> bytes:
         """The stored form (format 3, see the module's docstring) for the table and changelog.
 
-        Each entry's line JSON is kept on the entry, so a write encodes only the new lines and
-        the small head. ``version`` 2 writes format 2, which a release before format 3 reads
-        (during a rolling upgrade from it, until every worker reads format 3).
+        The head rows and each line's JSON are kept as they were read or made, so a write
+        encodes only the small head. ``version`` 2 writes format 2, which a release before
+        format 3 reads (during a rolling upgrade from it, until every worker reads format 3).
         """
-        entries = self.entries
         if version == _FORMAT:
-            magic, heads = _MAGIC, [e.head() for e in entries]
+            magic, heads = _MAGIC, self._rows
         elif version == _FORMAT_2:
-            magic, heads = _MAGIC_2, [e.head_2() for e in entries]
+            magic, heads = (
+                _MAGIC_2,
+                [[*row[:_ROW_CODE], *row[_ROW_CODE + 1 :]] for row in self._rows],
+            )
         else:
             raise ValueError(f"cannot write patient history format {version!r}")
         head = orjson.dumps({"f": version, "m": self.member_id, "e": heads})
-        data = b"".join((magic, head, b"\n", *[e.blob for e in entries]))
+        data = b"".join((magic, head, b"\n", *self._blobs))
         _remember(data, self)
         return data
 
@@ -517,36 +706,68 @@ class PatientHistory:
             _DECODED.move_to_end(data)
             return cached
         if data.startswith(_MAGIC):
-            history = cls._read(data, _FORMAT, 8)
+            history = cls._read(data)
         elif data.startswith(_MAGIC_2):
-            history = cls._read(data, _FORMAT_2, 7)
+            history = cls._read_2(data)
         else:
             doc = orjson.loads(data)
             if doc.get("f") != _LEGACY_FORMAT:
                 raise ValueError(f"unknown patient history format {doc.get('f')!r}")
-            entries = [HistoryEntry.stored(e) for e in doc["e"]]
-            history = cls(member_id=doc["m"], entries=tuple(entries))
+            history = cls(member_id=doc["m"], entries=[HistoryEntry.stored(e) for e in doc["e"]])
         _remember(data, history)
         return history
 
-    @classmethod
-    def _read(cls, data: bytes, version: int, fields: int) -> PatientHistory:
-        """A history of format 3 or 2 (the magic is two bytes either way)."""
+    @staticmethod
+    def _head(data: bytes, version: int) -> tuple[dict[str, Any], int]:
+        """The parsed head of a format 3 or 2 history (the magic is two bytes either way)."""
         end = data.index(b"\n")  # JSON escapes newlines in strings: the first ends the head
         head = orjson.loads(data[len(_MAGIC) : end])
-        if head.get("f") != version:
-            raise ValueError(f"unknown patient history format {head.get('f')!r}")
+        if type(head) is not dict or head.get("f") != version:
+            found = head.get("f") if type(head) is dict else None
+            raise ValueError(f"unknown patient history format {found!r}")
+        if type(head.get("e")) is not list or type(head.get("m")) is not str:
+            raise ValueError("malformed patient history")
+        return head, end + 1
+
+    @classmethod
+    def _read(cls, data: bytes) -> PatientHistory:
+        """A format-3 history: its head's rows as they are, its lines' JSON as views of ``data``."""
+        head, at = cls._head(data, _FORMAT)
+        rows: list[list[Any]] = head["e"]
+        days = [_check_row(row) for row in rows]
+        codes = [row[_ROW_CODE] for row in rows]
+        view = memoryview(data)
+        blobs: list[bytes | memoryview] = []
+        for row in rows:
+            end = at + row[-1]
+            if end > len(data):
+                raise ValueError("malformed patient history entry")
+            blobs.append(view[at:end])
+            at = end
+        if at != len(data):
+            raise ValueError("patient history has bytes after its last entry")
+        columns = _Columns(rows, [row[0] for row in rows], days, codes, blobs, [None] * len(rows))
+        history = cls._of(head["m"], 0, columns)
+        if None in codes or days != sorted(days):
+            # A row without a code (its line tells it), or rows out of order: written by hand
+            # or by an old release, never by ``to_bytes``. Made again from the entries.
+            history = cls(head["m"], history.entries)
+        return history
+
+    @classmethod
+    def _read_2(cls, data: bytes) -> PatientHistory:
+        """A format-2 history (format 3 without the code): read through its entries."""
+        head, at = cls._head(data, _FORMAT_2)
         entries = []
-        at = end + 1
         for item in head["e"]:
-            size = item[-1] if isinstance(item, list) and len(item) == fields else None
+            size = item[-1] if isinstance(item, list) and len(item) == _ROW_FIELDS - 1 else None
             if type(size) is not int or size < 0 or at + size > len(data):
                 raise ValueError("malformed patient history entry")
             entries.append(HistoryEntry.from_head(item, data[at : at + size]))
             at += size
         if at != len(data):
             raise ValueError("patient history has bytes after its last entry")
-        return cls(member_id=head["m"], entries=tuple(entries))
+        return cls(head["m"], entries)
 
 
 #: Recently written or read histories by their bytes. A history is immutable and its bytes are

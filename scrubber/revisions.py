@@ -87,18 +87,22 @@ def visible(
     code come from the history's head: only the lines handed over are validated.
     """
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
-    return tuple(
-        [
-            e.line
-            for e in history.entries
-            if e.line_id != line_id
-            and (
-                e.service_date == day
-                or (first <= e.service_date <= last and e.procedure_code in codes)
-                or e.service_date == date.min
-            )
-        ]
-    )
+    window = history.span(first, last)  # the history's dates are sorted
+    calendar_start = history.span(date.min, date.min).stop
+    days, heads = history.service_dates, history.procedure_codes
+    picked = [
+        *range(min(calendar_start, window.start)),
+        *[
+            i
+            for i in window
+            if days[i] == day
+            or heads[i] in codes
+            or i < calendar_start
+            or (heads[i] is None and history.code_at(i) in codes)
+        ],
+    ]
+    ids, at = history.line_ids, history.at
+    return tuple([at(i).line for i in picked if ids[i] != line_id])
 
 
 class Reviser:

@@ -1,0 +1,180 @@
+"""The history's columns answer what a plain list of entries answers.
+
+``PatientHistory`` keeps its lines as columns and finds dates by bisection; these tests hold
+every operation to a reference that keeps a sorted list of entries and scans it, on random
+histories with repeated dates, replaced lines, lines on the first day of the calendar and
+lines whose stored head has no procedure code.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scrubber import history as history_module
+from scrubber.contracts import ClaimLine
+from scrubber.history import HistoryEntry, PatientHistory, content_digest
+from scrubber.revisions import visible
+from scrubber.rules.base import INFLUENCE_DAYS
+from scrubber.rules.engine import clamped
+
+from ..conftest import BASE_LINE
+
+CODES = ("99213", "27447", "11042", "20610")
+SURGICAL = frozenset({"27447", "11042"})
+BASE_DAY = date(2025, 3, 1)
+
+
+def _line(claim: int, number: int, day: date, code: str) -> ClaimLine:
+    doc: dict[str, Any] = {
+        **BASE_LINE,
+        "claim_id": f"C{claim}",
+        "line_number": number,
+        "service_date": day.isoformat(),
+        "procedure_code": code,
+    }
+    return ClaimLine.model_validate(doc, strict=False)
+
+
+def _entry(line: ClaimLine, revision: int = 1) -> HistoryEntry:
+    return HistoryEntry(line, content_digest(line), revision, f"v{revision}", cause=line.line_id)
+
+
+class _Reference:
+    """A history as a list of entries kept sorted and scanned: what the columns must answer."""
+
+    def __init__(self) -> None:
+        self.entries: list[HistoryEntry] = []
+
+    def upsert(self, entry: HistoryEntry) -> None:
+        self.entries = [e for e in self.entries if e.line_id != entry.line_id] + [entry]
+        self.entries.sort(key=lambda e: e.order)
+
+    def prune(self, keep_days: int) -> None:
+        if self.entries:
+            horizon = max(e.service_date for e in self.entries) - timedelta(days=keep_days)
+            self.entries = [e for e in self.entries if e.service_date >= horizon]
+
+    def between(self, first: date, last: date) -> list[str]:
+        return [e.line_id for e in self.entries if first <= e.service_date <= last]
+
+    def visible(self, line_id: str, day: date) -> list[str]:
+        first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
+        return [
+            e.line_id
+            for e in self.entries
+            if e.line_id != line_id
+            and (
+                e.service_date == day
+                or (first <= e.service_date <= last and e.procedure_code in SURGICAL)
+                or e.service_date == date.min
+            )
+        ]
+
+
+def _day(rng: random.Random) -> date:
+    if rng.random() < 0.05:
+        return date.min + timedelta(days=rng.randrange(3))
+    return BASE_DAY + timedelta(days=rng.randrange(-200, 200))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 60))
+def test_the_columns_answer_what_a_sorted_list_answers(seed: int, steps: int) -> None:
+    rng = random.Random(seed)
+    history, reference = PatientHistory.empty("M1"), _Reference()
+    for _ in range(steps):
+        claim, number = rng.randrange(12), rng.randrange(1, 4)
+        line = _line(claim, number, _day(rng), rng.choice(CODES))
+        entry = _entry(line, rng.randrange(1, 4))
+        history, _ = history.upsert(entry), reference.upsert(entry)
+        if rng.random() < 0.1:
+            keep = rng.randrange(30, 400)
+            try:
+                reference.prune(keep)
+            except OverflowError:  # newest line near the calendar's start: fails either way
+                with pytest.raises(OverflowError):
+                    history.prune(keep)
+            else:
+                history = history.prune(keep)
+        if rng.random() < 0.3:  # through the stored form: read back without the decoded cache
+            data = history.to_bytes()
+            history_module._DECODED.clear()
+            history = PatientHistory.from_bytes(data)
+        assert [e.line_id for e in history.entries] == [e.line_id for e in reference.entries]
+        assert history == PatientHistory("M1", reference.entries)
+        probe = _day(rng)
+        first, last = sorted((probe, _day(rng)))
+        assert [e.line_id for e in history.between(first, last)] == reference.between(first, last)
+        for e in reference.entries:
+            assert history.get(e.line_id) == e
+            got = [o.line_id for o in visible(history, e.line_id, e.service_date, SURGICAL)]
+            assert got == reference.visible(e.line_id, e.service_date)
+        assert [o.line_id for o in visible(history, "none", probe, SURGICAL)] == (
+            reference.visible("none", probe)
+        )
+    assert history.get("C99:9") is None
+
+
+def _stored(rows: list[list[Any]], lines: list[ClaimLine]) -> bytes:
+    blobs = [history_module.line_json(line) for line in lines]
+    for row, blob in zip(rows, blobs, strict=True):
+        row.append(len(blob))
+    head = orjson.dumps({"f": 3, "m": "M1", "e": rows})
+    return b"".join((b"H3", head, b"\n", *blobs))
+
+
+def test_rows_out_of_order_or_without_a_code_read_as_the_lines_say() -> None:
+    late = _line(1, 1, BASE_DAY + timedelta(days=5), "27447")
+    early = _line(2, 1, BASE_DAY, "99213")
+    rows = [
+        [late.line_id, late.service_date.isoformat(), None, "c1", 1, "v", None],
+        [early.line_id, early.service_date.isoformat(), "99213", "c2", 2, "v", None],
+    ]
+    history_module._DECODED.clear()
+    history = PatientHistory.from_bytes(_stored(rows, [late, early]))
+    assert [e.line_id for e in history.entries] == [early.line_id, late.line_id]
+    assert history.procedure_codes == ["99213", "27447"]  # the missing code read from the line
+    assert [e.line for e in history.entries] == [early, late]
+    again = PatientHistory.from_bytes(history.to_bytes())
+    assert again == history and again.procedure_codes == ["99213", "27447"]
+    # The window sees the surgery whose head had no code.
+    assert [o.line_id for o in visible(history, early.line_id, BASE_DAY, SURGICAL)] == [
+        late.line_id
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda rows: rows[0].__setitem__(4, "1"),  # a revision that is not a number
+        lambda rows: rows[0].__setitem__(7, 10**6),  # a size beyond the bytes
+        lambda rows: rows[0].__setitem__(1, "2025-02-30"),  # not a date
+        lambda rows: rows[0].pop(),  # a short row
+    ],
+)
+def test_a_damaged_head_row_makes_the_history_unreadable(damage: Any) -> None:
+    line = _line(1, 1, BASE_DAY, "99213")
+    blob = history_module.line_json(line)
+    rows = [[line.line_id, BASE_DAY.isoformat(), "99213", "c", 1, "v", None, len(blob)]]
+    damage(rows)
+    data = b"".join((b"H3", orjson.dumps({"f": 3, "m": "M1", "e": rows}), b"\n", blob))
+    history_module._DECODED.clear()
+    with pytest.raises(history_module.UnreadableHistory):
+        history_module.read_stored(data)
+
+
+def test_a_history_cannot_be_changed_in_place() -> None:
+    history = PatientHistory.empty("M1").upsert(_entry(_line(1, 1, BASE_DAY, "99213")))
+    with pytest.raises(AttributeError):
+        history.member_id = "M2"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del history.prunes
+    grown = history.upsert(_entry(_line(2, 1, BASE_DAY, "99213")))
+    assert len(history.entries) == 1 and len(grown.entries) == 2
