@@ -456,6 +456,12 @@ def _check_row(row: object) -> date:
     return service_date if service_date is not None else _day(day)
 
 
+def _ordered(days: list[date], ids: list[str]) -> bool:
+    """Whether rows are in history order: by date, then line id."""
+    orders = list(zip(days, ids, strict=True))
+    return orders == sorted(orders)
+
+
 class _Columns(NamedTuple):
     """A history's columns, one item per entry, in history order."""
 
@@ -640,11 +646,11 @@ class PatientHistory:
         """The history with this entry added, or replacing the entry of the same line id."""
         columns = self._columns()
         rows, ids, days, codes, blobs, cells = columns
-        old = self.index(entry.line_id)
-        if old is not None:
+        day, line_id = entry.service_date, entry.line_id
+        while line_id in ids:  # every entry of the line id (a history has one at most)
+            old = ids.index(line_id)
             for column in columns:
                 del column[old]
-        day, line_id = entry.service_date, entry.line_id
         at, end = bisect_left(days, day), bisect_right(days, day)
         while at < end and ids[at] < line_id:  # the same date: ordered by line id
             at += 1
@@ -725,7 +731,7 @@ class PatientHistory:
         if type(head) is not dict or head.get("f") != version:
             found = head.get("f") if type(head) is dict else None
             raise ValueError(f"unknown patient history format {found!r}")
-        if type(head.get("e")) is not list or type(head.get("m")) is not str:
+        if type(head.get("e")) is not list:
             raise ValueError("malformed patient history")
         return head, end + 1
 
@@ -748,7 +754,7 @@ class PatientHistory:
             raise ValueError("patient history has bytes after its last entry")
         columns = _Columns(rows, [row[0] for row in rows], days, codes, blobs, [None] * len(rows))
         history = cls._of(head["m"], 0, columns)
-        if None in codes or days != sorted(days):
+        if None in codes or not _ordered(days, columns.ids):
             # A row without a code (its line tells it), or rows out of order: written by hand
             # or by an old release, never by ``to_bytes``. Made again from the entries.
             history = cls(head["m"], history.entries)

@@ -89,20 +89,23 @@ def visible(
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
     window = history.span(first, last)  # the history's dates are sorted
     calendar_start = history.span(date.min, date.min).stop
-    days, heads = history.service_dates, history.procedure_codes
+    ids, days, heads = history.line_ids, history.service_dates, history.procedure_codes
     picked = [
-        *range(min(calendar_start, window.start)),
+        *[i for i in range(min(calendar_start, window.start)) if ids[i] != line_id],
         *[
             i
             for i in window
-            if days[i] == day
-            or heads[i] in codes
-            or i < calendar_start
-            or (heads[i] is None and history.code_at(i) in codes)
+            if ids[i] != line_id
+            and (
+                days[i] == day
+                or heads[i] in codes
+                or i < calendar_start
+                or (heads[i] is None and history.code_at(i) in codes)
+            )
         ],
     ]
-    ids, at = history.line_ids, history.at
-    return tuple([at(i).line for i in picked if ids[i] != line_id])
+    at = history.at
+    return tuple([at(i).line for i in picked])
 
 
 class Reviser:

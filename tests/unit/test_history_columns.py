@@ -130,6 +130,74 @@ def _stored(rows: list[list[Any]], lines: list[ClaimLine]) -> bytes:
     return b"".join((b"H3", head, b"\n", *blobs))
 
 
+@pytest.mark.parametrize("order", ["as_stored", "reversed", "same_day_swapped"])
+@pytest.mark.parametrize("code", ["stored", "missing"])
+def test_rows_in_any_order_or_without_a_code_read_as_the_lines_say(order: str, code: str) -> None:
+    one = _line(1, 1, BASE_DAY, "99213")
+    two = _line(2, 1, BASE_DAY, "27447")  # the same date: ordered by line id
+    three = _line(3, 1, BASE_DAY + timedelta(days=4), "11042")
+    lines = [one, two, three]
+    rows = [
+        [x.line_id, x.service_date.isoformat(), x.procedure_code, "c", 1, "v", None] for x in lines
+    ]
+    if code == "missing":
+        rows[1][2] = None
+    if order == "reversed":
+        rows, lines = rows[::-1], lines[::-1]
+    elif order == "same_day_swapped":  # dates in order, line ids of one date not
+        rows, lines = [rows[1], rows[0], rows[2]], [two, one, three]
+    history_module._DECODED.clear()
+    history = PatientHistory.from_bytes(_stored(rows, lines))
+    assert [e.line_id for e in history.entries] == ["C1:1", "C2:1", "C3:1"]
+    assert history.procedure_codes == ["99213", "27447", "11042"]
+    grown = history.upsert(_entry(_line(0, 1, BASE_DAY, "99213")))
+    assert [e.line_id for e in grown.entries] == ["C0:1", "C1:1", "C2:1", "C3:1"]
+    eager = PatientHistory("M1", [*(_entry(x) for x in (one, two, three))])
+    assert [e.line for e in history.entries] == [e.line for e in eager.entries]
+    assert [o.line_id for o in visible(history, "C3:1", three.service_date, SURGICAL)] == ["C2:1"]
+
+
+def test_a_line_id_stored_twice_is_replaced_whole() -> None:
+    first = _line(1, 1, BASE_DAY, "99213")
+    moved = _line(1, 1, BASE_DAY + timedelta(days=3), "99213")
+    other = _line(2, 1, BASE_DAY + timedelta(days=3), "99213")
+    rows = [
+        [x.line_id, x.service_date.isoformat(), x.procedure_code, "c", 1, "v", None]
+        for x in (first, moved, other)
+    ]
+    history_module._DECODED.clear()
+    history = PatientHistory.from_bytes(_stored(rows, [first, moved, other]))
+    corrected = history.upsert(_entry(_line(1, 1, BASE_DAY + timedelta(days=9), "99213")))
+    assert [(e.line_id, e.service_date.day) for e in corrected.entries] == [
+        ("C2:1", 4),
+        ("C1:1", 10),
+    ]
+
+
+def test_the_line_judged_is_never_read_for_its_own_window() -> None:
+    """A stored copy of the line itself, with no code and JSON that no longer validates, on
+    another date in the window: judging the line leaves it alone (it is not another line)."""
+    own = _line(1, 1, BASE_DAY + timedelta(days=5), "27447")
+    other = _line(2, 1, BASE_DAY, "99213")
+    blobs = [history_module.line_json(other), b'{"claim_id":"C1"}']
+    rows = [
+        [other.line_id, BASE_DAY.isoformat(), "99213", "c", 1, "v", None, len(blobs[0])],
+        [own.line_id, own.service_date.isoformat(), None, "c", 1, "v", None, len(blobs[1])],
+    ]
+    data = b"".join((b"H3", orjson.dumps({"f": 3, "m": "M1", "e": rows}), b"\n", *blobs))
+    history_module._DECODED.clear()
+    history = PatientHistory.from_bytes(data)
+    assert visible(history, own.line_id, BASE_DAY, SURGICAL) == (other,)
+
+
+def test_a_window_at_the_end_of_the_calendar() -> None:
+    last = _line(1, 1, date.max, "27447")
+    before = _line(2, 1, date.max - timedelta(days=30), "27447")
+    history = PatientHistory("M1", [_entry(last), _entry(before)])
+    assert visible(history, last.line_id, date.max, SURGICAL) == (before,)
+    assert history.between(date.max, date.max) == (history.get(last.line_id),)
+
+
 def test_rows_out_of_order_or_without_a_code_read_as_the_lines_say() -> None:
     late = _line(1, 1, BASE_DAY + timedelta(days=5), "27447")
     early = _line(2, 1, BASE_DAY, "99213")
@@ -157,6 +225,8 @@ def test_rows_out_of_order_or_without_a_code_read_as_the_lines_say() -> None:
         lambda rows: rows[0].__setitem__(7, 10**6),  # a size beyond the bytes
         lambda rows: rows[0].__setitem__(1, "2025-02-30"),  # not a date
         lambda rows: rows[0].pop(),  # a short row
+        lambda rows: rows[0].__setitem__(7, -1),  # a negative size
+        lambda rows: rows[0].__setitem__(7, True),  # a size that is not a number
     ],
 )
 def test_a_damaged_head_row_makes_the_history_unreadable(damage: Any) -> None:
@@ -178,3 +248,13 @@ def test_a_history_cannot_be_changed_in_place() -> None:
         del history.prunes
     grown = history.upsert(_entry(_line(2, 1, BASE_DAY, "99213")))
     assert len(history.entries) == 1 and len(grown.entries) == 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"[]", b'{"f":3,"m":"M1"}', b'{"f":3,"m":"M1","e":{}}', b'{"f":3,"m":"M1","e":[[]]}'],
+)
+def test_a_head_that_is_not_a_history_makes_it_unreadable(head: bytes) -> None:
+    history_module._DECODED.clear()
+    with pytest.raises(history_module.UnreadableHistory):
+        history_module.read_stored(b"H3" + head + b"\n")
