@@ -124,10 +124,20 @@ def _default_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes:
     return Changes(clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS))
 
 
+#: The spans ``clamped`` is asked for, made once each: it runs several times for every line,
+#: always with one of a handful of constants, and making the ``timedelta`` was half its cost.
+_SPANS: dict[int, timedelta] = {}
+
+
 def clamped(day: date, days: int) -> date:
     """``day + days``, held inside the calendar instead of overflowing."""
+    span = _SPANS.get(days)
+    if span is None:
+        span = timedelta(days=days)
+        if len(_SPANS) < 1024:
+            _SPANS[days] = span
     try:
-        return day + timedelta(days=days)
+        return day + span
     except OverflowError:
         return date.max if days > 0 else date.min
 

@@ -39,6 +39,9 @@ NO_PERIOD_MODIFIERS = frozenset({"78", "55", "56"})
 #: days of a 090 surgery) and d+1 (the decision visit the day before a 090 surgery).
 _EARLIEST_SURGERY = timedelta(days=max(POSTOP_DAYS.values()))
 _LATEST_SURGERY = timedelta(days=1)
+_ONE_DAY = timedelta(days=1)
+#: Each global period's post-operative days as a span, made once (a rule asks for every line).
+_POSTOP_SPANS = {days: timedelta(days=n) for days, n in POSTOP_DAYS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class Surgery:
     @property
     def last_postop_day(self) -> date:
         """The last day of the post-operative period (D for 000 codes)."""
-        return self.day + timedelta(days=POSTOP_DAYS[self.global_days])
+        return self.day + _POSTOP_SPANS[self.global_days]
 
     def in_postop(self, day: date) -> bool:
         """Whether a day is one of the post-operative days (D+1 .. D+10 or D+90)."""
@@ -168,7 +171,7 @@ def period_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | No
     if surgery is None:
         return None
     try:
-        first = surgery.day - timedelta(days=1)
+        first = surgery.day - _ONE_DAY
         last = surgery.last_postop_day
     except OverflowError:
         return Changes(date.min, date.max)
@@ -235,7 +238,7 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
         )
 
     yield from _earliest_surgery(
-        ctx, lambda s: s.global_days == "090" and s.day - timedelta(days=1) <= day <= s.day, message
+        ctx, lambda s: s.global_days == "090" and s.day - _ONE_DAY <= day <= s.day, message
     )
 
 
