@@ -30,6 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import date, timedelta
+from itertools import accumulate
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
@@ -471,13 +472,46 @@ class _Columns(NamedTuple):
     days: list[date]
     codes: list[str | None]
     """The procedure code of the head (None: only the entry's line tells it)."""
-    blobs: list[bytes | memoryview]
-    """Each entry's line as stored (``line_json``); a view of the bytes it was read from."""
+    blobs: list[bytes | int]
+    """Each entry's line as stored (``line_json``), or where it starts in the bytes the history
+    was read from (``PatientHistory._base``; its length is the row's last field)."""
     cells: list[HistoryEntry | None]
     """Each entry, once made (``PatientHistory.at``)."""
 
 
-class PatientHistory:
+class _HistorySlots:
+    """The slots of ``PatientHistory``, without its immutability (see ``_EntrySlots``)."""
+
+    __slots__ = (
+        "_base",
+        "_blobs",
+        "_cells",
+        "_codes",
+        "_days",
+        "_ids",
+        "_rows",
+        "member_id",
+        "prunes",
+    )
+
+    member_id: str
+    prunes: int
+    """How many times ``prune`` dropped lines from this history (in memory only)."""
+    _rows: list[list[Any]]
+    _ids: list[str]
+    _days: list[date]
+    _codes: list[str | None]
+    _blobs: list[bytes | int]
+    _cells: list[HistoryEntry | None]
+    _base: bytes
+    """The bytes the history was read from, which its entries' stored JSON points into."""
+
+    def _become(self) -> PatientHistory:
+        self.__class__ = PatientHistory
+        return cast(PatientHistory, self)
+
+
+class PatientHistory(_HistorySlots):
     """The lines of one patient, ordered by (date of service, line id). Immutable.
 
     Held as columns rather than as one object per line: each line's format-3 head row (its line
@@ -490,17 +524,7 @@ class PatientHistory:
     is found by bisection, not by a pass over the whole history.
     """
 
-    __slots__ = ("_blobs", "_cells", "_codes", "_days", "_ids", "_rows", "member_id", "prunes")
-
-    member_id: str
-    prunes: int
-    """How many times ``prune`` dropped lines from this history (in memory only)."""
-    _rows: list[list[Any]]
-    _ids: list[str]
-    _days: list[date]
-    _codes: list[str | None]
-    _blobs: list[bytes | memoryview]
-    _cells: list[HistoryEntry | None]
+    __slots__ = ()
 
     def __init__(
         self, member_id: str = "", entries: Iterable[HistoryEntry] = (), prunes: int = 0
@@ -520,24 +544,29 @@ class PatientHistory:
             ),
         )
 
-    def _fill(self, member_id: str, prunes: int, columns: _Columns) -> None:
-        setter = object.__setattr__
-        setter(self, "member_id", member_id)
-        setter(self, "prunes", prunes)
-        rows, ids, days, codes, blobs, cells = columns
-        setter(self, "_rows", rows)
-        setter(self, "_ids", ids)
-        setter(self, "_days", days)
-        setter(self, "_codes", codes)
-        setter(self, "_blobs", blobs)
-        setter(self, "_cells", cells)
+    def _fill(self, member_id: str, prunes: int, columns: _Columns, base: bytes = b"") -> None:
+        object.__setattr__(self, "__class__", _HistorySlots)  # writable while it is filled
+        slots = cast(_HistorySlots, self)
+        slots.member_id = member_id
+        slots.prunes = prunes
+        slots._rows, slots._ids, slots._days, slots._codes, slots._blobs, slots._cells = columns
+        slots._base = base
+        slots._become()
 
-    @classmethod
-    def _of(cls, member_id: str, prunes: int, columns: _Columns) -> PatientHistory:
-        """A history of columns already in order (the one way methods make a new history)."""
-        history = cls.__new__(cls)
-        history._fill(member_id, prunes, columns)
-        return history
+    @staticmethod
+    def _of(member_id: str, prunes: int, columns: _Columns, base: bytes = b"") -> PatientHistory:
+        """A history of columns already in order (the one way methods make a new history).
+
+        Filled as a plain ``_HistorySlots`` and then made a ``PatientHistory`` (see
+        ``_EntrySlots``): eight writes through ``object.__setattr__`` for every history made
+        cost more than the rest of an upsert.
+        """
+        slots = _HistorySlots()
+        slots.member_id = member_id
+        slots.prunes = prunes
+        slots._rows, slots._ids, slots._days, slots._codes, slots._blobs, slots._cells = columns
+        slots._base = base
+        return slots._become()
 
     def _columns(self, cut: slice = slice(None)) -> _Columns:
         """Copies of the columns (of the entries in ``cut``)."""
@@ -576,13 +605,13 @@ class PatientHistory:
         """The entry at ``index`` in history order, made from its head row when first asked for."""
         entry = self._cells[index]
         if entry is None:
-            row, blob = self._rows[index], self._blobs[index]
+            row, blob = self._rows[index], self._blob(index)
             code = row[_ROW_CODE]
             # Rows were checked when read (``_check_row``); a row with a code is what the
             # entry's ``head`` would build again, so it is kept as the entry's head.
             entry = HistoryEntry._build(
                 None,
-                blob if type(blob) is bytes else bytes(blob),
+                blob,
                 code,
                 row if code is not None else None,
                 row[3],
@@ -594,6 +623,36 @@ class PatientHistory:
             )
             self._cells[index] = entry
         return entry
+
+    def _blob(self, index: int) -> bytes:
+        """The stored JSON of the entry at ``index``."""
+        blob = self._blobs[index]
+        if type(blob) is bytes:
+            return blob
+        start = cast(int, blob)
+        return self._base[start : start + self._rows[index][-1]]
+
+    def _stored_lines(self) -> list[bytes | memoryview]:
+        """Every entry's stored JSON, in order: lines read together are one slice of the read."""
+        parts: list[bytes | memoryview] = []
+        base = memoryview(self._base)
+        first = last = -1
+        for blob, row in zip(self._blobs, self._rows, strict=True):
+            if type(blob) is bytes:
+                if first >= 0:
+                    parts.append(base[first:last])
+                    first = last = -1
+                parts.append(blob)
+            elif blob == last:  # the next line of the same run
+                last += row[-1]
+            else:
+                if first >= 0:
+                    parts.append(base[first:last])
+                first = cast(int, blob)
+                last = first + row[-1]
+        if first >= 0:
+            parts.append(base[first:last])
+        return parts
 
     @property
     def entries(self) -> tuple[HistoryEntry, ...]:
@@ -661,7 +720,7 @@ class PatientHistory:
         codes.insert(at, row[_ROW_CODE])
         blobs.insert(at, entry.blob)
         cells.insert(at, entry)
-        return PatientHistory._of(self.member_id, self.prunes, columns)
+        return PatientHistory._of(self.member_id, self.prunes, columns, self._base)
 
     def prune(self, keep_days: int) -> PatientHistory:
         """Drop lines dated more than ``keep_days`` before the patient's newest line.
@@ -675,7 +734,8 @@ class PatientHistory:
         cut = bisect_left(days, days[-1] - timedelta(days=keep_days))
         if cut == 0:
             return self
-        return PatientHistory._of(self.member_id, self.prunes + 1, self._columns(slice(cut, None)))
+        columns = self._columns(slice(cut, None))
+        return PatientHistory._of(self.member_id, self.prunes + 1, columns, self._base)
 
     # ------------------------------------------------------------------------------ stored form
     def to_bytes(self, version: int = _FORMAT) -> bytes:
@@ -695,7 +755,7 @@ class PatientHistory:
         else:
             raise ValueError(f"cannot write patient history format {version!r}")
         head = orjson.dumps({"f": version, "m": self.member_id, "e": heads})
-        data = b"".join((magic, head, b"\n", *self._blobs))
+        data = b"".join((magic, head, b"\n", *self._stored_lines()))
         _remember(data, self)
         return data
 
@@ -737,23 +797,21 @@ class PatientHistory:
 
     @classmethod
     def _read(cls, data: bytes) -> PatientHistory:
-        """A format-3 history: its head's rows as they are, its lines' JSON as views of ``data``."""
+        """A format-3 history: its head's rows as they are, its lines' JSON as where they start."""
         head, at = cls._head(data, _FORMAT)
         rows: list[list[Any]] = head["e"]
         days = [_check_row(row) for row in rows]
         codes = [row[_ROW_CODE] for row in rows]
-        view = memoryview(data)
-        blobs: list[bytes | memoryview] = []
-        for row in rows:
-            end = at + row[-1]
-            if end > len(data):
-                raise ValueError("malformed patient history entry")
-            blobs.append(view[at:end])
-            at = end
-        if at != len(data):
+        # Each line's JSON is where it starts in ``data`` (sizes were checked: none negative).
+        starts = list(accumulate([row[-1] for row in rows], initial=at))
+        end = starts.pop()
+        blobs = cast("list[bytes | int]", starts)
+        if end > len(data):
+            raise ValueError("malformed patient history entry")
+        if end != len(data):
             raise ValueError("patient history has bytes after its last entry")
         columns = _Columns(rows, [row[0] for row in rows], days, codes, blobs, [None] * len(rows))
-        history = cls._of(head["m"], 0, columns)
+        history = cls._of(head["m"], 0, columns, data)
         if None in codes or not _ordered(days, columns.ids):
             # A row without a code (its line tells it), or rows out of order: written by hand
             # or by an old release, never by ``to_bytes``. Made again from the entries.

@@ -109,6 +109,8 @@ def test_the_columns_answer_what_a_sorted_list_answers(seed: int, steps: int) ->
             history = PatientHistory.from_bytes(data)
         assert [e.line_id for e in history.entries] == [e.line_id for e in reference.entries]
         assert history == PatientHistory("M1", reference.entries)
+        # Lines kept from a read are written back from where they were read, in runs.
+        assert history.to_bytes() == PatientHistory("M1", reference.entries).to_bytes()
         probe = _day(rng)
         first, last = sorted((probe, _day(rng)))
         assert [e.line_id for e in history.between(first, last)] == reference.between(first, last)
