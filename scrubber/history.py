@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from itertools import accumulate
 from operator import attrgetter
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast, final
 
 import orjson
 
@@ -479,6 +479,11 @@ class _Columns(NamedTuple):
     """Each entry, once made (``PatientHistory.at``)."""
 
 
+def _still(base: bytes, blobs: list[bytes | int]) -> bytes:
+    """``base`` while a line still points into it, else nothing (so it can be freed)."""
+    return base if base and int in map(type, blobs) else b""
+
+
 class _HistorySlots:
     """The slots of ``PatientHistory``, without its immutability (see ``_EntrySlots``)."""
 
@@ -511,6 +516,7 @@ class _HistorySlots:
         return cast(PatientHistory, self)
 
 
+@final
 class PatientHistory(_HistorySlots):
     """The lines of one patient, ordered by (date of service, line id). Immutable.
 
@@ -627,10 +633,9 @@ class PatientHistory(_HistorySlots):
     def _blob(self, index: int) -> bytes:
         """The stored JSON of the entry at ``index``."""
         blob = self._blobs[index]
-        if type(blob) is bytes:
+        if not isinstance(blob, int):
             return blob
-        start = cast(int, blob)
-        return self._base[start : start + self._rows[index][-1]]
+        return self._base[blob : blob + self._rows[index][-1]]
 
     def _stored_lines(self) -> list[bytes | memoryview]:
         """Every entry's stored JSON, in order: lines read together are one slice of the read."""
@@ -638,7 +643,7 @@ class PatientHistory(_HistorySlots):
         base = memoryview(self._base)
         first = last = -1
         for blob, row in zip(self._blobs, self._rows, strict=True):
-            if type(blob) is bytes:
+            if not isinstance(blob, int):
                 if first >= 0:
                     parts.append(base[first:last])
                     first = last = -1
@@ -648,7 +653,7 @@ class PatientHistory(_HistorySlots):
             else:
                 if first >= 0:
                     parts.append(base[first:last])
-                first = cast(int, blob)
+                first = blob
                 last = first + row[-1]
         if first >= 0:
             parts.append(base[first:last])
@@ -720,7 +725,7 @@ class PatientHistory(_HistorySlots):
         codes.insert(at, row[_ROW_CODE])
         blobs.insert(at, entry.blob)
         cells.insert(at, entry)
-        return PatientHistory._of(self.member_id, self.prunes, columns, self._base)
+        return PatientHistory._of(self.member_id, self.prunes, columns, _still(self._base, blobs))
 
     def prune(self, keep_days: int) -> PatientHistory:
         """Drop lines dated more than ``keep_days`` before the patient's newest line.
@@ -735,7 +740,8 @@ class PatientHistory(_HistorySlots):
         if cut == 0:
             return self
         columns = self._columns(slice(cut, None))
-        return PatientHistory._of(self.member_id, self.prunes + 1, columns, self._base)
+        base = _still(self._base, columns.blobs)
+        return PatientHistory._of(self.member_id, self.prunes + 1, columns, base)
 
     # ------------------------------------------------------------------------------ stored form
     def to_bytes(self, version: int = _FORMAT) -> bytes:

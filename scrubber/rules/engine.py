@@ -131,12 +131,12 @@ _SPANS: dict[int, timedelta] = {}
 
 def clamped(day: date, days: int) -> date:
     """``day + days``, held inside the calendar instead of overflowing."""
-    span = _SPANS.get(days)
-    if span is None:
-        span = timedelta(days=days)
-        if len(_SPANS) < 1024:
-            _SPANS[days] = span
     try:
+        span = _SPANS.get(days)
+        if span is None:
+            span = timedelta(days=days)
+            if len(_SPANS) < 1024:
+                _SPANS[days] = span
         return day + span
     except OverflowError:
         return date.max if days > 0 else date.min

@@ -260,3 +260,64 @@ def test_a_head_that_is_not_a_history_makes_it_unreadable(head: bytes) -> None:
     history_module._DECODED.clear()
     with pytest.raises(history_module.UnreadableHistory):
         history_module.read_stored(b"H3" + head + b"\n")
+
+
+def _read_back(history: PatientHistory) -> PatientHistory:
+    data = history.to_bytes()
+    history_module._DECODED.clear()
+    return PatientHistory.from_bytes(data)
+
+
+def test_lines_kept_from_a_read_are_written_as_runs_of_it() -> None:
+    lines = [_line(n, 1, BASE_DAY + timedelta(days=n), "99213") for n in range(1, 6)]
+    read = _read_back(PatientHistory("M1", [_entry(x) for x in lines]))
+    assert len(read._stored_lines()) == 1  # one slice of the bytes read
+    replaced = read.upsert(_entry(lines[2], revision=2))
+    assert len(replaced._stored_lines()) == 3  # before, the new line, after
+    assert (
+        replaced.to_bytes()
+        == PatientHistory(
+            "M1", [*(_entry(x) for x in lines[:2]), _entry(lines[2], 2), *map(_entry, lines[3:])]
+        ).to_bytes()
+    )
+
+
+def test_the_bytes_read_are_let_go_once_no_line_points_into_them() -> None:
+    lines = [_line(n, 1, BASE_DAY + timedelta(days=n), "99213") for n in range(1, 4)]
+    read = _read_back(PatientHistory("M1", [_entry(x) for x in lines]))
+    assert read._base
+    history = read
+    for x in lines:
+        history = history.upsert(_entry(x, revision=2))
+    assert history._base == b""
+    later = _line(9, 1, BASE_DAY + timedelta(days=400), "99213")
+    pruned = read.upsert(_entry(later)).prune(100)
+    assert [e.line_id for e in pruned.entries] == [later.line_id] and pruned._base == b""
+
+
+def test_entries_of_other_histories_and_other_kinds_of_bytes_write_alike() -> None:
+    first = _read_back(PatientHistory("M1", [_entry(_line(1, 1, BASE_DAY, "99213"))]))
+    second = _read_back(PatientHistory("M1", [_entry(_line(2, 1, BASE_DAY, "27447"))]))
+    mixed = first.upsert(second.at(0))
+    both = PatientHistory("M1", [*first.entries, *second.entries])
+    line = _line(3, 1, BASE_DAY, "11042")
+    view = HistoryEntry(
+        line,
+        content_digest(line),
+        1,
+        "v1",
+        cause=line.line_id,
+        blob=bytearray(history_module.line_json(line)),
+    )
+    eager = PatientHistory(
+        "M1", [_entry(_line(n, 1, BASE_DAY, c)) for n, c in ((1, "99213"), (2, "27447"))]
+    )
+    assert mixed.to_bytes() == both.to_bytes() == eager.to_bytes()
+    assert mixed.upsert(view).to_bytes() == eager.upsert(_entry(line)).to_bytes()
+
+
+def test_a_span_beyond_the_calendar_is_held_at_its_edge() -> None:
+    assert clamped(BASE_DAY, 10**9) == date.max
+    assert clamped(BASE_DAY, -(10**9)) == date.min
+    assert clamped(date.max, 1) == date.max and clamped(date.min, -1) == date.min
+    assert clamped(BASE_DAY, 91) == BASE_DAY + timedelta(days=91)
