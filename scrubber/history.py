@@ -138,12 +138,12 @@ def read_stored(data: bytes) -> PatientHistory:
 class _EntrySlots:
     """The slots of ``HistoryEntry``, without its immutability.
 
-    Reading a history makes an entry for every stored line, and filling eleven slots through
-    ``object.__setattr__`` (the way round an immutable class's ``__setattr__``) cost more than
-    the rest of reading the entry. ``HistoryEntry._build`` fills an instance of this class
-    with plain slot writes instead, then makes it a ``HistoryEntry``: the two have the same
-    layout, so Python allows the change of ``__class__``, and from then on the entry is
-    immutable.
+    An entry is made for every line a history is asked for (``PatientHistory.at``), and filling
+    eleven slots through ``object.__setattr__`` (the way round an immutable class's
+    ``__setattr__``) cost more than the rest of making the entry. ``HistoryEntry._build``
+    fills an instance of this class with plain slot writes instead, then makes it a
+    ``HistoryEntry``: the two have the same layout, so Python allows the change of
+    ``__class__``, and from then on the entry is immutable.
     """
 
     __slots__ = (
@@ -182,12 +182,11 @@ class _EntrySlots:
 class HistoryEntry(_EntrySlots):
     """One line of the patient and what was last emitted for it.
 
-    Immutable. An entry read back from bytes (``from_bytes``) validates its line only when the
-    line is first asked for: the processor reads the lines near the one it judges, and
-    validating a patient's whole history on every read was most of a worker's time per line.
-    Its date, procedure code and line id come from the stored head, and it writes back the
-    line's JSON exactly as it was read (``blob``), so a history write encodes only the lines
-    that are new.
+    Immutable. An entry made from a stored history (``PatientHistory.at``) validates its line
+    only when the line is first asked for: the processor reads the lines near the one it
+    judges, and validating a patient's whole history on every read was most of a worker's time
+    per line. Its date, procedure code and line id come from the stored head row, and ``blob``
+    is the line's JSON exactly as it was read.
     """
 
     __slots__ = ()
@@ -249,46 +248,6 @@ class HistoryEntry(_EntrySlots):
         fields.order = (service_date, line_id)
         fields.__class__ = cls
         return cast(HistoryEntry, fields)
-
-    @classmethod
-    def from_head(cls, head: list[Any], blob: bytes) -> HistoryEntry:
-        """An entry of its stored head (see ``head``) and its line's JSON.
-
-        How a format-2 history is read (a format-3 one keeps its rows: ``PatientHistory.at``).
-        A format-2 head (format 3's without the procedure code) gives an entry whose code is
-        read from its line when first asked for.
-        """
-        if len(head) == 8:
-            line_id, day, code, content, revision, verdict, cause, _size = head
-        else:
-            line_id, day, content, revision, verdict, cause, _size = head
-            code = None
-        service_date = _DAYS.get(day) if type(day) is str else None
-        if service_date is None:
-            service_date = _day(day)
-        if not (
-            type(line_id) is str
-            and (code is None or type(code) is str)
-            and type(content) is str
-            and type(revision) is int
-            and type(verdict) is str
-            and (cause is None or type(cause) is str)
-        ):
-            raise ValueError("malformed patient history entry")
-        # A format-3 head with a code is what ``head`` would build again: it is written back
-        # as read (its size is the blob's, which was cut by it).
-        return cls._build(
-            None,
-            blob,
-            code,
-            head if code is not None else None,
-            content,
-            revision,
-            verdict,
-            cause,
-            line_id,
-            service_date,
-        )
 
     @classmethod
     def stored(cls, doc: dict[str, Any]) -> HistoryEntry:
@@ -367,9 +326,9 @@ class HistoryEntry(_EntrySlots):
     def head(self) -> list[Any]:
         """What format 3 stores of the entry besides its line, the line's JSON length last.
 
-        Built once per entry (an entry is immutable) or kept as it was read: most entries of a
-        history written back are the ones it was read with. Writing never validates a line:
-        the code of an entry read from format 2 comes from its stored JSON (``_stored_code``).
+        Built once per entry (an entry is immutable), or the row it was made from
+        (``PatientHistory.at``). Writing never validates a line: the code of an entry read
+        from format 2 comes from its stored JSON (``_stored_code``).
         """
         head = self._head
         if head is None:
@@ -392,7 +351,7 @@ class HistoryEntry(_EntrySlots):
         An entry read from format 2 knows its code only from its stored JSON, which was made
         from a validated line. Writing the history back happens after the batch was judged,
         where a stored line that no longer validates must not stop the worker; a None code
-        in a format-3 head means "read it from the line" (``from_head``).
+        in a format-3 head means "read it from the line" (``PatientHistory.code_at``).
         """
         if self._code is not None:
             return self._code
@@ -511,7 +470,16 @@ class _HistorySlots:
     _base: bytes
     """The bytes the history was read from, which its entries' stored JSON points into."""
 
-    def _become(self) -> PatientHistory:
+    def _set(self, member_id: str, prunes: int, columns: _Columns, base: bytes) -> PatientHistory:
+        """Write every slot once, then make the instance a ``PatientHistory``.
+
+        As ``HistoryEntry._build`` does (see ``_EntrySlots``): nine writes through
+        ``object.__setattr__`` for every history made cost more than the rest of an upsert.
+        """
+        self.member_id = member_id
+        self.prunes = prunes
+        self._rows, self._ids, self._days, self._codes, self._blobs, self._cells = columns
+        self._base = base
         self.__class__ = PatientHistory
         return cast(PatientHistory, self)
 
@@ -520,14 +488,16 @@ class _HistorySlots:
 class PatientHistory(_HistorySlots):
     """The lines of one patient, ordered by (date of service, line id). Immutable.
 
-    Held as columns rather than as one object per line: each line's format-3 head row (its line
-    id, date, code, digests, revision, cause, size), its date of service, its stored JSON, and
-    its ``HistoryEntry`` once one was asked for. Reading a history from bytes makes no object per
-    line beyond what parsing the head gives: a patient's history is read and written for every
-    line of the patient, while judging a line touches only the few lines of its date and the
-    surgeries around it. An entry per stored line, made and freed on every read, was a third of
-    a history's cost, and it grew with the history. The dates are sorted, so a window of them
-    is found by bisection, not by a pass over the whole history.
+    Held as columns (``_Columns``) rather than as one object per line: each line's format-3
+    head row (line id, date, code, content digest, revision, verdict digest, cause, size), its
+    line id, date of service and procedure code, its stored JSON (or where it starts in the
+    bytes the history was read from), and its ``HistoryEntry`` once one is asked for (``at``).
+    A patient's history is read and written for nearly every line of the patient, while judging
+    a line touches only the few lines of its date and the surgeries around it: reading one from
+    bytes makes no object per line beyond what parsing the head gives, and the dates are
+    sorted, so a window of them is found by bisection, not by a pass over the whole history.
+    Final: ``_of`` makes every new history a ``PatientHistory``, so a subclass would lose its
+    class.
     """
 
     __slots__ = ()
@@ -535,9 +505,11 @@ class PatientHistory(_HistorySlots):
     def __init__(
         self, member_id: str = "", entries: Iterable[HistoryEntry] = (), prunes: int = 0
     ) -> None:
+        """A history of these entries, in any order (they are sorted)."""
         ordered = sorted(entries, key=_ORDER)
         rows = [e.head() for e in ordered]
-        self._fill(
+        object.__setattr__(self, "__class__", _HistorySlots)  # writable while it is filled
+        cast(_HistorySlots, self)._set(
             member_id,
             prunes,
             _Columns(
@@ -548,31 +520,13 @@ class PatientHistory(_HistorySlots):
                 [e.blob for e in ordered],
                 list(ordered),
             ),
+            b"",
         )
-
-    def _fill(self, member_id: str, prunes: int, columns: _Columns, base: bytes = b"") -> None:
-        object.__setattr__(self, "__class__", _HistorySlots)  # writable while it is filled
-        slots = cast(_HistorySlots, self)
-        slots.member_id = member_id
-        slots.prunes = prunes
-        slots._rows, slots._ids, slots._days, slots._codes, slots._blobs, slots._cells = columns
-        slots._base = base
-        slots._become()
 
     @staticmethod
     def _of(member_id: str, prunes: int, columns: _Columns, base: bytes = b"") -> PatientHistory:
-        """A history of columns already in order (the one way methods make a new history).
-
-        Filled as a plain ``_HistorySlots`` and then made a ``PatientHistory`` (see
-        ``_EntrySlots``): eight writes through ``object.__setattr__`` for every history made
-        cost more than the rest of an upsert.
-        """
-        slots = _HistorySlots()
-        slots.member_id = member_id
-        slots.prunes = prunes
-        slots._rows, slots._ids, slots._days, slots._codes, slots._blobs, slots._cells = columns
-        slots._base = base
-        return slots._become()
+        """A history of columns already in order (the one way methods make a new history)."""
+        return _HistorySlots()._set(member_id, prunes, columns, base)
 
     def _columns(self, cut: slice = slice(None)) -> _Columns:
         """Copies of the columns (of the entries in ``cut``)."""
@@ -666,17 +620,17 @@ class PatientHistory(_HistorySlots):
 
     @property
     def service_dates(self) -> list[date]:
-        """The entries' dates of service, in history order (sorted). Do not change it."""
+        """The entries' dates of service, in order (sorted). The history's own: read only."""
         return self._days
 
     @property
     def line_ids(self) -> list[str]:
-        """The entries' line ids, in history order. Read only."""
+        """The entries' line ids, in history order. The history's own: read only."""
         return self._ids
 
     @property
     def procedure_codes(self) -> list[str | None]:
-        """The entries' procedure codes from their heads (None: ask ``code_at``). Read only."""
+        """Procedure codes from the heads (None: ask ``code_at``). The history's own: read only."""
         return self._codes
 
     def code_at(self, index: int) -> str:
@@ -711,7 +665,7 @@ class PatientHistory(_HistorySlots):
         columns = self._columns()
         rows, ids, days, codes, blobs, cells = columns
         day, line_id = entry.service_date, entry.line_id
-        while line_id in ids:  # every entry of the line id (a history has one at most)
+        while line_id in ids:  # every entry of the line id (one, unless stored twice)
             old = ids.index(line_id)
             for column in columns:
                 del column[old]
@@ -780,7 +734,7 @@ class PatientHistory(_HistorySlots):
         if data.startswith(_MAGIC):
             history = cls._read(data)
         elif data.startswith(_MAGIC_2):
-            history = cls._read_2(data)
+            history = cls._read(data, _FORMAT_2)
         else:
             doc = orjson.loads(data)
             if doc.get("f") != _LEGACY_FORMAT:
@@ -802,10 +756,20 @@ class PatientHistory(_HistorySlots):
         return head, end + 1
 
     @classmethod
-    def _read(cls, data: bytes) -> PatientHistory:
-        """A format-3 history: its head's rows as they are, its lines' JSON as where they start."""
-        head, at = cls._head(data, _FORMAT)
-        rows: list[list[Any]] = head["e"]
+    def _read(cls, data: bytes, version: int = _FORMAT) -> PatientHistory:
+        """A format-3 history: its head's rows as they are, its lines' JSON as where they start.
+
+        A format-2 row is format 3's without the code: read as a row whose code its line tells.
+        """
+        head, at = cls._head(data, version)
+        rows: list[Any] = head["e"]
+        if version == _FORMAT_2:
+            rows = [
+                [*row[:_ROW_CODE], None, *row[_ROW_CODE:]]
+                if type(row) is list and len(row) == _ROW_FIELDS - 1
+                else None
+                for row in rows
+            ]
         days = [_check_row(row) for row in rows]
         codes = [row[_ROW_CODE] for row in rows]
         # Each line's JSON is where it starts in ``data`` (sizes were checked: none negative).
@@ -819,25 +783,11 @@ class PatientHistory(_HistorySlots):
         columns = _Columns(rows, [row[0] for row in rows], days, codes, blobs, [None] * len(rows))
         history = cls._of(head["m"], 0, columns, data)
         if None in codes or not _ordered(days, columns.ids):
-            # A row without a code (its line tells it), or rows out of order: written by hand
-            # or by an old release, never by ``to_bytes``. Made again from the entries.
+            # A row without a code (format 2, or a line whose stored JSON did not tell it when
+            # it was written: ``_stored_code``), or rows out of order (never written by
+            # ``to_bytes``): made again from the entries, which find the code in the line.
             history = cls(head["m"], history.entries)
         return history
-
-    @classmethod
-    def _read_2(cls, data: bytes) -> PatientHistory:
-        """A format-2 history (format 3 without the code): read through its entries."""
-        head, at = cls._head(data, _FORMAT_2)
-        entries = []
-        for item in head["e"]:
-            size = item[-1] if isinstance(item, list) and len(item) == _ROW_FIELDS - 1 else None
-            if type(size) is not int or size < 0 or at + size > len(data):
-                raise ValueError("malformed patient history entry")
-            entries.append(HistoryEntry.from_head(item, data[at : at + size]))
-            at += size
-        if at != len(data):
-            raise ValueError("patient history has bytes after its last entry")
-        return cls(head["m"], entries)
 
 
 #: Recently written or read histories by their bytes. A history is immutable and its bytes are

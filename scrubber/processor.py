@@ -224,7 +224,8 @@ def result_json(result: ScrubResult, stored: bytes | None = None) -> bytes:
     (``stored``, from ``line_json``): for a line without X12 trace that JSON differs from the
     line's own only by the absent optional fields at its end, which are added back instead of
     serialising the line a second time. Every other part is serialised by pydantic-core, as the
-    model would (tests/unit/test_processor.py compares the two on varied results).
+    model would (the outcome once per member: ``_OUTCOME_JSON``); tests/unit/test_processor.py
+    compares the two on varied results.
     """
     line = result.line
     if stored is not None and line.x12 is None:

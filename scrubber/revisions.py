@@ -89,8 +89,9 @@ def visible(
     first, last = clamped(day, -INFLUENCE_DAYS), clamped(day, INFLUENCE_DAYS)
     window = history.span(first, last)  # the history's dates are sorted
     calendar_start = history.span(date.min, date.min).stop
-    ids, days, heads = history.line_ids, history.service_dates, history.procedure_codes
+    ids, days, head_codes = history.line_ids, history.service_dates, history.procedure_codes
     picked = [
+        # lines on the calendar's first day that come before the window
         *[i for i in range(min(calendar_start, window.start)) if ids[i] != line_id],
         *[
             i
@@ -98,9 +99,9 @@ def visible(
             if ids[i] != line_id
             and (
                 days[i] == day
-                or heads[i] in codes
+                or head_codes[i] in codes
                 or i < calendar_start
-                or (heads[i] is None and history.code_at(i) in codes)
+                or (head_codes[i] is None and history.code_at(i) in codes)
             )
         ],
     ]

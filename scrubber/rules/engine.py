@@ -126,7 +126,9 @@ def _default_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes:
 
 #: The spans ``clamped`` is asked for, made once each: it runs several times for every line,
 #: always with one of a handful of constants, and making the ``timedelta`` was half its cost.
+#: Bounded: past the limit a span is made every time.
 _SPANS: dict[int, timedelta] = {}
+_SPANS_LIMIT = 1024
 
 
 def clamped(day: date, days: int) -> date:
@@ -135,7 +137,7 @@ def clamped(day: date, days: int) -> date:
         span = _SPANS.get(days)
         if span is None:
             span = timedelta(days=days)
-            if len(_SPANS) < 1024:
+            if len(_SPANS) < _SPANS_LIMIT:
                 _SPANS[days] = span
         return day + span
     except OverflowError:

@@ -39,9 +39,10 @@ NO_PERIOD_MODIFIERS = frozenset({"78", "55", "56"})
 #: days of a 090 surgery) and d+1 (the decision visit the day before a 090 surgery).
 _EARLIEST_SURGERY = timedelta(days=max(POSTOP_DAYS.values()))
 _LATEST_SURGERY = timedelta(days=1)
-_ONE_DAY = timedelta(days=1)
+#: The decision visit's day: the day before a surgery (D-1).
+_DAY_BEFORE = timedelta(days=1)
 #: Each global period's post-operative days as a span, made once (a rule asks for every line).
-_POSTOP_SPANS = {days: timedelta(days=n) for days, n in POSTOP_DAYS.items()}
+_POSTOP_SPANS = {period: timedelta(days=n) for period, n in POSTOP_DAYS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ def period_affects(line: ClaimLine, snapshot: ReferenceSnapshot) -> Changes | No
     if surgery is None:
         return None
     try:
-        first = surgery.day - _ONE_DAY
+        first = surgery.day - _DAY_BEFORE
         last = surgery.last_postop_day
     except OverflowError:
         return Changes(date.min, date.max)
@@ -238,7 +239,7 @@ def em_before_major_surgery(ctx: LineContext) -> Iterator[Hit]:
         )
 
     yield from _earliest_surgery(
-        ctx, lambda s: s.global_days == "090" and s.day - _ONE_DAY <= day <= s.day, message
+        ctx, lambda s: s.global_days == "090" and s.day - _DAY_BEFORE <= day <= s.day, message
     )
 
 

@@ -8,6 +8,7 @@ it; the bytes must be what encoding the whole document at once gives.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from scrubber.history import HistoryEntry, PatientHistory, content_digest
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import Gate, LineContext
 from scrubber.rules.catalogue import engine_rules
-from scrubber.rules.engine import Engine, Evaluation, outcome_of
+from scrubber.rules.engine import Engine, Evaluation, clamped, outcome_of
 from scrubber.rules.library import default_engine, default_rules
 
 from .test_rules_properties import AS_OF, SNAP, line_sets
@@ -221,3 +222,11 @@ def test_history_bytes_are_the_plain_encoding(lines: list[ClaimLine], revisions)
             entry.revision = 99  # type: ignore[misc]
     assert decoded == history and decoded is not history
     assert decoded.to_bytes() == data
+
+
+def test_a_span_beyond_the_calendar_is_held_at_its_edge() -> None:
+    day = date(2025, 3, 1)
+    assert clamped(day, 10**9) == date.max
+    assert clamped(day, -(10**9)) == date.min
+    assert clamped(date.max, 1) == date.max and clamped(date.min, -1) == date.min
+    assert clamped(day, 91) == day + timedelta(days=91) == clamped(day, 91)  # made, then kept
