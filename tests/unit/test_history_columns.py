@@ -126,12 +126,17 @@ def test_the_columns_answer_what_a_sorted_list_answers(seed: int, steps: int) ->
     assert history.get("C99:9") is None
 
 
+def _format_3(rows: list[list[Any]], blobs: list[bytes]) -> bytes:
+    """A format-3 history of these head rows and stored lines, as given (damaged or not)."""
+    return b"".join((b"H3", orjson.dumps({"f": 3, "m": "M1", "e": rows}), b"\n", *blobs))
+
+
 def _stored(rows: list[list[Any]], lines: list[ClaimLine]) -> bytes:
+    """A format-3 history of these rows (each given its line's size) and lines."""
     blobs = [history_module.line_json(line) for line in lines]
     for row, blob in zip(rows, blobs, strict=True):
         row.append(len(blob))
-    head = orjson.dumps({"f": 3, "m": "M1", "e": rows})
-    return b"".join((b"H3", head, b"\n", *blobs))
+    return _format_3(rows, blobs)
 
 
 @pytest.mark.parametrize("order", ["as_stored", "reversed", "same_day_swapped"])
@@ -187,7 +192,7 @@ def test_the_line_judged_is_never_read_for_its_own_window() -> None:
         [other.line_id, BASE_DAY.isoformat(), "99213", "c", 1, "v", None, len(blobs[0])],
         [own.line_id, own.service_date.isoformat(), None, "c", 1, "v", None, len(blobs[1])],
     ]
-    data = b"".join((b"H3", orjson.dumps({"f": 3, "m": "M1", "e": rows}), b"\n", *blobs))
+    data = _format_3(rows, blobs)
     history_module._DECODED.clear()
     history = PatientHistory.from_bytes(data)
     assert visible(history, own.line_id, BASE_DAY, SURGICAL) == (other,)
@@ -238,7 +243,7 @@ def test_a_damaged_head_row_makes_the_history_unreadable(damage: Any) -> None:
     blob = history_module.line_json(line)
     rows = [[line.line_id, BASE_DAY.isoformat(), "99213", "c", 1, "v", None, len(blob)]]
     damage(rows)
-    data = b"".join((b"H3", orjson.dumps({"f": 3, "m": "M1", "e": rows}), b"\n", blob))
+    data = _format_3(rows, [blob])
     history_module._DECODED.clear()
     with pytest.raises(history_module.UnreadableHistory):
         history_module.read_stored(data)
