@@ -28,7 +28,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_TOPIC,
     HEADER_TRIGGER,
 )
-from scrubber.kafka import client_kwargs, partition_counts
+from scrubber.kafka import client_kwargs, partition_counts, producer_kwargs
 
 Position = tuple[int, int]  # (partition, offset) in the input topic
 
@@ -72,7 +72,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartit
 async def publish(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> list[Position]:
     """Send (key, value) records to the input topic, durably; return where each one landed."""
     producer = AIOKafkaProducer(
-        **client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5
+        **producer_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5
     )
     await producer.start()
     try:

@@ -25,7 +25,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_TOPIC,
     HEADER_STAGE,
 )
-from scrubber.kafka import client_kwargs, partition_counts
+from scrubber.kafka import client_kwargs, partition_counts, producer_kwargs
 
 #: Attempts a message gets in all: the first delivery and two replays.
 MAX_ATTEMPTS = 3
@@ -193,7 +193,7 @@ async def replay(settings: Settings, selection: Selection, dry_run: bool = True)
     if dry_run or not allowed:
         report.replayed = 0 if dry_run else len(allowed)
         return report
-    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**producer_kwargs(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for rec in allowed:

@@ -29,6 +29,7 @@ import faust
 
 from scrubber.config import Settings
 from scrubber.contracts import HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC
+from scrubber.kafka import compression_type
 from scrubber.stream.app import (
     BATCH_MAX_RECORDS,
     BATCH_WAIT_SECONDS,
@@ -62,6 +63,7 @@ def build_app() -> tuple[Any, Any]:
         topic_partitions=int(env.get("BENCH_PARTITIONS", "4")),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_compression_type=compression_type(Settings()),
         producer_linger=PRODUCER_LINGER_SECONDS,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         web_enabled=False,

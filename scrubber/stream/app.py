@@ -35,7 +35,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
 from scrubber.history import StoreWriteError
-from scrubber.kafka import DEAD_LETTER_MAX_BYTES, HISTORY_TABLE, client_kwargs
+from scrubber.kafka import (
+    DEAD_LETTER_MAX_BYTES,
+    HISTORY_TABLE,
+    client_kwargs,
+    compression_type,
+)
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
@@ -177,6 +182,8 @@ class Worker:
             # of input, so it re-sends that much, for the price of one commit request a second.
             broker_commit_interval=settings.kafka_commit_interval_seconds,
             producer_acks=-1,
+            # Mostly the history changelog: whole histories, JSON (see kafka.compression_type).
+            producer_compression_type=compression_type(settings),
             # Results go out in batches: with no linger every result was its own produce request
             # (a fifth of the worker's CPU went into encoding and writing requests). 5 ms is far
             # inside the latency budget, and a batch of up to 256 KiB holds ~100 results.

@@ -42,7 +42,7 @@ from aiokafka.errors import CommitFailedError
 
 from scrubber.config import Settings
 from scrubber.contracts import DeadLetterCode, DeadLetterStage
-from scrubber.kafka import DEAD_LETTER_MAX_BYTES, client_kwargs
+from scrubber.kafka import DEAD_LETTER_MAX_BYTES, client_kwargs, producer_kwargs
 from scrubber.metrics import IntakeMetrics
 from scrubber.processor import Headers, LineProcessor, Rejection, SourcePosition
 from scrubber.stream.runtime import attempt_of
@@ -156,7 +156,7 @@ async def run_x12_intake(
         session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
     )
     producer = AIOKafkaProducer(
-        **common,
+        **producer_kwargs(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
