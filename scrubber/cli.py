@@ -72,10 +72,12 @@ def _redis_store(settings: Settings) -> RefdataStore:
 def worker() -> None:
     """Run the scrubbing worker (Faust) until SIGTERM; creates missing topics first."""
     from scrubber.kafka import TopicError, ensure_topics
+    from scrubber.malloc import limit_arenas
     from scrubber.stream.app import Worker
     from scrubber.stream.faust_internals import UnsupportedVersionError, check_versions
 
     settings = _settings()
+    limit_arenas(settings.malloc_arenas)  # before the first thread (scrubber/malloc.py)
     try:
         check_versions()  # Worker.run checks again: it is the one that changes Faust
         _run(lambda: ensure_topics(settings))

@@ -36,6 +36,15 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+#: Whether the installed aiokafka can compress and read each codec (cramjam for all but gzip).
+_CODEC_AVAILABLE = {
+    "zstd": lambda: aiokafka_codec.has_zstd(),
+    "lz4": lambda: aiokafka_codec.has_lz4(),
+    "snappy": lambda: aiokafka_codec.has_snappy(),
+    "gzip": lambda: aiokafka_codec.has_gzip(),
+}
+
+
 def compression_type(settings: Settings) -> str | None:
     """The producers' ``compression_type`` (``SCRUBBER_KAFKA_COMPRESSION``), None for none.
 
@@ -43,14 +52,16 @@ def compression_type(settings: Settings) -> str | None:
     stored line's JSON, once per batch that touches the patient (5.5 KB per input line in the
     benchmark's stream, six times the results). JSON of that kind compresses to about a tenth
     with zstd, at about 6 µs of CPU per line; the broker stores and replicates, and a restarted
-    worker reads, a tenth of the bytes. The codecs come with aiokafka's ``zstd`` extra
-    (cramjam); a codec this install lacks is a ``ValueError`` naming the setting, at start,
-    not a producer failing on its first send.
+    worker reads, a tenth of the bytes. Off by default: every reader of the topics, a worker of
+    an earlier release recovering the changelog too, must have the codec, and a worker that
+    recovers compressed histories peaks higher (docs/performance.md). The codecs come with
+    aiokafka's ``zstd`` extra (cramjam); a codec this install lacks is a ``ValueError`` naming
+    the setting when a producer is made (the worker: at start), not a failed first send.
     """
     codec = settings.kafka_compression
     if codec == "none":
         return None
-    if codec != "gzip" and not aiokafka_codec.has_zstd():  # cramjam: zstd, lz4 and snappy
+    if not _CODEC_AVAILABLE[codec]():
         raise ValueError(
             f"SCRUBBER_KAFKA_COMPRESSION={codec} needs the cramjam package "
             "(aiokafka's zstd extra); install it or choose gzip or none"

@@ -110,6 +110,37 @@ def describe(raws: list[bytes], bundle: Bundle) -> dict[str, Any]:
     }
 
 
+#: Above this many partitions the broker's own upkeep shows in the numbers: a local broker that
+#: held 15,000 partitions left by earlier test runs used 85-90 % of a core during the worker's
+#: peak, against 13-15 % once they were gone (docs/performance.md).
+CROWDED_BROKER_PARTITIONS = 2_000
+
+
+def broker_partitions(bootstrap: str, containing: str = "") -> tuple[int | None, int | None]:
+    """How many topics (whose name holds ``containing``) and partitions the broker holds.
+
+    (None, None) when the broker cannot be asked: unknown, never taken for an empty broker.
+    """
+    from aiokafka.client import AIOKafkaClient
+
+    async def count() -> tuple[int | None, int | None]:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await client.bootstrap()
+            await client.force_metadata_update()
+            topics = [
+                t for t in client.cluster.topics(exclude_internal_topics=False) if containing in t
+            ]
+            parts = sum(len(client.cluster.partitions_for_topic(t) or ()) for t in topics)
+            return len(topics), parts
+        except Exception:
+            return None, None
+        finally:
+            await client.close()
+
+    return asyncio.run(count())
+
+
 def kafka_reachable(bootstrap: str) -> bool:
     """Whether a Kafka broker answers on the bootstrap address."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -201,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         report["kafka_skipped"] = f"no broker at {bootstrap} (deploy/local/stack.sh up)"
         stream_parts = set()
     if stream_parts:
+        topics, partitions = broker_partitions(bootstrap)
+        report["machine"]["broker_topics"] = topics
+        report["machine"]["broker_partitions"] = partitions
+        if partitions is not None and topics is not None and partitions > CROWDED_BROKER_PARTITIONS:
+            say(
+                f"the broker holds {partitions:,} partitions of {topics:,} topics: a broker that "
+                "crowded spends CPU of its own on them (make stack-reset clears the local one)"
+            )
         _stream(args, report, stream_parts, raws, bundle, bootstrap, out, say)
 
     report["summary"] = reporting.summarise(report)

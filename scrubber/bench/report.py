@@ -180,6 +180,13 @@ def table(report: dict[str, Any]) -> str:
         f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB, "
         f"Python {m.get('python')}; load at start {m.get('load_average')}"
     )
+    if "broker_partitions" in m:
+        held = m["broker_partitions"]
+        lines.append(
+            "broker: unknown partitions at start"
+            if held is None
+            else f"broker: {held:,} partitions of {m['broker_topics']:,} topics at start"
+        )
     s = report.get("stream", {})
     lines.append(
         f"stream: {s.get('lines'):,} lines, {s.get('patients'):,} patients, "

@@ -42,7 +42,7 @@ from scrubber.contracts import (
     HEADER_SOURCE_PARTITION,
     HEADER_TRIGGER,
 )
-from scrubber.kafka import ensure_topics, history_changelog
+from scrubber.kafka import compression_type, ensure_topics, history_changelog
 from scrubber.refdata.model import Bundle
 from scrubber.refdata.store import RefdataStore, connect
 
@@ -597,8 +597,13 @@ async def seed_histories(
             docs.append(ClaimLine.model_validate_json(raw).model_dump(mode="json"))
         if len(docs) >= 2000:
             break
+    # Compressed as the worker's own changelog records are (SCRUBBER_KAFKA_COMPRESSION).
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1024 * 1024
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+        compression_type=compression_type(Settings()),
     )
     await producer.start()
     written = 0

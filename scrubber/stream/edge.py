@@ -146,6 +146,7 @@ async def run_x12_intake(
     without committing, and its supervisor starts it again.
     """
     common = client_kwargs(settings)
+    sending = producer_kwargs(settings)  # a codec this install lacks fails here, before a client
     consumer = AIOKafkaConsumer(
         settings.x12_topic,
         **common,
@@ -156,7 +157,7 @@ async def run_x12_intake(
         session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
     )
     producer = AIOKafkaProducer(
-        **producer_kwargs(settings),
+        **sending,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -176,3 +176,15 @@ def test_summary_reads_medians_and_ratios() -> None:
     text = reporting.table({"kafka": report["kafka"], "stream": stream, "summary": summary})
     assert "worker_lines_per_s 1,000.000 (>= 6,000.000: not met)" in text
     assert "(b) Faust, defaults over 3 runs: lines/s 2,000, 1,000, 3,000" in text
+
+
+def test_the_table_names_how_crowded_the_broker_was() -> None:
+    """A broker holding thousands of partitions spends CPU of its own: the report says so."""
+    stream = {"lines": 10, "patients": 2}
+    machine = {"cpu": "x", "cores": 2}
+    crowded = {**machine, "broker_partitions": 15_135, "broker_topics": 4_063}
+    text = reporting.table({"machine": crowded, "stream": stream})
+    assert "broker: 15,135 partitions of 4,063 topics at start" in text
+    assert "broker:" not in reporting.table({"machine": machine, "stream": stream})
+    unknown = {**machine, "broker_partitions": None, "broker_topics": None}
+    assert "broker: unknown partitions" in reporting.table({"machine": unknown, "stream": stream})
