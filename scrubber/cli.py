@@ -72,19 +72,28 @@ def _redis_store(settings: Settings) -> RefdataStore:
 def worker() -> None:
     """Run the scrubbing worker (Faust) until SIGTERM; creates missing topics first."""
     from scrubber.kafka import TopicError, ensure_topics
-    from scrubber.malloc import limit_arenas
+    from scrubber.malloc import limit_arenas, limit_from_outside
     from scrubber.stream.app import Worker
     from scrubber.stream.faust_internals import UnsupportedVersionError, check_versions
 
     settings = _settings()
-    limit_arenas(settings.malloc_arenas)  # before the first thread (scrubber/malloc.py)
+    # Before the first thread (scrubber/malloc.py); logged once logging is set up.
+    arenas_limited = limit_arenas(settings.malloc_arenas)
     try:
         check_versions()  # Worker.run checks again: it is the one that changes Faust
         _run(lambda: ensure_topics(settings))
     except (TopicError, UnsupportedVersionError) as exc:
         console.print(f"[red]refusing to start:[/red] {exc}")
         raise typer.Exit(2) from exc
-    Worker(settings).run()
+    worker = Worker(settings)
+    logging.getLogger("scrubber.malloc").info(
+        "malloc arenas",
+        extra={
+            "limit": settings.malloc_arenas if arenas_limited else None,
+            "set_outside": limit_from_outside(),
+        },
+    )
+    worker.run()
 
 
 @topics_app.command("create")

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         description="glibc malloc arenas the worker may use (0: glibc's default, eight per "
         "core): memory the Kafka consumer's thread frees while histories are recovered stays "
         "in that thread's arena; with two, a worker holding a million patients' histories "
-        "peaked 50 MiB lower (MALLOC_ARENA_MAX in the environment wins)",
+        "peaked at 281 MiB instead of 326 (MALLOC_ARENA_MAX or GLIBC_TUNABLES win)",
     )
     history_format: int = Field(
         default=3,

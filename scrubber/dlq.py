@@ -182,6 +182,7 @@ async def replay(settings: Settings, selection: Selection, dry_run: bool = True)
     copies it onto the dead letter if the message fails again; a record that already failed
     ``MAX_ATTEMPTS`` times is refused.
     """
+    sending = producer_kwargs(settings)  # a codec this install lacks fails before any read
     records = await read_dead_letters(settings, selection)
     report = ReplayReport(selected=len(records), dry_run=dry_run)
     allowed = []
@@ -193,7 +194,7 @@ async def replay(settings: Settings, selection: Selection, dry_run: bool = True)
     if dry_run or not allowed:
         report.replayed = 0 if dry_run else len(allowed)
         return report
-    producer = AIOKafkaProducer(**producer_kwargs(settings), acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**sending, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for rec in allowed:

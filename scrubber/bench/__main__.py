@@ -127,7 +127,8 @@ def broker_partitions(bootstrap: str, containing: str = "") -> tuple[int | None,
         client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         try:
             await client.bootstrap()
-            await client.force_metadata_update()
+            if not await client.force_metadata_update():  # False, not an error, on a failure
+                return None, None
             topics = [
                 t for t in client.cluster.topics(exclude_internal_topics=False) if containing in t
             ]

@@ -43,13 +43,18 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
+#: What would set the arenas, or the allocator, from outside: the probe runs without them.
+_OUTSIDE = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
 def _arenas(limit: int, env: dict[str, str] | None = None) -> tuple[str, int]:
+    base = {k: v for k, v in os.environ.items() if k not in _OUTSIDE}
     run = subprocess.run(
         [sys.executable, "-c", _PROBE, str(limit)],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         timeout=60,
         check=True,
     )
@@ -75,7 +80,55 @@ def test_malloc_arena_max_in_the_environment_wins() -> None:
     assert 1 <= arenas <= 4
 
 
-def test_two_is_the_default_and_zero_leaves_glibc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+def test_glibc_tunables_setting_the_arenas_win() -> None:
+    said, arenas = _arenas(2, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=3"})
+    assert said == "False"
+    assert 1 <= arenas <= 3
+
+
+@pytest.mark.parametrize("value", ["", "0", "many"])
+def test_a_malloc_arena_max_glibc_ignores_does_not_stop_the_limit(value: str) -> None:
+    said, arenas = _arenas(2, {"MALLOC_ARENA_MAX": value})
+    assert said == "True"
+    assert 1 <= arenas <= 2
+
+
+def test_two_is_the_default() -> None:
     assert Settings.model_fields["malloc_arenas"].default == 2
     assert limit_arenas(0) is False
+
+
+def test_the_worker_command_limits_the_arenas_before_anything_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the version check, the topics and the Faust app: before any thread."""
+    from typer.testing import CliRunner
+
+    import scrubber.kafka
+    import scrubber.stream.app
+    from scrubber import malloc
+    from scrubber.cli import app
+    from scrubber.stream import faust_internals
+
+    calls: list[tuple[object, ...]] = []
+
+    async def ensure_topics(settings: Settings) -> dict[str, int]:
+        calls.append(("topics",))
+        return {}
+
+    class Worker:
+        def __init__(self, settings: Settings) -> None:
+            calls.append(("worker",))
+
+        def run(self) -> None:
+            calls.append(("run",))
+
+    monkeypatch.setattr(malloc, "limit_arenas", lambda n: bool(calls.append(("arenas", n))))
+    monkeypatch.setattr(faust_internals, "check_versions", lambda: calls.append(("versions",)))
+    monkeypatch.setattr(scrubber.kafka, "ensure_topics", ensure_topics)
+    monkeypatch.setattr(scrubber.stream.app, "Worker", Worker)
+    monkeypatch.setenv("SCRUBBER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SCRUBBER_MALLOC_ARENAS", "3")
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("arenas", 3), ("versions",), ("topics",), ("worker",), ("run",)]
