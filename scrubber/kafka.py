@@ -36,15 +36,6 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-#: Whether the installed aiokafka can compress and read each codec (cramjam for all but gzip).
-_CODEC_AVAILABLE = {
-    "zstd": lambda: aiokafka_codec.has_zstd(),
-    "lz4": lambda: aiokafka_codec.has_lz4(),
-    "snappy": lambda: aiokafka_codec.has_snappy(),
-    "gzip": lambda: aiokafka_codec.has_gzip(),
-}
-
-
 def compression_type(settings: Settings) -> str | None:
     """The producers' ``compression_type`` (``SCRUBBER_KAFKA_COMPRESSION``), None for none.
 
@@ -61,7 +52,8 @@ def compression_type(settings: Settings) -> str | None:
     codec = settings.kafka_compression
     if codec == "none":
         return None
-    if not _CODEC_AVAILABLE[codec]():
+    # aiokafka's own check for the codec (``has_zstd`` and so on; cramjam for all but gzip).
+    if not getattr(aiokafka_codec, f"has_{codec}")():
         raise ValueError(
             f"SCRUBBER_KAFKA_COMPRESSION={codec} needs the cramjam package "
             "(aiokafka's zstd extra); install it or choose gzip or none"

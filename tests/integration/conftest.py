@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from scrubber.accounting import Ledger, collect
+from scrubber.bench.stream import delete_topics, topics_with
 from scrubber.config import Settings
-from scrubber.kafka import client_kwargs, ensure_topics
+from scrubber.kafka import ensure_topics
 from scrubber.refdata.build import build_bundle
 from scrubber.refdata.model import Bundle
 from scrubber.refdata.store import RefdataStore, connect
@@ -50,16 +50,10 @@ async def drop_topics(settings: Settings, tag: str) -> None:
     assignor), which carry its app id. Best effort, bounded: a broker a test left down costs
     at most the timeout. Topics left behind by every run piled up on a developer's broker
     (15,000 partitions after a few weeks) until it ran out of heap."""
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
     with contextlib.suppress(Exception):  # cleanup only: the next run's topics have other names
-        try:
-            async with asyncio.timeout(20):
-                await admin.start()
-                doomed = [t for t in await admin.list_topics() if tag in t]
-                if doomed:
-                    await admin.delete_topics(doomed)
-        finally:
-            await admin.close()
+        async with asyncio.timeout(20):
+            bootstrap = settings.kafka_bootstrap
+            await delete_topics(bootstrap, await topics_with(bootstrap, tag))
 
 
 @pytest.fixture
