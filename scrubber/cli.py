@@ -654,7 +654,7 @@ def dlq_replay(
     sel = _selection(error_code, partition, from_offset, to_offset)
     report = _run(lambda: replay(settings, sel, dry_run=not execute))
     verb = "would replay" if report.dry_run else "replayed"
-    allowed = report.selected - len(report.refused)
+    allowed = report.selected - len(report.refused) - len(report.cut)
     out.print(
         f"selected {report.selected}; {verb} {allowed if report.dry_run else report.replayed}"
     )
@@ -662,6 +662,12 @@ def dlq_replay(
         out.print(
             f"refused {len(report.refused)} that already failed {MAX_ATTEMPTS} times: "
             + ", ".join(f"{p}:{o}" for p, o in report.refused[:20])
+        )
+    if report.cut:
+        out.print(
+            f"refused {len(report.cut)} that hold only the first bytes of a message too large "
+            "for the dead-letter topic (read it from its source offset): "
+            + ", ".join(f"{p}:{o}" for p, o in report.cut[:20])
         )
 
 

@@ -39,6 +39,24 @@ CONTRACT_VERSION = "v1"
 #: push megabytes through the validator.
 MAX_MESSAGE_BYTES = 64 * 1024
 
+#: Largest record the dead-letter topic takes (``max.message.bytes``) and the worker's producer
+#: sends: an input of up to Kafka's default 1 MiB, with its headers, fits whole.
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
+
+#: Most key and value bytes a dead letter carries whole. A compressing upstream can put a
+#: record on the input topic that is many MiB once uncompressed (Kafka limits the compressed
+#: batch, the producer's check the uncompressed record); sent whole, its dead letter would be
+#: refused and the worker would stop on that offset. The rest of ``DEAD_LETTER_MAX_BYTES`` is
+#: room for headers and the record's framing.
+DEAD_LETTER_PAYLOAD_BYTES = DEAD_LETTER_MAX_BYTES - 64 * 1024
+
+#: What the dead letter of a larger record keeps: the value's and the key's first bytes (see
+#: ``HEADER_ORIGINAL_BYTES``). Enough to see what the message was; such a letter is never
+#: replayed, so keeping megabytes of it (PHI) for the dead-letter topic's retention serves no
+#: one, and a small letter fits any topic.
+DEAD_LETTER_PREVIEW_BYTES = 64 * 1024
+DEAD_LETTER_KEY_BYTES = 16 * 1024
+
 #: Largest number of modifiers the contract reads. An 837P line has four slots (SV101-3..6); a
 #: fifth is readable and is reported by the engine as a finding, so the bound is only a size guard.
 MAX_MODIFIERS_READ = 12
@@ -329,6 +347,10 @@ class DeadLetter(_Outbound):
 
     The value of a dead letter is the original bytes, unchanged, and its key the original key:
     a fixed message can be replayed as it was. ``detail`` names locations and error types only.
+    A message too large for the dead-letter topic (``DEAD_LETTER_PAYLOAD_BYTES``) is the one
+    exception: its dead letter keeps the first bytes of its value and key, says how large they
+    were (``original_bytes``, ``original_key_bytes``: set for each one that was cut), and is
+    never replayed; the source headers still say where the whole message is.
     """
 
     error_code: DeadLetterCode
@@ -339,6 +361,14 @@ class DeadLetter(_Outbound):
     source_offset: int
     failed_at: datetime
     attempt: Annotated[int, Field(ge=1)] = 1
+    original_bytes: Annotated[int | None, Field(ge=0)] = Field(
+        default=None,
+        description="Size of the original value when the dead letter holds only its first bytes.",
+    )
+    original_key_bytes: Annotated[int | None, Field(ge=0)] = Field(
+        default=None,
+        description="Size of the original key when the dead letter holds only its first bytes.",
+    )
 
 
 #: Header names of every message the scrubber writes. Results carry the ``source`` headers too, so
@@ -351,6 +381,10 @@ HEADER_SOURCE_PARTITION = "scrubber-source-partition"
 HEADER_SOURCE_OFFSET = "scrubber-source-offset"
 HEADER_FAILED_AT = "scrubber-failed-at"
 HEADER_ATTEMPT = "scrubber-attempt"
+#: On a dead letter cut to fit its topic only: the original value's size, and the original key's
+#: when the key was cut (a key is cut only when it is over ``DEAD_LETTER_KEY_BYTES``).
+HEADER_ORIGINAL_BYTES = "scrubber-original-bytes"
+HEADER_ORIGINAL_KEY_BYTES = "scrubber-original-key-bytes"
 HEADER_CONTRACT = "scrubber-contract"
 #: On results: ``input`` for the verdict on the input record itself, ``revision`` for a new
 #: revision of an earlier line that the input changed (both carry the input's source headers).

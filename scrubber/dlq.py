@@ -4,7 +4,9 @@
 source offset), without payload text unless asked: a dead letter's value is the original input,
 and the input holds PHI. ``replay`` re-publishes chosen dead letters to the topic they came from
 (the input topic, or the X12 topic), unchanged apart from an attempt counter header; a message
-that has already failed three times is refused, so a poison pill cannot circle forever.
+that has already failed three times is refused, so a poison pill cannot circle forever, and so
+is a dead letter that holds only the first bytes of a message too large for the dead-letter
+topic (its source headers say where the whole message is, while the input topic keeps it).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scrubber.config import Settings
 from scrubber.contracts import (
+    DEAD_LETTER_MAX_BYTES,
     HEADER_ATTEMPT,
     HEADER_DETAIL,
     HEADER_ERROR_CODE,
+    HEADER_ORIGINAL_BYTES,
+    HEADER_ORIGINAL_KEY_BYTES,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
@@ -46,13 +51,36 @@ class DeadLetterRecord:
         """The closed-set reason."""
         return self.headers.get(HEADER_ERROR_CODE, b"unknown").decode()
 
+    def _number(self, name: str) -> int | None:
+        """A decimal header: None when absent, -1 when unreadable."""
+        raw = self.headers.get(name)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            return -1
+
     @property
     def attempt(self) -> int:
         """How many times this message has failed so far."""
-        try:
-            return int(self.headers.get(HEADER_ATTEMPT, b"1"))
-        except ValueError:
-            return 1
+        attempt = self._number(HEADER_ATTEMPT)
+        return 1 if attempt is None or attempt < 1 else attempt
+
+    @property
+    def original_bytes(self) -> int | None:
+        """The original value's size when this letter holds only its first bytes, else None."""
+        return self._number(HEADER_ORIGINAL_BYTES)
+
+    @property
+    def original_key_bytes(self) -> int | None:
+        """The original key's size when this letter holds only its first bytes, else None."""
+        return self._number(HEADER_ORIGINAL_KEY_BYTES)
+
+    @property
+    def cut(self) -> bool:
+        """Whether the letter holds only part of the original message (value or key)."""
+        return self.original_bytes is not None or self.original_key_bytes is not None
 
     @property
     def source_topic(self) -> str:
@@ -72,6 +100,8 @@ class DeadLetterRecord:
             "source_offset": self.headers.get(HEADER_SOURCE_OFFSET, b"").decode(),
             "attempt": self.attempt,
             "bytes": len(self.value),
+            "original_bytes": self.original_bytes,
+            "original_key_bytes": self.original_key_bytes,
         }
         if show_payload:
             out["key"] = self.key.decode(errors="replace") if self.key else None
@@ -169,7 +199,30 @@ class ReplayReport:
     selected: int = 0
     replayed: int = 0
     refused: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset)
+    #: Letters holding only the first bytes of their message: replaying them would send a
+    #: different message. (partition, offset)
+    cut: list[tuple[int, int]] = field(default_factory=list)
     dry_run: bool = True
+
+
+def sort_out(
+    records: list[DeadLetterRecord], dry_run: bool
+) -> tuple[ReplayReport, list[DeadLetterRecord]]:
+    """The report before sending, and the records that may be replayed.
+
+    A cut letter is refused whatever its attempt: replaying its first bytes would send a
+    different message.
+    """
+    report = ReplayReport(selected=len(records), dry_run=dry_run)
+    allowed = []
+    for rec in records:
+        if rec.cut:
+            report.cut.append((rec.partition, rec.offset))
+        elif rec.attempt >= MAX_ATTEMPTS:
+            report.refused.append((rec.partition, rec.offset))
+        else:
+            allowed.append(rec)
+    return report, allowed
 
 
 async def replay(settings: Settings, selection: Selection, dry_run: bool = True) -> ReplayReport:
@@ -180,21 +233,17 @@ async def replay(settings: Settings, selection: Selection, dry_run: bool = True)
 
     The replayed record carries ``scrubber-attempt`` = failures so far + 1, and the worker
     copies it onto the dead letter if the message fails again; a record that already failed
-    ``MAX_ATTEMPTS`` times is refused.
+    ``MAX_ATTEMPTS`` times is refused, and so is one cut to fit the dead-letter topic.
     """
     sending = producer_kwargs(settings)  # a codec this install lacks fails before any read
     records = await read_dead_letters(settings, selection)
-    report = ReplayReport(selected=len(records), dry_run=dry_run)
-    allowed = []
-    for rec in records:
-        if rec.attempt >= MAX_ATTEMPTS:
-            report.refused.append((rec.partition, rec.offset))
-        else:
-            allowed.append(rec)
+    report, allowed = sort_out(records, dry_run)
     if dry_run or not allowed:
-        report.replayed = 0 if dry_run else len(allowed)
         return report
-    producer = AIOKafkaProducer(**sending, acks="all", enable_idempotence=True)
+    # A whole dead letter can be as large as the dead-letter topic takes: so can its replay.
+    producer = AIOKafkaProducer(
+        **sending, acks="all", enable_idempotence=True, max_request_size=DEAD_LETTER_MAX_BYTES
+    )
     await producer.start()
     try:
         for rec in allowed:

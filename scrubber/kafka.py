@@ -18,6 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from scrubber.config import Settings
+from scrubber.contracts import DEAD_LETTER_MAX_BYTES
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -77,10 +78,6 @@ class TopicSpec:
 
 HISTORY_TABLE = "patient-history"
 
-#: Largest record the dead-letter topic takes (``max.message.bytes``) and the worker's producer
-#: sends: an input of up to Kafka's default 1 MiB, with its headers, always fits.
-DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
-
 
 def history_changelog(settings: Settings) -> str:
     """The changelog topic Faust uses for the patient-history table."""
@@ -103,7 +100,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.accepted_topic, n, {"retention.ms": week}),
         TopicSpec(settings.flagged_topic, n, {"retention.ms": week}),
         # A dead letter is its input's bytes plus headers: the input topics take records up to
-        # Kafka's default 1 MiB, so the dead-letter topic takes twice that.
+        # Kafka's default 1 MiB, so the dead-letter topic takes twice that (larger inputs, from
+        # a compressing upstream, keep their first bytes: processor.LineProcessor.dead_letter).
         TopicSpec(
             settings.dlq_topic,
             n,
@@ -153,13 +151,13 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
     return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
 
 
-async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
-    """The effective cleanup.policy of a topic."""
+async def _topic_config(admin: AIOKafkaAdminClient, topic: str, name: str) -> str:
+    """The effective value of one of a topic's configs ("" when the broker does not say)."""
     response = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     for resource in response[0].resources:
         for entry in resource[4]:
-            if entry[0] == "cleanup.policy":
-                return str(entry[1])
+            if entry[0] == name:
+                return str(entry[1] or "")
     return ""
 
 
@@ -217,11 +215,18 @@ async def ensure_topics(
                 "its logs?"
             )
         changelog = history_changelog(settings)
-        policy = await _cleanup_policy(admin, changelog)
+        policy = await _topic_config(admin, changelog, "cleanup.policy")
         if "compact" not in policy or "delete" in policy:
             raise TopicMismatchError(
                 f"topic {changelog} has cleanup.policy={policy}; the history changelog must be "
                 "compacted and never deleted by time, or table recovery loses patients"
+            )
+        limit = await _topic_config(admin, settings.dlq_topic, "max.message.bytes")
+        if limit.isdigit() and int(limit) < DEAD_LETTER_MAX_BYTES:
+            raise TopicMismatchError(
+                f"topic {settings.dlq_topic} has max.message.bytes={limit}; dead letters need "
+                f"{DEAD_LETTER_MAX_BYTES} (a dead letter the topic refuses stops the worker on "
+                "that offset): set it on the topic with kafka-configs.sh --alter"
             )
         for spec in specs:
             have = found.get(spec.name)

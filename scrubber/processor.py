@@ -29,11 +29,16 @@ from pydantic_core import to_json
 
 from scrubber.contracts import (
     CONTRACT_VERSION,
+    DEAD_LETTER_KEY_BYTES,
+    DEAD_LETTER_PAYLOAD_BYTES,
+    DEAD_LETTER_PREVIEW_BYTES,
     HEADER_ATTEMPT,
     HEADER_CONTRACT,
     HEADER_DETAIL,
     HEADER_ERROR_CODE,
     HEADER_FAILED_AT,
+    HEADER_ORIGINAL_BYTES,
+    HEADER_ORIGINAL_KEY_BYTES,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
@@ -400,7 +405,22 @@ class LineProcessor:
         now: datetime,
         attempt: int = 1,
     ) -> Emission:
-        """The original key and bytes, unchanged, with PHI-free headers saying why."""
+        """The original key and bytes, unchanged, with PHI-free headers saying why.
+
+        Unless they would not fit the dead-letter topic: a compressing upstream can put a record
+        on the input topic that is larger than any topic takes uncompressed, and a dead letter
+        Kafka refuses would stop the worker on that offset for good. When key and value exceed
+        ``DEAD_LETTER_PAYLOAD_BYTES``, the letter keeps the value's first
+        ``DEAD_LETTER_PREVIEW_BYTES`` and the key's first ``DEAD_LETTER_KEY_BYTES``, and says how
+        large each cut one was; ``scrubber dlq replay`` refuses it.
+        """
+        value = raw or b""
+        original_bytes = original_key_bytes = None
+        if (len(key) if key else 0) + len(value) > DEAD_LETTER_PAYLOAD_BYTES:
+            if len(value) > DEAD_LETTER_PREVIEW_BYTES:
+                original_bytes, value = len(value), value[:DEAD_LETTER_PREVIEW_BYTES]
+            if key and len(key) > DEAD_LETTER_KEY_BYTES:
+                original_key_bytes, key = len(key), key[:DEAD_LETTER_KEY_BYTES]
         letter = DeadLetter(
             error_code=rejection.code,
             stage=rejection.stage,
@@ -410,6 +430,8 @@ class LineProcessor:
             source_offset=source.offset,
             failed_at=now,
             attempt=attempt,
+            original_bytes=original_bytes,
+            original_key_bytes=original_key_bytes,
         )
         headers: Headers = (
             (HEADER_ERROR_CODE, letter.error_code.value.encode()),
@@ -419,4 +441,8 @@ class LineProcessor:
             (HEADER_FAILED_AT, letter.failed_at.isoformat().encode()),
             (HEADER_ATTEMPT, str(letter.attempt).encode()),
         )
-        return Emission(kind="dlq", key=key, value=raw or b"", headers=headers, dead_letter=letter)
+        if original_bytes is not None:
+            headers += ((HEADER_ORIGINAL_BYTES, str(original_bytes).encode()),)
+        if original_key_bytes is not None:
+            headers += ((HEADER_ORIGINAL_KEY_BYTES, str(original_key_bytes).encode()),)
+        return Emission(kind="dlq", key=key, value=value, headers=headers, dead_letter=letter)

@@ -15,11 +15,16 @@ import yaml
 
 from scrubber.config import Settings
 from scrubber.contracts import (
+    DEAD_LETTER_KEY_BYTES,
+    DEAD_LETTER_PAYLOAD_BYTES,
+    DEAD_LETTER_PREVIEW_BYTES,
     HEADER_ATTEMPT,
     HEADER_CONTRACT,
     HEADER_DETAIL,
     HEADER_ERROR_CODE,
     HEADER_FAILED_AT,
+    HEADER_ORIGINAL_BYTES,
+    HEADER_ORIGINAL_KEY_BYTES,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
@@ -120,6 +125,21 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
             **_source_headers(),
             HEADER_FAILED_AT: {"type": "string", "format": "date-time"},
             HEADER_ATTEMPT: {"type": "string", "description": "1 for the first failure"},
+            HEADER_ORIGINAL_BYTES: {
+                "type": "string",
+                "description": (
+                    "only on a dead letter whose value was cut to fit its topic: the original "
+                    "value's size (decimal); the letter is never replayed"
+                ),
+            },
+            HEADER_ORIGINAL_KEY_BYTES: {
+                "type": "string",
+                "description": (
+                    "only on a dead letter whose key was cut (a key over "
+                    f"{DEAD_LETTER_KEY_BYTES} bytes, in a letter too large for its topic): the "
+                    "original key's size (decimal)"
+                ),
+            },
         },
     }
     return {
@@ -269,7 +289,12 @@ def asyncapi(settings: Settings, examples: dict[str, Any]) -> dict[str, Any]:
                     "payload": {
                         "type": "string",
                         "format": "binary",
-                        "description": "the original value, unchanged",
+                        "description": (
+                            "the original value, unchanged; when key and value exceed "
+                            f"{DEAD_LETTER_PAYLOAD_BYTES} bytes, the first "
+                            f"{DEAD_LETTER_PREVIEW_BYTES} bytes of a longer value, and "
+                            f"{HEADER_ORIGINAL_BYTES} gives its size"
+                        ),
                     },
                     "headers": dlq_headers,
                     "bindings": kafka_binding,

@@ -34,13 +34,9 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scrubber.config import Settings
+from scrubber.contracts import DEAD_LETTER_MAX_BYTES
 from scrubber.history import StoreWriteError
-from scrubber.kafka import (
-    DEAD_LETTER_MAX_BYTES,
-    HISTORY_TABLE,
-    client_kwargs,
-    compression_type,
-)
+from scrubber.kafka import HISTORY_TABLE, client_kwargs, compression_type
 from scrubber.logs import logging_config
 from scrubber.metrics import Metrics
 from scrubber.processor import Emission, LineProcessor
@@ -116,8 +112,9 @@ def _report_failed_delivery(delivery: Any) -> None:
     and a graceful stop would commit it. Exiting without a commit hands the input back to
     whichever worker takes the partition: a result lost to a broker outage becomes a
     redelivery, never a gap. Outputs are bounded, so no message can fail this way every time:
-    a dead letter by its input topic's record limit (Kafka's default 1 MiB), within the
-    producer's and the dead-letter topic's 2 MiB (``DEAD_LETTER_MAX_BYTES``); results,
+    a dead letter carries its input's key and value whole up to ``DEAD_LETTER_PAYLOAD_BYTES``
+    and their first bytes beyond (a compressing upstream can send more), within the producer's
+    and the dead-letter topic's 2 MiB (``DEAD_LETTER_MAX_BYTES``, checked at start); results,
     acknowledgements and claim results are small, and the 277CA of one line's claims too.
     """
     if not delivery.cancelled() and delivery.exception() is not None:
@@ -189,7 +186,7 @@ class Worker:
             # inside the latency budget, and a batch of up to 256 KiB holds ~100 results.
             producer_linger=PRODUCER_LINGER_SECONDS,
             producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
-            # A dead letter carries its input's bytes (up to Kafka's default 1 MiB) and headers;
+            # A dead letter carries its input's bytes (up to DEAD_LETTER_PAYLOAD_BYTES) and headers;
             # Faust's default limit (1,000,000 bytes) would refuse it and stop the partition.
             producer_max_request_size=DEAD_LETTER_MAX_BYTES,
             # Room for a few seconds of input: with the fast handoff

@@ -9,7 +9,8 @@ framing, pyx12 validation, mapping), then hands to the producer:
 - each 999 / TA1 to the acknowledgement topic, keyed by the submitter (ISA06), with the source
   headers of the X12 record it answers;
 - or, for a record that is not X12 the scrubber can read (empty, oversize, no ISA), or that
-  the intake failed on (``processing_error``, a bug), one dead letter with the original bytes.
+  the intake failed on (``processing_error``, a bug), one dead letter with the original bytes
+  (their first bytes for a record too large for the dead-letter topic).
 
 Why the lines go through the input topic instead of straight to the engine: the input topic is
 keyed and partitioned by member id, so a patient's lines from interchanges on any X12 partition
@@ -41,8 +42,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from scrubber.config import Settings
-from scrubber.contracts import DeadLetterCode, DeadLetterStage
-from scrubber.kafka import DEAD_LETTER_MAX_BYTES, client_kwargs, producer_kwargs
+from scrubber.contracts import DEAD_LETTER_MAX_BYTES, DeadLetterCode, DeadLetterStage
+from scrubber.kafka import client_kwargs, producer_kwargs
 from scrubber.metrics import IntakeMetrics
 from scrubber.processor import Headers, LineProcessor, Rejection, SourcePosition
 from scrubber.stream.runtime import attempt_of

@@ -185,7 +185,8 @@ class X12Intake:
 
     No I/O and no clock of its own (``now`` is passed in and only reaches the acknowledgements),
     like ``LineProcessor`` for JSON lines. Never raises for bad input: an oversize, empty or
-    non-X12 value is a dead letter with the original bytes; an interchange that is X12 but
+    non-X12 value is a dead letter with the original bytes (see ``LineProcessor.dead_letter``
+    for a record too large for the dead-letter topic); an interchange that is X12 but
     invalid is acknowledged (999 or TA1) and reported in ``rejects``.
     """
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from scrubber.accounting import collect, end_offsets, publish
-from scrubber.contracts import HEADER_ATTEMPT
+from scrubber.contracts import DEAD_LETTER_PREVIEW_BYTES, HEADER_ATTEMPT
 from scrubber.dlq import MAX_ATTEMPTS, Selection, inspect, read_dead_letters, replay
 
 from .conftest import REPO, load_bundle, settings_env
@@ -95,3 +95,65 @@ def _tp(settings, partition):
     from aiokafka import TopicPartition
 
     return TopicPartition(settings.dlq_topic, partition)
+
+
+def test_an_input_larger_than_the_dead_letter_topic_takes_is_cut_and_never_replayed(
+    settings, worker, bundle, line_bytes
+) -> None:
+    """A compressing upstream can put 5 MiB on the input topic; its dead letter must still fit.
+
+    Without the cut, Kafka refuses the dead letter, the worker exits without a commit, and every
+    worker that takes the partition after it fails on the same offset.
+    """
+    asyncio.run(load_bundle(settings, bundle))
+    worker.start()
+    worker.wait_ready()
+    huge = b'{"claim_id": "' + CANARY + b'", "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    good = line_bytes()  # member M1
+    start = asyncio.run(end_offsets(settings, _outputs(settings)))
+    positions = asyncio.run(_publish_compressed(settings, [(b"M1", huge), (b"M1", good)]))
+    ledger = asyncio.run(collect(settings, positions, start, wait_seconds=60))
+    assert ledger.complete()  # the line after it was judged: the worker is still at work
+    assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+
+    (letter,) = asyncio.run(read_dead_letters(settings, Selection()))
+    assert letter.error_code == "oversize"
+    assert (letter.original_bytes, letter.original_key_bytes) == (len(huge), None)
+    assert letter.value == huge[:DEAD_LETTER_PREVIEW_BYTES] and letter.key == b"M1"
+
+    report = asyncio.run(replay(settings, Selection(), dry_run=False))
+    assert (report.selected, report.replayed) == (1, 0)
+    assert report.cut == [(letter.partition, letter.offset)] and report.refused == []
+    cli = subprocess.run(
+        [sys.executable, "-m", "scrubber", "dlq", "replay", "--execute"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    assert "selected 1; replayed 0" in cli.stdout
+    assert "refused 1 that hold only the first bytes" in cli.stdout
+    assert CANARY.decode() not in cli.stdout + cli.stderr + worker.log_path.read_text()
+
+
+async def _publish_compressed(settings, records):
+    """What an upstream with gzip and a large request limit sends: a batch under 1 MiB."""
+    from aiokafka import AIOKafkaProducer
+
+    from scrubber.kafka import client_kwargs
+
+    producer = AIOKafkaProducer(
+        **client_kwargs(settings),
+        acks="all",
+        compression_type="gzip",
+        max_request_size=16 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        metas = [
+            await producer.send_and_wait(settings.input_topic, value=v, key=k) for k, v in records
+        ]
+    finally:
+        await producer.stop()
+    return [(m.partition, m.offset) for m in metas]

@@ -158,6 +158,34 @@ def test_a_history_changelog_deleted_by_time_is_refused(settings) -> None:
         asyncio.run(ensure_topics(settings))
 
 
+def test_a_dead_letter_topic_smaller_than_a_dead_letter_is_refused(settings) -> None:
+    """A dead-letter topic made before its limit was set (or by hand) takes 1 MiB."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from scrubber.kafka import client_kwargs
+
+    async def create_small_dlq() -> None:
+        admin = AIOKafkaAdminClient(**client_kwargs(settings))
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=settings.dlq_topic,
+                        num_partitions=settings.partitions,
+                        replication_factor=1,
+                        topic_configs={"max.message.bytes": str(1024 * 1024)},
+                    )
+                ]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(create_small_dlq())
+    with pytest.raises(TopicMismatchError, match=r"max\.message\.bytes=1048576"):
+        asyncio.run(ensure_topics(settings))
+
+
 def test_rocksdb_table_store_survives_sigkill(settings, worker, bundle, tmp_path):
     """SCRUBBER_TABLE_STORE=rocksdb:// (rocksdict): the large-state store, same guarantees."""
     worker.settings = settings.model_copy(update={"table_store": "rocksdb://"})

@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from scrubber.contracts import (
+    DEAD_LETTER_KEY_BYTES,
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTER_PAYLOAD_BYTES,
+    DEAD_LETTER_PREVIEW_BYTES,
     HEADER_ERROR_CODE,
+    HEADER_ORIGINAL_BYTES,
+    HEADER_ORIGINAL_KEY_BYTES,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
@@ -212,3 +218,85 @@ def test_every_emitted_result_is_the_models_own_json(line_bytes, snapshot) -> No
             assert emission.value == emission.result.model_dump_json().encode()
             values += 1
     assert values > len(raws)  # the surgery revised the visits
+
+
+def _record_bytes(emission) -> int:
+    """What aiokafka's producer counts a record as against ``max_request_size``."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        emission.key, emission.value, list(emission.headers)
+    )
+
+
+def test_an_input_of_kafkas_default_limit_is_dead_lettered_whole(snapshot) -> None:
+    raw = b"x" * (1024 * 1024)
+    (emission,) = _process(raw, b"M1", snapshot).emissions
+    assert emission.kind == "dlq" and emission.value == raw and emission.key == b"M1"
+    assert HEADER_ORIGINAL_BYTES not in dict(emission.headers)
+    assert emission.dead_letter is not None and emission.dead_letter.original_bytes is None
+
+
+def test_an_input_that_just_fits_is_kept_whole(snapshot) -> None:
+    raw = b"y" * (DEAD_LETTER_PAYLOAD_BYTES - 1)
+    (emission,) = _process(raw, b"M", snapshot).emissions  # key 1 byte: exactly the room
+    assert emission.value == raw
+    assert HEADER_ORIGINAL_BYTES not in dict(emission.headers)
+    assert _record_bytes(emission) <= DEAD_LETTER_MAX_BYTES
+
+
+@pytest.mark.parametrize("size", [DEAD_LETTER_PAYLOAD_BYTES, 3 * 1024 * 1024, 40 * 1024 * 1024])
+def test_an_input_too_large_for_the_dead_letter_topic_keeps_its_first_bytes(size, snapshot) -> None:
+    """A compressing upstream can send it; a dead letter Kafka refuses would stop the worker."""
+    raw = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    (emission,) = _process(raw, b"M1", snapshot).emissions
+    assert emission.kind == "dlq" and emission.key == b"M1"
+    assert emission.value == raw[:DEAD_LETTER_PREVIEW_BYTES]
+    headers = dict(emission.headers)
+    assert headers[HEADER_ORIGINAL_BYTES] == str(size).encode()
+    assert headers[HEADER_ERROR_CODE] == b"oversize"
+    assert HEADER_ORIGINAL_KEY_BYTES not in headers
+    letter = emission.dead_letter
+    assert letter is not None
+    assert (letter.original_bytes, letter.original_key_bytes) == (size, None)
+    assert _record_bytes(emission) <= DEAD_LETTER_MAX_BYTES
+
+
+def test_a_huge_key_is_cut_and_a_small_value_kept(snapshot) -> None:
+    key = b"k" * (3 * 1024 * 1024)
+    (emission,) = _process(b"not json", key, snapshot).emissions
+    assert emission.key == key[:DEAD_LETTER_KEY_BYTES] and emission.value == b"not json"
+    headers = dict(emission.headers)
+    assert headers[HEADER_ORIGINAL_KEY_BYTES] == str(len(key)).encode()
+    assert HEADER_ORIGINAL_BYTES not in headers  # the value itself was kept whole
+    letter = emission.dead_letter
+    assert letter is not None
+    assert (letter.original_bytes, letter.original_key_bytes) == (None, len(key))
+    assert _record_bytes(emission) <= DEAD_LETTER_MAX_BYTES
+
+
+def test_a_huge_key_and_value_are_both_cut(snapshot) -> None:
+    key, raw = b"k" * (1024 * 1024), b"v" * (1024 * 1024)
+    (emission,) = _process(raw, key, snapshot).emissions
+    assert emission.key == key[:DEAD_LETTER_KEY_BYTES]
+    assert emission.value == raw[:DEAD_LETTER_PREVIEW_BYTES]
+    headers = dict(emission.headers)
+    assert headers[HEADER_ORIGINAL_BYTES] == str(len(raw)).encode()
+    assert headers[HEADER_ORIGINAL_KEY_BYTES] == str(len(key)).encode()
+
+
+def test_the_largest_headers_still_fit(snapshot) -> None:
+    """Kafka's longest topic name, a huge offset and attempt: the cut letter still fits."""
+    source = SourcePosition("t" * 249, 2**31 - 1, 2**63 - 1)
+    key, raw = b"k" * (DEAD_LETTER_MAX_BYTES // 2), b"v" * (DEAD_LETTER_MAX_BYTES // 2)
+    processed = LineProcessor(default_engine()).process(
+        raw, key, source, snapshot, MemoryHistoryStore(), NOW, attempt=10**100
+    )
+    (emission,) = processed.emissions
+    assert _record_bytes(emission) <= DEAD_LETTER_MAX_BYTES
+
+
+def test_a_large_key_that_fits_is_kept(snapshot) -> None:
+    key = b"k" * (DEAD_LETTER_KEY_BYTES * 4)
+    (emission,) = _process(b"not json", key, snapshot).emissions
+    assert emission.key == key and HEADER_ORIGINAL_KEY_BYTES not in dict(emission.headers)

@@ -143,9 +143,32 @@ def test_an_intake_failure_is_a_processing_error_dead_letter_not_a_stalled_parti
 
 def test_the_dead_letter_topic_and_the_producer_take_a_dead_letter_of_any_input() -> None:
     from scrubber.config import Settings
-    from scrubber.kafka import DEAD_LETTER_MAX_BYTES, topic_specs
+    from scrubber.contracts import DEAD_LETTER_MAX_BYTES
+    from scrubber.kafka import topic_specs
 
     settings = Settings()
     (dlq,) = [s for s in topic_specs(settings) if s.name == settings.dlq_topic]
     assert int(dlq.configs["max.message.bytes"]) == DEAD_LETTER_MAX_BYTES
     assert DEAD_LETTER_MAX_BYTES >= 1024 * 1024 + 64 * 1024  # Kafka's default record, headers
+
+
+def test_an_x12_record_too_large_for_the_dead_letter_topic_is_cut_not_refused() -> None:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    from scrubber.contracts import (
+        DEAD_LETTER_MAX_BYTES,
+        DEAD_LETTER_PREVIEW_BYTES,
+        HEADER_ORIGINAL_BYTES,
+    )
+
+    raw = b"ISA*" + b"x" * (3 * 1024 * 1024)  # what a compressing upstream can deliver
+    runtime, sent, metrics = _edge()
+    asyncio.run(runtime.handle(X12, 0, 4, b"SUBMITTER01", raw, None, 1))
+    ((topic, key, value, headers),) = sent
+    assert topic == DLQ and key == b"SUBMITTER01"
+    assert value == raw[:DEAD_LETTER_PREVIEW_BYTES]
+    assert headers[HEADER_ERROR_CODE] == b"oversize"
+    assert headers[HEADER_ORIGINAL_BYTES] == str(len(raw)).encode()
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers.items()))
+    assert size <= DEAD_LETTER_MAX_BYTES
+    assert _sample(metrics, "scrubber_dead_letters_total", error_code="oversize") == 1
