@@ -164,9 +164,35 @@ class _Claim:
     """The line verdict (line id, revision) whose arrival made ``emitted``."""
     echo: X12Claim | None = None
     """What a 277CA echoes of the claim, from the first of its lines that carried it."""
+    base_revision: int = 0
+    """The revision of the claim id's last ClaimResult before the assembly forgot the claim to
+    stay within its size limit (``ClaimAssembler.to_bytes_within``): a ClaimResult made since
+    continues from it, so consumers that keep the highest revision take it."""
 
     def newest_service_date(self) -> date | None:
         return max((r.line.service_date for r in self.lines.values()), default=None)
+
+    def answered(self) -> bool:
+        """Whether every line of the claim's current submission has its verdict.
+
+        A claim sent again in another 837 waits for that 837's lines, whatever it answered before.
+        """
+        counts = {r.line.claim_line_count for r in self.lines.values()}
+        return len(counts) == 1 and is_complete(self.lines.values(), counts.pop() or 0)
+
+
+def _stored(c: _Claim) -> dict[str, Any]:
+    """A claim as ``ClaimAssembler.to_bytes`` stores it."""
+    return {
+        "lines": [r.to_json() for r in c.lines.values()],
+        "emitted": c.emitted.model_dump(mode="json") if c.emitted else None,
+        "cause": list(c.cause) if c.cause else None,
+        "echo": c.echo.model_dump(mode="json", exclude_none=True) if c.echo else None,
+        "submission": c.submission.model_dump(mode="json", exclude_none=True)
+        if c.submission
+        else None,
+        **({"base": c.base_revision} if c.base_revision else {}),
+    }
 
 
 def _verdicts(result: ClaimResult) -> list[tuple[str, Outcome, list[str]]]:
@@ -187,6 +213,9 @@ class ClaimAssembler:
 
     def __init__(self) -> None:
         self._claims: dict[str, _Claim] = {}
+        #: Claims forgotten to stay within the size limit after a ClaimResult was made: claim
+        #: id -> (that result's revision, the claim's newest date of service).
+        self._forgotten: dict[str, tuple[int, date]] = {}
         #: Whether ``add`` changed what is held since this flag was last cleared.
         self.changed = False
 
@@ -198,7 +227,9 @@ class ClaimAssembler:
         corrected) starts the claim afresh: its lines are that submission's, its echo and its
         line count too, and once complete it gets a new ClaimResult revision (and 277CA) even
         when the verdicts are unchanged, since the new 837 needs its answer. A revision of a
-        line of a submission the claim no longer is, is not part of the claim any more.
+        line of a submission the claim no longer is, is not part of the claim any more, and a
+        revision of a line whose claim is not held (forgotten at the size limit, set aside)
+        starts no claim.
         """
         count = result.line.claim_line_count
         if count is None:
@@ -206,7 +237,15 @@ class ClaimAssembler:
         submission = _submission(result.line)
         claim = self._claims.get(result.line.claim_id)
         if claim is None:
-            claim = self._claims[result.line.claim_id] = _Claim(submission)
+            if not own:
+                # A revision of a line whose claim is not held (forgotten at the size limit, or
+                # set aside): the claim's other lines are gone, so it cannot be answered from it.
+                return None
+            forgotten = self._forgotten.pop(result.line.claim_id, None)
+            if forgotten is not None:
+                self.changed = True
+            base = forgotten[0] if forgotten is not None else 0
+            claim = self._claims[result.line.claim_id] = _Claim(submission, base_revision=base)
         elif claim.submission != submission:
             if not own:
                 return None
@@ -223,7 +262,7 @@ class ClaimAssembler:
         self.changed = True
         if not is_complete(claim.lines.values(), count):
             return None
-        revision = 1 if claim.emitted is None else claim.emitted.revision + 1
+        revision = (claim.base_revision if claim.emitted is None else claim.emitted.revision) + 1
         candidate = build_claim_result(claim.lines.values(), count, revision, now)
         emitted = claim.emitted
         if (
@@ -262,7 +301,10 @@ class ClaimAssembler:
         old = [cid for cid, day in dates.items() if day is None or day < horizon]
         for cid in old:
             del self._claims[cid]
-        self.changed = self.changed or bool(old)
+        gone = [cid for cid, (_, day) in self._forgotten.items() if day < horizon]
+        for cid in gone:
+            del self._forgotten[cid]
+        self.changed = self.changed or bool(old) or bool(gone)
         return len(old)
 
     def echo(self, claim_id: str) -> ClaimEcho | None:
@@ -283,19 +325,88 @@ class ClaimAssembler:
         reading (without strictness: dates and amounts are JSON strings there). About 500
         bytes a line, 700 a claim's echo and 300 its emitted result.
         """
-        claims = {
-            cid: {
-                "lines": [r.to_json() for r in c.lines.values()],
-                "emitted": c.emitted.model_dump(mode="json") if c.emitted else None,
-                "cause": list(c.cause) if c.cause else None,
-                "echo": c.echo.model_dump(mode="json", exclude_none=True) if c.echo else None,
-                "submission": c.submission.model_dump(mode="json", exclude_none=True)
-                if c.submission
-                else None,
-            }
-            for cid, c in self._claims.items()
+        claims = {cid: _stored(c) for cid, c in self._claims.items()}
+        doc: dict[str, Any] = {"f": _STORED_FORMAT, "claims": claims}
+        if self._forgotten:  # absent otherwise: the bytes of every other patient are unchanged
+            doc["forgotten"] = self._stored_forgotten()
+        return orjson.dumps(doc)
+
+    def to_bytes_within(self, max_bytes: int) -> tuple[bytes, int]:
+        """``to_bytes``, after forgetting as few claims as it takes to fit in ``max_bytes``.
+
+        The worker keeps a patient's claims as one record of the history table's changelog,
+        which Kafka refuses over its limit (``history.STORED_VALUE_MAX_BYTES``); a member id
+        shared by many patients can gather that many claims. Answered claims go first (all
+        their current lines have verdicts), those with the oldest dates of service first; a
+        claim still waiting for lines only when no other is left. A forgotten claim that had a
+        ClaimResult leaves its revision behind (``_forgotten``, pruned by date like the claims,
+        and at most a quarter of ``max_bytes``, the oldest going first): a revision of one of
+        its lines changes nothing any more, and the claim sent again in another 837 is answered
+        with the next revision (with 1 again once its revision is gone too; a line of it
+        redelivered after a crash answers it again the same way). The worker applies
+        this when it writes a batch, so which claims go can depend on where a batch ended, for
+        such a member id only. Returns the bytes and how many claims were forgotten.
+        """
+        data = self.to_bytes()
+        if len(data) <= max_bytes:
+            return data, 0
+        budget = max_bytes // 4
+        self._trim_forgotten(budget)
+        data = self.to_bytes()
+        forgotten = 0
+        while len(data) > max_bytes and self._claims:
+
+            def order(cid: str) -> tuple[bool, date]:
+                claim = self._claims[cid]
+                return not claim.answered(), claim.newest_service_date() or date.min
+
+            total = len(data)
+            for cid in sorted(self._claims, key=order):  # stable: first seen first among equals
+                if total <= max_bytes:
+                    break
+                claim = self._claims.pop(cid)
+                # ``"cid":{...}`` and its comma, as ``to_bytes`` writes it.
+                total -= len(orjson.dumps({cid: _stored(claim)})) - 1
+                if claim.emitted is not None or claim.base_revision:
+                    revision = claim.emitted.revision if claim.emitted else claim.base_revision
+                    day = claim.newest_service_date() or date.min
+                    # ``"cid":[revision,"day"]`` and its comma, or ``,"forgotten":{...}``.
+                    total += len(orjson.dumps({cid: [revision, day.isoformat()]})) - 1
+                    total += 0 if self._forgotten else len(b',"forgotten":{}') - 1
+                    self._forgotten[cid] = (revision, day)
+                forgotten += 1
+            self.changed = True
+            self._trim_forgotten(budget)
+            data = self.to_bytes()
+        if len(data) > max_bytes:  # no claim left: only revisions (a limit below the budget)
+            self._trim_forgotten(max(0, max_bytes - (len(data) - self._forgotten_bytes())))
+            data = self.to_bytes()
+        return data, forgotten
+
+    def _forgotten_bytes(self) -> int:
+        """What ``_forgotten`` adds to ``to_bytes``: ``,"forgotten":{...}``."""
+        if not self._forgotten:
+            return 0
+        return len(orjson.dumps({"forgotten": self._stored_forgotten()})) - 1
+
+    def _stored_forgotten(self) -> dict[str, list[Any]]:
+        return {
+            cid: [revision, day.isoformat()] for cid, (revision, day) in self._forgotten.items()
         }
-        return orjson.dumps({"f": _STORED_FORMAT, "claims": claims})
+
+    def _trim_forgotten(self, budget: int) -> None:
+        """Drop the oldest revisions left behind until they take at most ``budget`` bytes."""
+        size = self._forgotten_bytes()
+        if size <= budget:
+            return
+        for cid in sorted(self._forgotten, key=lambda c: self._forgotten[c][1]):
+            if size <= budget:
+                break
+            revision, day = self._forgotten.pop(cid)
+            size -= len(orjson.dumps({cid: [revision, day.isoformat()]})) - 1
+            if not self._forgotten:
+                size = 0
+        self.changed = True
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClaimAssembler:
@@ -320,7 +431,10 @@ class ClaimAssembler:
                 if stored["cause"] is not None:
                     line_id, revision = stored["cause"]
                     claim.cause = (str(line_id), int(revision))
+                claim.base_revision = int(stored.get("base", 0))
                 assembler._claims[str(cid)] = claim
+            for cid, (revision, day) in doc.get("forgotten", {}).items():
+                assembler._forgotten[str(cid)] = (int(revision), date.fromisoformat(day))
         except Exception as exc:
             raise ValueError(f"not a stored claim assembly ({type(exc).__name__})") from None
         return assembler

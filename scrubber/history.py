@@ -51,6 +51,12 @@ WRITE_FORMATS = (_FORMAT_2, _FORMAT)
 _ENTRY_KEYS = ("l", "c", "r", "v", "b")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
+#: The most bytes one value of the patient-history table may take (a history, or a patient's
+#: claims being assembled): each is one record of the table's changelog, and Kafka refuses a
+#: record over the topic's limit (1 MiB unless it is set), which would stop the worker on that
+#: line, and every worker after it. The rest of the 1 MiB is room for the key and the framing.
+STORED_VALUE_MAX_BYTES = 768 * 1024
+
 #: How many decoded histories ``from_bytes`` keeps, by their bytes (see ``_DECODED``).
 DECODED_CACHE_SIZE = 1024
 
@@ -395,6 +401,14 @@ _ORDER = attrgetter("order")
 _ROW_FIELDS = 8
 _ROW_CODE = 2
 
+#: More bytes than any head row takes as JSON, with its comma: two line ids (a claim id of at
+#: most 64 characters, ``:``, a line number of at most 999), a code of at most 16 characters,
+#: each character escaped to at most six bytes, a date, two digests and three integers; and
+#: more than the rest of the head (``H3``, ``{"f":3,"m":...,"e":[]}`` with a member id of at
+#: most 64 such characters, the newline). ``PatientHistory.within`` measures the head exactly
+#: only when a history could reach its limit with this much per row.
+_ROW_BOUND = 1280
+
 
 def _check_row(row: object) -> date:
     """A format-3 head row's date of service; ValueError when the row is not one ``head`` makes."""
@@ -460,7 +474,7 @@ class _HistorySlots:
 
     member_id: str
     prunes: int
-    """How many times ``prune`` dropped lines from this history (in memory only)."""
+    """How many times ``prune`` or ``within`` dropped lines from this history (in memory only)."""
     _rows: list[list[Any]]
     _ids: list[str]
     _days: list[date]
@@ -694,6 +708,43 @@ class PatientHistory(_HistorySlots):
         if cut == 0:
             return self
         columns = self._columns(slice(cut, None))
+        base = _still(self._base, columns.blobs)
+        return PatientHistory._of(self.member_id, self.prunes + 1, columns, base)
+
+    def within(self, max_bytes: int, keep: str | None = None) -> PatientHistory:
+        """The history without as few of its oldest lines as it takes to store it in ``max_bytes``.
+
+        ``len(self.within(n).to_bytes()) <= n`` (format 3; format 2 is shorter), unless even
+        the newest line alone does not fit: then no line is kept but ``keep``, which may leave
+        it over (no line the contract allows comes near the limit). The line ``keep`` (a line id)
+        stays, wherever it is: the line just judged, so that its redelivery is known as one
+        and its correction gets the next revision, however late its date. Exact: the rows'
+        JSON is measured, but only for a history that could be that large at all (its lines'
+        bytes plus ``_ROW_BOUND`` per row), so the usual patient costs one sum. How large a
+        history may grow is the caller's policy (``revisions``).
+        """
+        rows = self._rows
+        lengths = [row[-1] for row in rows]
+        if sum(lengths) + (len(rows) + 1) * _ROW_BOUND <= max_bytes:
+            return self
+        # Each row's JSON and its line, with a comma before every row but the first.
+        sizes = [len(orjson.dumps(row)) + 1 + row[-1] for row in rows]
+        empty = orjson.dumps({"f": _FORMAT, "m": self.member_id, "e": []})
+        total = len(_MAGIC) + len(empty) + 1 - 1 + sum(sizes)  # the newline; no first comma
+        dropped: list[int] = []
+        for index, line_id in enumerate(self._ids):
+            if total <= max_bytes:
+                break
+            if line_id != keep:
+                total -= sizes[index]
+                dropped.append(index)
+        if not dropped:
+            return self
+        if len(dropped) == dropped[-1] + 1:  # the oldest lines: one slice
+            columns = self._columns(slice(len(dropped), None))
+        else:  # the kept line was among them
+            left = [i for i in range(len(rows)) if i > dropped[-1] or self._ids[i] == keep]
+            columns = _Columns._make([column[i] for i in left] for column in self._columns())
         base = _still(self._base, columns.blobs)
         return PatientHistory._of(self.member_id, self.prunes + 1, columns, base)
 

@@ -8,6 +8,8 @@ log message, so the formatter does not need to (and does not try to) scrub it.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,31 @@ import orjson
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+
+
+class Throttle:
+    """Yes at most once per ``seconds``: for a warning that can repeat with every line.
+
+    A member id at the history's size limit drops lines with nearly every line it gets; its
+    counter has every one, and the log needs one warning now and then, not thousands.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        """Whether to log now (and, if so, the next one waits ``seconds``)."""
+        now = self.clock()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
+#: How often a warning about a patient's size limit is logged at most (``Throttle``).
+SIZE_LIMIT_WARNING_SECONDS = 60.0
 
 
 class JsonFormatter(logging.Formatter):

@@ -162,6 +162,18 @@ class Metrics:
             "judged without them).",
             registry=r,
         )
+        self.history_lines_capped = Counter(
+            "scrubber_history_lines_capped",
+            "A patient's oldest lines dropped to keep the patient's history within its size "
+            "limit (revisions.HISTORY_MAX_BYTES): later lines are no longer compared with them.",
+            registry=r,
+        )
+        self.claims_forgotten = Counter(
+            "scrubber_claims_forgotten",
+            "A patient's oldest claims forgotten to keep the patient's claims being assembled "
+            "within the history table's value limit: they get no new ClaimResult.",
+            registry=r,
+        )
         self.claim_assemblies_set_aside = Counter(
             "scrubber_claim_assemblies_set_aside",
             "Stored claim assemblies that did not decode and were set aside (the patient's "

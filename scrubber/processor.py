@@ -124,6 +124,9 @@ class Processed:
     history_set_aside: bool = False
     """The patient's stored history did not decode: it was set aside and the line judged
     without it (``history.unreadable``)."""
+    history_capped: int = 0
+    """The patient's oldest lines dropped to keep the history within its size limit
+    (``revisions.HISTORY_MAX_BYTES``)."""
 
 
 class HistoryUnavailable(Exception):  # noqa: N818 - a condition of the store, not a bug
@@ -355,7 +358,9 @@ class LineProcessor:
             )
             return Processed((self.dead_letter(raw, key, source, rejection, now, attempt),))
         store.put(member_id, judgement.history)
-        return Processed(tuple(emissions), member_id, judgement.redelivery, history_lost)
+        return Processed(
+            tuple(emissions), member_id, judgement.redelivery, history_lost, judgement.capped
+        )
 
     @staticmethod
     def _result(

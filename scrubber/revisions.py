@@ -22,7 +22,13 @@ from typing import Literal
 import orjson
 
 from scrubber.contracts import ClaimLine, Finding, Outcome
-from scrubber.history import HistoryEntry, PatientHistory, content_digest, line_json
+from scrubber.history import (
+    STORED_VALUE_MAX_BYTES,
+    HistoryEntry,
+    PatientHistory,
+    content_digest,
+    line_json,
+)
 from scrubber.refdata.model import ReferenceSnapshot
 from scrubber.rules.base import INFLUENCE_DAYS
 from scrubber.rules.engine import Engine, Evaluation, clamped
@@ -30,6 +36,14 @@ from scrubber.rules.engine import Engine, Evaluation, clamped
 #: Default lateness allowance: how far behind the newest date of service a line may arrive and
 #: still be judged with the lines around it (the history keeps this much plus INFLUENCE_DAYS).
 DEFAULT_LATENESS_DAYS = 365
+
+#: The most bytes a patient's stored history may take (``history.STORED_VALUE_MAX_BYTES``: a
+#: history Kafka refuses to take stops the worker). A patient's year of lines is far below it
+#: (it holds about 1,500 lines of 450 bytes); a member id shared by many patients, or a patient
+#: billed every day, can reach it. Then the oldest lines are dropped, as lateness drops them
+#: (``Judgement.capped`` counts them): the checks that compare lines across dates no longer see
+#: those.
+HISTORY_MAX_BYTES = STORED_VALUE_MAX_BYTES
 
 Trigger = Literal["input", "revision"]
 
@@ -73,6 +87,9 @@ class Judgement:
     history: PatientHistory
     redelivery: bool
     """The input repeats a line already known with the same content."""
+    capped: int = 0
+    """How many of the patient's oldest lines were dropped to keep the history within
+    ``HISTORY_MAX_BYTES``."""
 
 
 def visible(
@@ -112,9 +129,15 @@ def visible(
 class Reviser:
     """Judges a line with the patient's history and re-judges the lines it changes."""
 
-    def __init__(self, engine: Engine, lateness_days: int = DEFAULT_LATENESS_DAYS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lateness_days: int = DEFAULT_LATENESS_DAYS,
+        max_history_bytes: int = HISTORY_MAX_BYTES,
+    ) -> None:
         self.engine = engine
         self.lateness_days = lateness_days
+        self.max_history_bytes = max_history_bytes
 
     def judge(
         self,
@@ -204,5 +227,7 @@ class Reviser:
                 # revision another line caused is re-sent when that line is redelivered (it
                 # comes later in the same partition, so it is uncommitted too).
                 verdicts.append(Verdict(entry.line, entry.revision, again, "revision", repeat=True))
-        keep_days = self.lateness_days + INFLUENCE_DAYS
-        return Judgement(tuple(verdicts), history.prune(keep_days), redelivery)
+        kept = history.prune(self.lateness_days + INFLUENCE_DAYS)
+        bounded = kept.within(self.max_history_bytes, keep=line_id)
+        capped = len(kept.line_ids) - len(bounded.line_ids)
+        return Judgement(tuple(verdicts), bounded, redelivery, capped)

@@ -237,7 +237,9 @@ class Worker:
         # history table under their own key prefix, so they live, move and recover with the
         # patient's history (one changelog, one recovery).
         self.claims = TableClaimStore(
-            self.table, on_set_aside=self.metrics.claim_assemblies_set_aside.inc
+            self.table,
+            on_set_aside=self.metrics.claim_assemblies_set_aside.inc,
+            on_forgotten=self.metrics.claims_forgotten.inc,
         )
         self.runtime = StreamRuntime(
             LineProcessor(default_engine(), lateness_days=settings.lateness_days),

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from scrubber.claims import ClaimStore, claim_emissions
 from scrubber.contracts import HEADER_ATTEMPT
+from scrubber.logs import SIZE_LIMIT_WARNING_SECONDS, Throttle
 from scrubber.metrics import Metrics
 from scrubber.processor import (
     Emission,
@@ -79,7 +80,8 @@ class StreamRuntime:
         self.clock = clock
         #: Where claims are assembled from their lines' verdicts (None: no claim results).
         self.claims = claims
-        #: Claims are kept as long as the histories keep their lines.
+        #: Claims are kept as long as the histories keep their lines (by date; a patient at the
+        #: size limit forgets claims sooner: ``ClaimAssembler.to_bytes_within``).
         self.claim_keep_days = processor.reviser.lateness_days + INFLUENCE_DAYS
         #: The input topic's partition count (numbers the 277CAs, see ``ack277_control``).
         self.partitions = partitions
@@ -91,6 +93,21 @@ class StreamRuntime:
         # label sets are closed (outcomes, rule ids and severities, error codes), so this stays
         # small; the children are the registry's own, so /metrics shows the same counts.
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._capped_warning = Throttle(SIZE_LIMIT_WARNING_SECONDS)
+
+    def _capped(self, lines: int, topic: str, partition: int, offset: int) -> None:
+        """Count lines dropped by the history's size limit; warn at most once a minute."""
+        self.metrics.history_lines_capped.inc(lines)
+        if self._capped_warning.due():
+            log.warning(
+                "a patient history reached its size limit; its oldest lines were dropped",
+                extra={
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "lines_dropped": lines,
+                },
+            )
 
     async def handle(
         self,
@@ -123,6 +140,8 @@ class StreamRuntime:
             )
             if processed.history_set_aside:
                 self.metrics.histories_set_aside.inc()
+            if processed.history_capped:
+                self._capped(processed.history_capped, topic, partition, offset)
             for emission in processed.emissions:
                 await self.send(emission)
                 self._count(emission)

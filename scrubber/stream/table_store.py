@@ -16,7 +16,14 @@ from typing import Any, Generic, TypeVar
 import faust
 
 from scrubber.claims import ClaimAssembler
-from scrubber.history import WRITE_FORMATS, PatientHistory, StoreWriteError, read_stored
+from scrubber.history import (
+    STORED_VALUE_MAX_BYTES,
+    WRITE_FORMATS,
+    PatientHistory,
+    StoreWriteError,
+    read_stored,
+)
+from scrubber.logs import SIZE_LIMIT_WARNING_SECONDS, Throttle
 from scrubber.stream.faust_internals import enter_event
 
 log = logging.getLogger(__name__)
@@ -169,14 +176,16 @@ class _BatchedTable(Generic[V]):
         """Wait until what ``flush`` wrote is in the changelog (``ChangelogTable.sent``)."""
         await changelog_sent(self.table)
 
-    def _encode(self, value: V) -> bytes:
+    def _encode(self, value: V, partition: int | None) -> bytes:
+        """The value's bytes (``partition``: the input partition whose batch wrote it)."""
         raise NotImplementedError
 
     def _write(self, member_id: str, partition: int | None, value: V) -> None:
         if partition is not None:
             enter_event(self._events[partition])
         try:
-            write_value(self.table, self.prefix + member_id.encode(), self._encode(value))
+            data = self._encode(value, self._partition if partition is None else partition)
+            write_value(self.table, self.prefix + member_id.encode(), data)
         finally:
             if self._partition is not None:
                 enter_event(self._events[self._partition])
@@ -216,7 +225,7 @@ class TableHistoryStore(_BatchedTable[PatientHistory]):
         """Keep the new history; ``flush`` writes it."""
         self._keep(member_id, history)
 
-    def _encode(self, value: PatientHistory) -> bytes:
+    def _encode(self, value: PatientHistory, partition: int | None) -> bytes:
         return value.to_bytes(self.history_format)
 
 
@@ -235,9 +244,17 @@ class TableClaimStore(_BatchedTable[ClaimAssembler]):
 
     prefix = CLAIMS_PREFIX
 
-    def __init__(self, table: Any, on_set_aside: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        table: Any,
+        on_set_aside: Callable[[], None] | None = None,
+        on_forgotten: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(table)
         self.on_set_aside = on_set_aside
+        #: Called with how many claims a write forgot to stay within the table's value limit.
+        self.on_forgotten = on_forgotten
+        self._forgotten_warning = Throttle(SIZE_LIMIT_WARNING_SECONDS)
 
     def get(self, member_id: str) -> ClaimAssembler | None:
         """The patient's assembly, or None (none yet, or set aside)."""
@@ -265,5 +282,20 @@ class TableClaimStore(_BatchedTable[ClaimAssembler]):
         """Keep the patient's new assembly; ``flush`` writes it."""
         self._keep(member_id, assembler)
 
-    def _encode(self, value: ClaimAssembler) -> bytes:
-        return value.to_bytes()
+    def _encode(self, value: ClaimAssembler, partition: int | None) -> bytes:
+        data, forgotten = value.to_bytes_within(STORED_VALUE_MAX_BYTES)
+        if forgotten:
+            if self.on_forgotten is not None:
+                self.on_forgotten(forgotten)
+            if self._forgotten_warning.due():  # the counter has every one
+                event = self._events.get(partition) if partition is not None else None
+                log.warning(
+                    "a patient's claims reached their size limit; the oldest were forgotten",
+                    extra={
+                        "topic": event.message.topic if event is not None else None,
+                        "partition": partition,
+                        "offset": event.message.offset if event is not None else None,
+                        "claims_forgotten": forgotten,
+                    },
+                )
+        return data

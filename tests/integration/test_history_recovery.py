@@ -131,57 +131,39 @@ def test_partition_mismatch_is_refused(settings) -> None:
         asyncio.run(ensure_topics(other))
 
 
-def test_a_history_changelog_deleted_by_time_is_refused(settings) -> None:
+async def _create_topic(settings, name: str, configs: dict[str, str]) -> None:
+    """A topic made by hand, before the scrubber creates its own (as an operator might)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from scrubber.kafka import client_kwargs, history_changelog
+    from scrubber.kafka import client_kwargs
 
-    async def create_deleting_changelog() -> None:
-        admin = AIOKafkaAdminClient(**client_kwargs(settings))
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name=history_changelog(settings),
-                        num_partitions=settings.partitions,
-                        replication_factor=1,
-                        topic_configs={"cleanup.policy": "delete"},
-                    )
-                ]
-            )
-        finally:
-            await admin.close()
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        topic = NewTopic(
+            name=name,
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            topic_configs=configs,
+        )
+        await admin.create_topics([topic])
+    finally:
+        await admin.close()
 
-    asyncio.run(create_deleting_changelog())
+
+def test_a_history_changelog_deleted_by_time_is_refused(settings) -> None:
+    from scrubber.kafka import history_changelog
+
+    asyncio.run(_create_topic(settings, history_changelog(settings), {"cleanup.policy": "delete"}))
     with pytest.raises(TopicMismatchError, match="compacted"):
         asyncio.run(ensure_topics(settings))
 
 
 def test_a_dead_letter_topic_smaller_than_a_dead_letter_is_refused(settings) -> None:
     """A dead-letter topic made before its limit was set (or by hand) takes 1 MiB."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from scrubber.kafka import client_kwargs
-
-    async def create_small_dlq() -> None:
-        admin = AIOKafkaAdminClient(**client_kwargs(settings))
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name=settings.dlq_topic,
-                        num_partitions=settings.partitions,
-                        replication_factor=1,
-                        topic_configs={"max.message.bytes": str(1024 * 1024)},
-                    )
-                ]
-            )
-        finally:
-            await admin.close()
-
-    asyncio.run(create_small_dlq())
+    asyncio.run(
+        _create_topic(settings, settings.dlq_topic, {"max.message.bytes": str(1024 * 1024)})
+    )
     with pytest.raises(TopicMismatchError, match=r"max\.message\.bytes=1048576"):
         asyncio.run(ensure_topics(settings))
 

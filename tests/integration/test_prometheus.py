@@ -367,7 +367,7 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
         for group in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"]
         for rule in group["rules"]
     }
-    assert set(rules) == declared and len(declared) == 14, sorted(rules)
+    assert set(rules) == declared and len(declared) == 15, sorted(rules)
     quiet = set(rules) - {"ScrubberProcessingLatencyHigh"}  # a cold first send may be slow
 
     def active() -> dict[str, str]:

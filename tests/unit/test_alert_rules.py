@@ -76,6 +76,7 @@ def test_the_alerts_the_runbook_promises_exist() -> None:
         "ScrubberNoTargets",
         "ScrubberTableRecoveryStalled",
         "ScrubberHistorySetAside",
+        "ScrubberHistoryCapped",
         "ScrubberX12IntakeDown",
     }
     names = alert_names()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -316,3 +316,225 @@ def test_an_empty_claim_is_pruned_not_a_crash() -> None:
     data["claims"]["EMPTY"] = {"lines": [], "emitted": None, "cause": None, "echo": None}
     restored = ClaimAssembler.from_bytes(orjson.dumps(data))
     assert restored.prune(keep_days=400) == 1
+
+
+def _dated(claim_id: str, day: date) -> ScrubResult:
+    r = result(1, count=1, claim_id=claim_id)
+    return r.model_copy(update={"line": r.line.model_copy(update={"service_date": day})})
+
+
+def test_a_patients_claims_are_kept_within_the_tables_value_limit_oldest_forgotten_first() -> None:
+    assembler = ClaimAssembler()
+    days = [date(2024, 1, 1 + (n * 7) % 28) for n in range(40)]  # dates out of arrival order
+    for n, day in enumerate(days):
+        assembler.add(_dated(f"C{n:03d}", day), NOW)
+    whole = assembler.to_bytes()
+    data, forgotten = assembler.to_bytes_within(len(whole))
+    assert (data, forgotten) == (whole, 0)
+
+    limit = len(whole) // 2
+    data, forgotten = assembler.to_bytes_within(limit)
+    assert len(data) <= limit and data == assembler.to_bytes()
+    kept = {c.claim_id for c in ClaimAssembler.from_bytes(data).current()}
+    assert len(kept) == 40 - forgotten and forgotten > 0
+    # The oldest by date of service went first (ties: first seen first).
+    order = sorted(range(40), key=lambda n: days[n])
+    assert kept == {f"C{n:03d}" for n in order[forgotten:]}
+    # As few as it takes: the one forgotten last would not have fitted with the others.
+    back = ClaimAssembler.from_bytes(data)
+    back.add(_dated(f"C{order[forgotten - 1]:03d}", days[order[forgotten - 1]]), NOW)
+    assert len(back.to_bytes()) > limit
+
+
+def test_a_limit_no_claim_fits_in_forgets_them_all() -> None:
+    assembler = ClaimAssembler()
+    assembler.add(_dated("ONLY", date(2024, 1, 1)), NOW)
+    data, forgotten = assembler.to_bytes_within(10)
+    assert forgotten == 1 and ClaimAssembler.from_bytes(data).current() == []
+
+
+def test_the_worker_store_writes_a_patients_claims_within_the_limit_and_counts_the_forgotten(
+    caplog,
+) -> None:
+    from scrubber.history import STORED_VALUE_MAX_BYTES
+    from scrubber.stream.table_store import TableClaimStore
+
+    counted: list[int] = []
+    store = TableClaimStore({}, on_forgotten=counted.append)
+    assembler, n = ClaimAssembler(), 0
+    while len(assembler.to_bytes()) <= STORED_VALUE_MAX_BYTES:
+        for _ in range(100):
+            assembler.add(_dated(f"C{n:05d}", date(2024, 1, 1 + n % 28)), NOW)
+            n += 1
+    data = store._encode(assembler, None)
+    assert len(data) <= STORED_VALUE_MAX_BYTES
+    assert len(counted) == 1 and counted[0] == n - len(ClaimAssembler.from_bytes(data).current())
+    assert "M1" not in caplog.text  # the member id stays out of the log
+
+
+def _limited(assembler: ClaimAssembler, limit: int) -> ClaimAssembler:
+    """What the worker's store does at the end of a batch: write within the limit, read back."""
+    data, _ = assembler.to_bytes_within(limit)
+    return ClaimAssembler.from_bytes(data)
+
+
+def test_a_forgotten_claim_is_not_restarted_by_a_revision_and_continues_its_revisions() -> None:
+    assembler = ClaimAssembler()
+    first = assembler.add(_dated("OLD", date(2024, 1, 1)), NOW)
+    assert first is not None and first.revision == 1
+    for n in range(30):
+        assembler.add(_dated(f"NEW{n:02d}", date(2024, 2, 1)), NOW)
+    limit = len(assembler.to_bytes()) - 10
+    assembler = _limited(assembler, limit)  # OLD is the oldest: it goes, its revision stays
+    assert "OLD" not in {c.claim_id for c in assembler.current()}
+    # A later line's arrival revises OLD's line: no claim is started from a revision.
+    revised = _dated("OLD", date(2024, 1, 1)).model_copy(update={"revision": 2})
+    assert assembler.add(revised, NOW, own=False) is None
+    # OLD sent again in another 837 is answered with the next revision, not with 1 again.
+    again = _dated("OLD", date(2024, 1, 1))
+    line = again.line.model_copy(
+        update={"x12": again.line.x12.model_copy(update={"transaction_set_control": "0002"})}
+    )  # type: ignore[union-attr]
+    answer = assembler.add(again.model_copy(update={"line": line}), NOW)
+    assert answer is not None and answer.revision == 2
+
+
+def test_claims_waiting_for_lines_are_forgotten_last() -> None:
+    assembler = ClaimAssembler()
+    waiting = result(1, count=3, claim_id="WAITING")  # two lines still to come
+    waiting = waiting.model_copy(
+        update={"line": waiting.line.model_copy(update={"service_date": date(2023, 1, 1)})}
+    )
+    assert assembler.add(waiting, NOW) is None
+    for n in range(30):
+        assembler.add(_dated(f"DONE{n:02d}", date(2024, 2, 1)), NOW)
+    assembler = _limited(assembler, len(assembler.to_bytes()) // 2)
+    assert assembler.add(result(2, count=3, claim_id="WAITING"), NOW) is None
+    done = assembler.add(result(3, count=3, claim_id="WAITING"), NOW)
+    assert done is not None and [s.line_id for s in done.lines] == [
+        "WAITING:1",
+        "WAITING:2",
+        "WAITING:3",
+    ]
+
+
+def test_revisions_left_behind_are_pruned_with_the_claims_and_read_back() -> None:
+    assembler = ClaimAssembler()
+    assembler.add(_dated("OLD", date(2023, 1, 1)), NOW)
+    for n in range(10):
+        assembler.add(_dated(f"NEW{n}", date(2024, 3, 1)), NOW)
+    assembler = _limited(assembler, len(assembler.to_bytes()) - 10)
+    assert b'"forgotten":{"OLD":[1,"2023-01-01"]}' in assembler.to_bytes()
+    assert assembler.prune(keep_days=91) == 0  # no claim that old is held any more...
+    assert b"forgotten" not in assembler.to_bytes()  # ...and its revision went with the date
+
+
+def test_claim_revisions_only_go_up_for_a_member_id_at_the_limit() -> None:
+    """Every claim id's ClaimResults: revisions rise, and one revision is one verdict."""
+    import random
+
+    rng = random.Random(5)
+    assembler, seen = ClaimAssembler(), {}
+    versions: dict[str, int] = {}
+    for step in range(1500):
+        if versions and rng.random() < 0.3:  # a revision of an earlier line, or the same again
+            cid = rng.choice(sorted(versions))
+            versions[cid] += 1
+            r = _dated(cid, date(2024, 1, 1) + timedelta(days=int(cid[1:]) % 300))
+            rules = ("r.x",) if versions[cid] % 2 else ()
+            r = r.model_copy(
+                update={
+                    "revision": versions[cid],
+                    "outcome": Outcome.FLAGGED if rules else Outcome.ACCEPTED,
+                    "findings": [
+                        Finding(
+                            rule_id=x, category=Category.CODE, severity=Severity.ERROR, message="m"
+                        )
+                        for x in rules
+                    ],
+                }
+            )
+            made = assembler.add(r, NOW, own=False)
+        else:
+            cid = f"C{step:05d}"
+            versions[cid] = 1
+            made = assembler.add(_dated(cid, date(2024, 1, 1) + timedelta(days=step % 300)), NOW)
+        if made is not None:
+            key = (made.claim_id, made.revision)
+            verdict = [(s.line_id, s.outcome, s.rule_ids) for s in made.lines]
+            assert seen.setdefault(key, verdict) == verdict, key
+            assert made.revision == max(r for c, r in seen if c == made.claim_id), key
+        if step % 50 == 49:
+            assembler = _limited(assembler, 40_000)
+    assert any(c not in {x.claim_id for x in assembler.current()} for c in versions)
+
+
+def _forget_all_answered(assembler: ClaimAssembler) -> ClaimAssembler:
+    """Forget every answered claim, as a write at a tiny limit would, leaving their revisions."""
+    for cid in [c.claim_id for c in assembler.current()]:
+        claim = assembler._claims.pop(cid)
+        assert claim.emitted is not None
+        assembler._forgotten[cid] = (claim.emitted.revision, claim.newest_service_date())
+    return assembler
+
+
+def test_revisions_left_behind_never_crowd_out_a_claim_waiting_for_lines() -> None:
+    assembler = ClaimAssembler()
+    for n in range(3000):
+        assembler.add(_dated(f"GONE{n:05d}", date(2024, 1, 1) + timedelta(days=n % 90)), NOW)
+    _forget_all_answered(assembler)
+    waiting = result(1, count=2, claim_id="WAITING")
+    assert assembler.add(waiting, NOW) is None
+    limit = 40_000
+    before = dict(assembler._forgotten)
+    data, forgotten = assembler.to_bytes_within(limit)
+    assert len(data) <= limit and forgotten == 0
+    back = ClaimAssembler.from_bytes(data)
+    assert len(orjson.dumps(back._stored_forgotten())) <= limit // 4
+    kept = {cid: day for cid, (_, day) in back._forgotten.items()}
+    dropped = [day for cid, (_, day) in before.items() if cid not in kept]
+    assert kept and dropped and min(kept.values()) >= max(dropped)  # the newest stay
+    done = back.add(result(2, count=2, claim_id="WAITING"), NOW)
+    assert done is not None and done.revision == 1
+
+
+def test_a_claim_sent_again_and_waiting_for_its_new_lines_is_forgotten_last() -> None:
+    assembler = ClaimAssembler()
+    old = _dated("RESUB", date(2023, 6, 1))
+    assert assembler.add(old, NOW) is not None  # answered once, in the first 837
+    for n in range(30):
+        assembler.add(_dated(f"NEW{n:02d}", date(2024, 2, 1)), NOW)
+    # The same claim in a new 837, with two lines: the first arrives, the second is to come.
+    trace = TRACE.model_copy(update={"transaction_set_control": "0002"})
+    first = result(1, count=2, claim_id="RESUB")
+    first = first.model_copy(
+        update={
+            "line": first.line.model_copy(update={"x12": trace, "service_date": date(2023, 6, 1)})
+        }
+    )
+    assert assembler.add(first, NOW) is None
+    assembler = _limited(assembler, len(assembler.to_bytes()) // 2)
+    second = result(2, count=2, claim_id="RESUB")
+    second = second.model_copy(
+        update={
+            "line": second.line.model_copy(update={"x12": trace, "service_date": date(2023, 6, 1)})
+        }
+    )
+    answer = assembler.add(second, NOW)
+    assert answer is not None and answer.revision == 2
+    assert [s.line_id for s in answer.lines] == ["RESUB:1", "RESUB:2"]
+
+
+def test_a_forgotten_claims_revision_survives_a_write_before_the_claim_completes() -> None:
+    assembler = ClaimAssembler()
+    assert assembler.add(_dated("OLD", date(2023, 1, 1)), NOW) is not None
+    _forget_all_answered(assembler)
+    trace = TRACE.model_copy(update={"transaction_set_control": "0002"})
+    first = result(1, count=2, claim_id="OLD")
+    first = first.model_copy(update={"line": first.line.model_copy(update={"x12": trace})})
+    assert assembler.add(first, NOW) is None
+    back = ClaimAssembler.from_bytes(assembler.to_bytes())  # a batch ends here
+    second = result(2, count=2, claim_id="OLD")
+    second = second.model_copy(update={"line": second.line.model_copy(update={"x12": trace})})
+    answer = back.add(second, NOW)
+    assert answer is not None and answer.revision == 2
