@@ -37,6 +37,16 @@ CLAIMS_PREFIX = b"\x00claims\x00"
 V = TypeVar("V")
 
 
+def _kept_aside(data: bytes) -> bytes:
+    """What is set aside of a value that does not decode: all of it, or what the changelog takes.
+
+    A value over ``STORED_VALUE_MAX_BYTES`` can be in a local RocksDB store only from before
+    the limit (the store took it, the changelog refused it); its first bytes are what a person
+    can look at, and the whole would be refused again, stopping the worker.
+    """
+    return data[:STORED_VALUE_MAX_BYTES]
+
+
 def write_value(table: Any, key: bytes, value: bytes) -> None:
     """Write one value to the table; a refusal is ``StoreWriteError`` whatever the store.
 
@@ -219,7 +229,7 @@ class TableHistoryStore(_BatchedTable[PatientHistory]):
         keeps the bytes for a person to look at, while the patient's own key gets the history
         rebuilt from the lines that follow.
         """
-        write_value(self.table, SET_ASIDE_PREFIX + member_id.encode(), data)
+        write_value(self.table, SET_ASIDE_PREFIX + member_id.encode(), _kept_aside(data))
 
     def put(self, member_id: str, history: PatientHistory) -> None:
         """Keep the new history; ``flush`` writes it."""
@@ -268,7 +278,7 @@ class TableClaimStore(_BatchedTable[ClaimAssembler]):
         try:
             return ClaimAssembler.from_bytes(bytes(raw))
         except ValueError as exc:
-            write_value(self.table, SET_ASIDE_PREFIX + key, bytes(raw))
+            write_value(self.table, SET_ASIDE_PREFIX + key, _kept_aside(bytes(raw)))
             log.warning(
                 "a stored claim assembly did not read; set aside, the patient's claims start "
                 "afresh",

@@ -289,3 +289,23 @@ def test_the_setting_accepts_exactly_the_formats_a_store_writes() -> None:
     assert tuple(accepted) == WRITE_FORMATS
     for value in accepted:
         TableHistoryStore(FakeTable(), value)  # a worker starts with every accepted value
+
+
+def test_what_is_set_aside_fits_a_changelog_record() -> None:
+    """A value over the limit can be in a local RocksDB store only from before the limit."""
+    from scrubber.history import STORED_VALUE_MAX_BYTES
+    from scrubber.stream.table_store import CLAIMS_PREFIX, SET_ASIDE_PREFIX, TableClaimStore
+
+    huge = b"H3" + b"\xff" * (STORED_VALUE_MAX_BYTES + 5000)
+    table = FakeTable(stores={1: {CLAIMS_PREFIX + b"M1": huge}})
+    histories, claims = TableHistoryStore(table), TableClaimStore(table)
+    histories.at(FakeEvent(FakeMessage(1, 0)))
+    claims.at(FakeEvent(FakeMessage(1, 0)))
+    histories.set_aside("M1", huge)
+    assert claims.get("M1") is None
+    kept = table.stores[1]
+    assert kept[SET_ASIDE_PREFIX + b"M1"] == huge[:STORED_VALUE_MAX_BYTES]
+    assert kept[SET_ASIDE_PREFIX + CLAIMS_PREFIX + b"M1"] == huge[:STORED_VALUE_MAX_BYTES]
+    small = b"H2 not a history"
+    histories.set_aside("M2", small)
+    assert kept[SET_ASIDE_PREFIX + b"M2"] == small  # whole when it fits
