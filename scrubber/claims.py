@@ -195,6 +195,11 @@ def _stored(c: _Claim) -> dict[str, Any]:
     }
 
 
+def _member_bytes(key: str, value: Any) -> int:
+    """What ``"key":value`` and its comma take in a JSON object ``orjson`` writes."""
+    return len(orjson.dumps({key: value})) - 1
+
+
 def _verdicts(result: ClaimResult) -> list[tuple[str, Outcome, list[str]]]:
     return [(s.line_id, s.outcome, s.rule_ids) for s in result.lines]
 
@@ -365,13 +370,11 @@ class ClaimAssembler:
                 if total <= max_bytes:
                     break
                 claim = self._claims.pop(cid)
-                # ``"cid":{...}`` and its comma, as ``to_bytes`` writes it.
-                total -= len(orjson.dumps({cid: _stored(claim)})) - 1
+                total -= _member_bytes(cid, _stored(claim))
                 if claim.emitted is not None or claim.base_revision:
                     revision = claim.emitted.revision if claim.emitted else claim.base_revision
                     day = claim.newest_service_date() or date.min
-                    # ``"cid":[revision,"day"]`` and its comma, or ``,"forgotten":{...}``.
-                    total += len(orjson.dumps({cid: [revision, day.isoformat()]})) - 1
+                    total += _member_bytes(cid, [revision, day.isoformat()])
                     total += 0 if self._forgotten else len(b',"forgotten":{}') - 1
                     self._forgotten[cid] = (revision, day)
                 forgotten += 1
@@ -403,7 +406,7 @@ class ClaimAssembler:
             if size <= budget:
                 break
             revision, day = self._forgotten.pop(cid)
-            size -= len(orjson.dumps({cid: [revision, day.isoformat()]})) - 1
+            size -= _member_bytes(cid, [revision, day.isoformat()])
             if not self._forgotten:
                 size = 0
         self.changed = True

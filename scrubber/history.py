@@ -707,7 +707,10 @@ class PatientHistory(_HistorySlots):
         cut = bisect_left(days, days[-1] - timedelta(days=keep_days))
         if cut == 0:
             return self
-        columns = self._columns(slice(cut, None))
+        return self._dropping(self._columns(slice(cut, None)))
+
+    def _dropping(self, columns: _Columns) -> PatientHistory:
+        """The history of ``columns``, some of this one's, after ``prune`` or ``within``."""
         base = _still(self._base, columns.blobs)
         return PatientHistory._of(self.member_id, self.prunes + 1, columns, base)
 
@@ -741,12 +744,9 @@ class PatientHistory(_HistorySlots):
         if not dropped:
             return self
         if len(dropped) == dropped[-1] + 1:  # the oldest lines: one slice
-            columns = self._columns(slice(len(dropped), None))
-        else:  # the kept line was among them
-            left = [i for i in range(len(rows)) if i > dropped[-1] or self._ids[i] == keep]
-            columns = _Columns._make([column[i] for i in left] for column in self._columns())
-        base = _still(self._base, columns.blobs)
-        return PatientHistory._of(self.member_id, self.prunes + 1, columns, base)
+            return self._dropping(self._columns(slice(len(dropped), None)))
+        left = [i for i in range(len(rows)) if i > dropped[-1] or self._ids[i] == keep]
+        return self._dropping(_Columns._make([c[i] for i in left] for c in self._columns()))
 
     # ------------------------------------------------------------------------------ stored form
     def to_bytes(self, version: int = _FORMAT) -> bytes:
