@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
+from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.tables.base import Collection
 
 from scrubber.history import StoreWriteError
@@ -134,5 +135,333 @@ def test_a_record_never_acknowledged_is_a_refused_write(monkeypatch: pytest.Monk
         table.send_changelog(0, b"M1", b"h1")
         with pytest.raises(StoreWriteError, match=r"not acknowledged in 0\.05 s"):
             await table.sent()
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------------------------- ChangelogTable.write
+class _Producer:
+    """Faust's producer as ``write`` and Faust's ``Topic.publish_message`` call it: ``send``
+    waits while ``held`` is not done (a full batch), then records its arguments and hands
+    back a future the test completes; ``refuse`` makes it raise instead."""
+
+    def __init__(self) -> None:
+        self.sends: list[dict[str, Any]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+        self.soon: list[Any] = []
+        self.refuse: Exception | None = None
+        self.held: asyncio.Future[None] | None = None
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        held = self.held
+        if held is not None:
+            self.held = None  # only this send waits
+            await held
+        if self.refuse is not None:
+            raise self.refuse
+        self.sends.append(
+            {"topic": topic, "key": key, "value": value, "partition": partition,
+             "timestamp": timestamp, "headers": headers}
+        )  # fmt: skip
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+    async def maybe_start(self) -> None:
+        """Faust starts its producer before its first send."""
+
+    def send_soon(self, fut: Any) -> None:
+        """Faust's producer buffer: what ``Topic.send_soon`` hands over to be sent later."""
+        self.soon.append(fut)
+
+
+class _PartitionEvent:
+    """A current event of another partition of the input topic."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(topic="claims.lines.v1", partition=partition)
+
+
+def _direct_table() -> tuple[ChangelogTable, _Producer, list[tuple[Any, int]]]:
+    """A real table of a real (not started) app whose producer is a ``_Producer``."""
+    app = faust.App("changelog-write-test", broker="kafka://127.0.0.1:1")
+    producer = _Producer()
+    app.producer = cast(Any, producer)
+    table = ChangelogTable(app, name="histories", key_type=bytes, value_type=bytes)
+    persisted: list[tuple[Any, int]] = []
+    table.data.set_persisted_offset = lambda tp, offset: persisted.append((tp, offset))  # type: ignore[method-assign]
+    return table, producer, persisted
+
+
+def _acknowledge(future: asyncio.Future[Any], partition: int, offset: int) -> None:
+    tp = TopicPartition("changelog-write-test-histories-changelog", partition)
+    future.set_result(RecordMetadata(tp.topic, partition, tp, offset, -1, 0, 0))
+
+
+async def _turns(n: int = 20) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_a_write_is_in_the_store_at_once_and_its_record_is_what_faust_sends() -> None:
+    """``write`` sends what Faust's own ``table[key] = value`` sends, record for record."""
+    table, producer, _persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        # Faust's own path: its real send_changelog and Topic.publish_message, as Faust's
+        # producer buffer would call it.
+        table[b"M1"] = b"faust's history"
+        assert len(producer.soon) == 1 and producer.sends == []
+        await producer.soon[0].message.channel.publish_message(producer.soon[0])
+        faust_s = producer.sends.pop()
+        # The direct path.
+        table.write(b"M1", b"the history")
+        assert table.data[b"M1"] == b"the history"  # in the store before anything is sent
+        await asyncio.sleep(0)
+        ours = producer.sends.pop()
+        assert ours["topic"] == faust_s["topic"] == "changelog-write-test-histories-changelog"
+        assert ours["partition"] == faust_s["partition"] == 2  # the current event's
+        assert (ours["key"], faust_s["key"]) == (b"M1", b"M1")
+        assert (ours["value"], faust_s["value"]) == (b"the history", b"faust's history")
+        assert ours["timestamp"] is None and faust_s["timestamp"] is None
+        assert not ours["headers"] and not faust_s["headers"]
+        assert producer.soon[1:] == []  # nothing went through Faust's buffer
+
+    asyncio.run(run())
+
+
+def test_records_are_sent_in_the_order_written_and_the_newest_offsets_persisted() -> None:
+    table, producer, persisted = _direct_table()
+
+    async def run() -> None:
+        producer.held = first = asyncio.get_running_loop().create_future()  # the first send waits
+        events = [_PartitionEvent(1), _PartitionEvent(2)]  # Faust holds events weakly
+        enter_event(events[0])
+        table.write(b"M0", b"h0")
+        enter_event(events[1])
+        table.write(b"M1", b"h1")
+        table.write(b"M2", b"h2")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        assert producer.sends == []  # nothing overtakes the record that waits
+        first.set_result(None)
+        await _turns()
+        assert [(s["key"], s["partition"]) for s in producer.sends] == [
+            (b"M0", 1),
+            (b"M1", 2),
+            (b"M2", 2),
+        ]
+        _acknowledge(producer.futures[0], 1, 7)
+        _acknowledge(producer.futures[2], 2, 12)
+        await _turns()
+        assert not waiting.done()  # one record is still on its way
+        assert persisted == []  # and no offset is persisted before they all are in
+        _acknowledge(producer.futures[1], 2, 11)
+        await waiting
+        assert sorted((tp.partition, offset) for tp, offset in persisted) == [(1, 7), (2, 12)]
+        await table.sent()  # nothing left to wait for
+        assert len(persisted) == 2
+
+    asyncio.run(run())
+
+
+def test_a_record_the_producer_refuses_is_a_refused_write() -> None:
+    table, producer, persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        producer.refuse = ValueError("too large for CANARY-PHI")
+        table.write(b"M1", b"h1")
+        with pytest.raises(
+            StoreWriteError, match="not taken by the producer: ValueError"
+        ) as caught:
+            await table.sent()
+        assert "CANARY" not in str(caught.value)
+        assert persisted == []
+
+    asyncio.run(run())
+
+
+def test_a_written_record_not_delivered_is_a_refused_write() -> None:
+    table, producer, persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        table.write(b"M1", b"h1")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        producer.futures[0].set_exception(TimeoutError("no answer for CANARY-PHI"))
+        with pytest.raises(StoreWriteError, match="not delivered: TimeoutError") as caught:
+            await waiting
+        assert "CANARY" not in str(caught.value)
+        assert persisted == []
+
+    asyncio.run(run())
+
+
+def test_a_store_that_refuses_the_offset_is_a_refused_write() -> None:
+    table, producer, _persisted = _direct_table()
+    event = _Event()
+
+    def refuse(tp: Any, offset: int) -> None:
+        raise OSError("disk full under CANARY-PHI")
+
+    table.data.set_persisted_offset = refuse  # type: ignore[method-assign]
+
+    async def run() -> None:
+        enter_event(event)
+        table.write(b"M1", b"h1")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        _acknowledge(producer.futures[0], 2, 0)
+        with pytest.raises(StoreWriteError, match="OSError") as caught:
+            await waiting
+        assert "CANARY" not in str(caught.value)
+
+    asyncio.run(run())
+
+
+def test_a_wait_cancelled_while_records_are_handed_over_leaves_them_to_the_next() -> None:
+    """The store holds the values already: their records must reach the changelog."""
+    table, producer, persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        producer.held = stuck = asyncio.get_running_loop().create_future()
+        table.write(b"M1", b"h1")
+        table.write(b"M2", b"h2")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        later = asyncio.ensure_future(table.sent())  # before the records are handed over
+        await _turns()
+        assert producer.sends == [] and not later.done()
+        stuck.set_result(None)
+        await _turns()
+        assert [s["key"] for s in producer.sends] == [b"M1", b"M2"]
+        assert not later.done()
+        for offset, future in enumerate(producer.futures):
+            _acknowledge(future, 2, offset)
+        await later
+        assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 1)]
+
+    asyncio.run(run())
+
+
+def test_a_wait_cancelled_while_records_are_delivered_leaves_them_to_the_next() -> None:
+    """The next wait waits for them, reports their failure, and persists their offsets."""
+    table, producer, persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        table.write(b"M1", b"h1")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        assert len(producer.futures) == 1
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        table.write(b"M2", b"h2")
+        later = asyncio.ensure_future(table.sent())
+        await _turns()
+        _acknowledge(producer.futures[1], 2, 6)
+        await _turns()
+        assert not later.done()  # the first record is still on its way
+        _acknowledge(producer.futures[0], 2, 5)
+        await later
+        assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 6)]
+        # A record the cancelled wait left behind that fails is reported by the next wait.
+        table.write(b"M3", b"h3")
+        third = asyncio.ensure_future(table.sent())
+        await _turns()
+        third.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await third
+        producer.futures[2].set_exception(TimeoutError("no answer"))
+        with pytest.raises(StoreWriteError, match="not delivered: TimeoutError"):
+            await table.sent()
+
+    asyncio.run(run())
+
+
+def test_a_wait_cancelled_as_the_records_are_handed_over_is_still_cancelled() -> None:
+    """The caller's cancellation is never swallowed, even in the turn the hand-over ends."""
+    table, producer, _persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        producer.held = stuck = asyncio.get_running_loop().create_future()
+        table.write(b"M1", b"h1")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        # Cancelled by the hand-over's own end, before the wait can resume.
+        table._handing_over[0].add_done_callback(lambda _: waiting.cancel())
+        stuck.set_result(None)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(run())
+
+
+def test_a_stop_hands_every_queued_record_to_the_producer_before_faust_flushes_it() -> None:
+    table, producer, _persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        producer.held = stuck = asyncio.get_running_loop().create_future()
+        table.write(b"M1", b"h1")
+        table.write(b"M2", b"h2")
+        await _turns()
+        asyncio.get_running_loop().call_later(0.05, stuck.set_result, None)
+        await table.app.on_before_shutdown.send()
+        assert [s["key"] for s in producer.sends] == [b"M1", b"M2"]
+
+    asyncio.run(run())
+
+
+def test_a_write_in_a_transaction_takes_faust_s_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    table, sent = _table(monkeypatch)
+    event = _Event()
+    monkeypatch.setattr(type(table.app), "in_transaction", property(lambda self: True))
+
+    async def run() -> None:
+        enter_event(event)
+        table.write(b"M1", b"h1")
+        assert len(sent) == 1 and table.data[b"M1"] == b"h1"
+        sent[0].set_result("delivered")
+        await table.sent()
+
+    asyncio.run(run())
+
+
+def test_write_value_writes_the_worker_s_table_directly() -> None:
+    """Every write of the stores goes through ``write_value``, hence ``write``."""
+    table, producer, _persisted = _direct_table()
+    event = _Event()
+
+    async def run() -> None:
+        enter_event(event)
+        table_store.write_value(table, b"M1", b"h1")
+        await asyncio.sleep(0)
+        assert [s["key"] for s in producer.sends] == [b"M1"] and producer.soon == []
 
     asyncio.run(run())
