@@ -89,8 +89,8 @@ class Settings(BaseSettings):
         default=True,
         description="hand each fetched record to Faust's conductor with a direct await when "
         "that cannot wait, instead of Faust's four tasks per record (Faust's own handoff "
-        "whenever the conductor could wait, or changelog records wait to be sent); false: "
-        "Faust's handoff for every record",
+        "whenever the conductor could wait, or records wait in Faust's producer buffer); "
+        "false: Faust's handoff for every record",
     )
 
     recovery_stall_seconds: float = Field(

@@ -447,10 +447,10 @@ def handoff_never_waits(consumer: Any) -> Callable[[Any], bool]:
         # whose lock has no ``_waiters`` is taken to have some (Faust's path, never wrong).
         if lock.locked() or getattr(lock, "_waiters", True):
             return False
-        # Not only when the buffer is over its limit (where the callback would wait): while the
-        # history changelog has records waiting in it, the record goes through Faust's path,
-        # which gives the task that sends them a turn. Handed over directly 100 at a time, the
-        # buffer stayed full after every batch's history writes and the worker fell behind.
+        # Not only when the buffer is over its limit (where the callback would wait): while
+        # records wait in it, the record goes through Faust's path, which gives the task that
+        # sends them a turn; handed over directly 100 at a time, a buffer that records keep
+        # filling stays full and the worker falls behind (docs/performance.md).
         if buffer.size > 0:
             return False
         return not any(channel.queue.full() for channel in channels_of(tp, ()))

@@ -52,8 +52,8 @@ def write_value(table: Any, key: bytes, value: bytes) -> None:
     """Write one value to the table; a refusal is ``StoreWriteError`` whatever the store.
 
     Every write of this module goes through here, the values already encoded, so the error
-    means the store (RocksDB on a full disk, the changelog producer's buffer), never a bug in
-    an encoder.
+    means the store (RocksDB on a full disk; a write outside an event), never a bug in an
+    encoder. The changelog's refusals come from ``ChangelogTable.sent``.
     """
     try:
         if isinstance(table, ChangelogTable):
@@ -64,9 +64,10 @@ def write_value(table: Any, key: bytes, value: bytes) -> None:
         raise StoreWriteError(type(exc).__name__) from exc
 
 
-#: How long a batch waits for the broker to acknowledge its changelog records before the
-#: worker gives up and stops (a broker restart takes seconds; a partition without a leader for
-#: longer is an outage the worker is restarted out of, from its last commit).
+#: How long a batch waits for the producer to take its changelog records and the broker to
+#: acknowledge them before the worker gives up and stops (a broker restart takes seconds; a
+#: partition without a leader for longer is an outage the worker is restarted out of, from its
+#: last commit).
 CHANGELOG_WAIT_SECONDS = 120.0
 
 
@@ -76,8 +77,14 @@ def _retrieved(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _type_name(error: BaseException | None) -> str | None:
-    """An exception's type name (its text may hold a key: a member id), or None."""
+def _failure(done: asyncio.Future[Any]) -> str | None:
+    """Why a finished future failed, for a ``StoreWriteError``; None when it succeeded.
+
+    "cancelled", or the exception's type name: its text may hold a key (a member id).
+    """
+    if done.cancelled():
+        return "cancelled"
+    error = done.exception()
     return None if error is None else type(error).__name__
 
 
@@ -97,9 +104,10 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     same changelog record (the changelog topic, the current event's partition, the key and the
     value as they are, no headers) goes to the app's producer, the one Faust flushes before a
     commit; the store's persisted offset (where a restarted worker's recovery starts reading)
-    is set once the broker has the record. What it leaves out is the way there: Faust's
-    ``FutureMessage``, its producer buffer and the task that empties it, and a callback per
-    record, which cost a worker about 12 µs of CPU per input line (``docs/performance.md``).
+    is set, per partition, once the broker has all of a batch's records. What it leaves out
+    is the way there: Faust's ``FutureMessage``, its producer buffer and the task that empties
+    it, and a callback per record, which cost a worker about 12 µs of CPU per input line
+    (``docs/performance.md``).
     A write inside a Kafka transaction takes Faust's own path through ``send_changelog``,
     which is extended to keep its futures, as would a delete; the worker never deletes from
     the table, and a delete would not be ordered against the records ``write`` queued.
@@ -114,15 +122,16 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         self._handing_over: list[asyncio.Task[None]] = []
         # Futures of the records ``_hand_over`` sent, whose offsets the store is told of.
         self._offsets_unset: list[asyncio.Future[Any]] = []
-        self.app.on_before_shutdown.connect(self._hand_over_before_shutdown)
 
     def write(self, key: bytes, value: bytes) -> None:
         """``table[key] = value``: the store now, the changelog record on its way (``sent``).
 
         The record is handed to the producer by a task started here, as Faust's producer
-        buffer would: a batch cancelled while it waits (the worker stopping) still has every
-        record it wrote sent, since the store already holds them. One task at a time sends, in
-        the order written.
+        buffer would, one task at a time, in the order written: a batch cancelled while it
+        waits (the worker stopping) leaves the task running, and the next wait waits for it.
+        A record the producer no longer takes (it stopped first) belongs to inputs that were
+        not acknowledged: handled again, they write their patients' histories again (every
+        handled line writes its patient's history).
         """
         if self.app.in_transaction:  # Faust keeps such offsets per transaction: its own path
             self[key] = value
@@ -166,18 +175,27 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         """Wait until the broker has every changelog record sent so far.
 
         A record the producer could not take or deliver (it retried until its timeout), or
-        that is not acknowledged within ``CHANGELOG_WAIT_SECONDS``, is a refused write:
+        that is not taken and acknowledged within ``CHANGELOG_WAIT_SECONDS``, is a refused write:
         ``StoreWriteError``, and the worker stops without acknowledging the batch. Nothing is
         cancelled here (``asyncio.wait``, not ``gather`` or ``wait_for``): a record cancelled
         would still be sent, and Faust's callback for it fail. A wait that is cancelled leaves
         what it waited for to the next one.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANGELOG_WAIT_SECONDS
         handing_over = self._handing_over
         while handing_over:
             task = handing_over[0]
-            await asyncio.wait((task,))  # the caller's cancellation passes; the task's never
+            # The caller's cancellation passes; the task is never cancelled. A send waits while
+            # the partition's batch cannot drain (no leader, no broker) up to the producer's
+            # request timeout, far longer than a batch may wait.
+            done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - loop.time()))
+            if not done:
+                raise StoreWriteError(
+                    f"changelog records not taken by the producer in {CHANGELOG_WAIT_SECONDS} s"
+                )
             handing_over.remove(task)
-            failure = "cancelled" if task.cancelled() else _type_name(task.exception())
+            failure = _failure(task)
             if failure is not None:
                 raise StoreWriteError(f"changelog record not taken by the producer: {failure}")
         unsent, self._unsent = self._unsent, []
@@ -185,7 +203,7 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         if not unsent:
             return
         try:
-            _done, pending = await asyncio.wait(unsent, timeout=CHANGELOG_WAIT_SECONDS)
+            _done, pending = await asyncio.wait(unsent, timeout=max(0.0, deadline - loop.time()))
         except asyncio.CancelledError:
             self._unsent[:0] = unsent
             self._offsets_unset[:0] = delivered
@@ -195,11 +213,9 @@ class ChangelogTable(faust.Table[bytes, bytes]):
                 f"{len(pending)} changelog records not acknowledged in {CHANGELOG_WAIT_SECONDS} s"
             )
         for future in unsent:
-            if future.cancelled():
-                raise StoreWriteError("changelog record not delivered: cancelled")
-            error = future.exception()
-            if error is not None:
-                raise StoreWriteError(f"changelog record not delivered: {type(error).__name__}")
+            failure = _failure(future)
+            if failure is not None:
+                raise StoreWriteError(f"changelog record not delivered: {failure}")
         self._persist_offsets(delivered)
 
     def _persist_offsets(self, delivered: list[asyncio.Future[Any]]) -> None:
@@ -220,17 +236,6 @@ class ChangelogTable(faust.Table[bytes, bytes]):
                 self.data.set_persisted_offset(tp, offset)
         except Exception as exc:
             raise StoreWriteError(type(exc).__name__) from exc
-
-    async def _hand_over_before_shutdown(
-        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
-    ) -> None:
-        """Let every queued record reach the producer before Faust's last flush on a stop.
-
-        Faust flushes its producer when the app stops, after this signal; records a cancelled
-        batch left queued here would otherwise miss that flush, while the store holds them.
-        """
-        if self._handing_over:
-            await asyncio.wait(list(self._handing_over), timeout=CHANGELOG_WAIT_SECONDS)
 
 
 async def changelog_sent(table: Any) -> None:

@@ -7,6 +7,7 @@ would need a running producer, hands back futures the test completes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -191,8 +192,25 @@ class _PartitionEvent:
         self.message = SimpleNamespace(topic="claims.lines.v1", partition=partition)
 
 
+#: The current event of the tests below (Faust holds it weakly).
+_CURRENT = _Event()
+
+
+def _run(run: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(run())`` with ``_CURRENT`` as Faust's current event, in the run's context."""
+
+    async def in_event() -> None:
+        enter_event(_CURRENT)
+        await run()
+
+    asyncio.run(in_event())
+
+
 def _direct_table() -> tuple[ChangelogTable, _Producer, list[tuple[Any, int]]]:
-    """A real table of a real (not started) app whose producer is a ``_Producer``."""
+    """A real table of a real (not started) app whose producer is a ``_Producer``.
+
+    The module's ``_run`` makes ``_CURRENT``, an event of input partition 2, the current one.
+    """
     app = faust.App("changelog-write-test", broker="kafka://127.0.0.1:1")
     producer = _Producer()
     app.producer = cast(Any, producer)
@@ -215,10 +233,8 @@ async def _turns(n: int = 20) -> None:
 def test_a_write_is_in_the_store_at_once_and_its_record_is_what_faust_sends() -> None:
     """``write`` sends what Faust's own ``table[key] = value`` sends, record for record."""
     table, producer, _persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         # Faust's own path: its real send_changelog and Topic.publish_message, as Faust's
         # producer buffer would call it.
         table[b"M1"] = b"faust's history"
@@ -238,7 +254,7 @@ def test_a_write_is_in_the_store_at_once_and_its_record_is_what_faust_sends() ->
         assert not ours["headers"] and not faust_s["headers"]
         assert producer.soon[1:] == []  # nothing went through Faust's buffer
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_records_are_sent_in_the_order_written_and_the_newest_offsets_persisted() -> None:
@@ -273,15 +289,13 @@ def test_records_are_sent_in_the_order_written_and_the_newest_offsets_persisted(
         await table.sent()  # nothing left to wait for
         assert len(persisted) == 2
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_record_the_producer_refuses_is_a_refused_write() -> None:
-    table, producer, persisted = _direct_table()
-    event = _Event()
+    table, producer, _persisted = _direct_table()
 
     async def run() -> None:
-        enter_event(event)
         producer.refuse = ValueError("too large for CANARY-PHI")
         table.write(b"M1", b"h1")
         with pytest.raises(
@@ -289,17 +303,15 @@ def test_a_record_the_producer_refuses_is_a_refused_write() -> None:
         ) as caught:
             await table.sent()
         assert "CANARY" not in str(caught.value)
-        assert persisted == []
+        assert producer.sends == []
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_written_record_not_delivered_is_a_refused_write() -> None:
     table, producer, persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         table.write(b"M1", b"h1")
         waiting = asyncio.ensure_future(table.sent())
         await _turns()
@@ -309,12 +321,11 @@ def test_a_written_record_not_delivered_is_a_refused_write() -> None:
         assert "CANARY" not in str(caught.value)
         assert persisted == []
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_store_that_refuses_the_offset_is_a_refused_write() -> None:
     table, producer, _persisted = _direct_table()
-    event = _Event()
 
     def refuse(tp: Any, offset: int) -> None:
         raise OSError("disk full under CANARY-PHI")
@@ -322,7 +333,6 @@ def test_a_store_that_refuses_the_offset_is_a_refused_write() -> None:
     table.data.set_persisted_offset = refuse  # type: ignore[method-assign]
 
     async def run() -> None:
-        enter_event(event)
         table.write(b"M1", b"h1")
         waiting = asyncio.ensure_future(table.sent())
         await _turns()
@@ -331,16 +341,14 @@ def test_a_store_that_refuses_the_offset_is_a_refused_write() -> None:
             await waiting
         assert "CANARY" not in str(caught.value)
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_wait_cancelled_while_records_are_handed_over_leaves_them_to_the_next() -> None:
     """The store holds the values already: their records must reach the changelog."""
     table, producer, persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         producer.held = stuck = asyncio.get_running_loop().create_future()
         table.write(b"M1", b"h1")
         table.write(b"M2", b"h2")
@@ -361,16 +369,14 @@ def test_a_wait_cancelled_while_records_are_handed_over_leaves_them_to_the_next(
         await later
         assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 1)]
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_wait_cancelled_while_records_are_delivered_leaves_them_to_the_next() -> None:
     """The next wait waits for them, reports their failure, and persists their offsets."""
     table, producer, persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         table.write(b"M1", b"h1")
         waiting = asyncio.ensure_future(table.sent())
         await _turns()
@@ -398,16 +404,14 @@ def test_a_wait_cancelled_while_records_are_delivered_leaves_them_to_the_next() 
         with pytest.raises(StoreWriteError, match="not delivered: TimeoutError"):
             await table.sent()
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_wait_cancelled_as_the_records_are_handed_over_is_still_cancelled() -> None:
     """The caller's cancellation is never swallowed, even in the turn the hand-over ends."""
     table, producer, _persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         producer.held = stuck = asyncio.get_running_loop().create_future()
         table.write(b"M1", b"h1")
         waiting = asyncio.ensure_future(table.sent())
@@ -418,50 +422,46 @@ def test_a_wait_cancelled_as_the_records_are_handed_over_is_still_cancelled() ->
         with pytest.raises(asyncio.CancelledError):
             await waiting
 
-    asyncio.run(run())
+    _run(run)
 
 
-def test_a_stop_hands_every_queued_record_to_the_producer_before_faust_flushes_it() -> None:
+def test_records_the_producer_does_not_take_in_time_are_a_refused_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A send waits up to the producer's request timeout (20 minutes in Faust): a batch not."""
     table, producer, _persisted = _direct_table()
-    event = _Event()
+    monkeypatch.setattr(table_store, "CHANGELOG_WAIT_SECONDS", 0.05)
 
     async def run() -> None:
-        enter_event(event)
-        producer.held = stuck = asyncio.get_running_loop().create_future()
+        producer.held = asyncio.get_running_loop().create_future()  # never released
         table.write(b"M1", b"h1")
-        table.write(b"M2", b"h2")
-        await _turns()
-        asyncio.get_running_loop().call_later(0.05, stuck.set_result, None)
-        await table.app.on_before_shutdown.send()
-        assert [s["key"] for s in producer.sends] == [b"M1", b"M2"]
+        with pytest.raises(StoreWriteError, match=r"not taken by the producer in 0\.05 s"):
+            await table.sent()
+        assert producer.sends == [] and not table._handing_over[0].done()  # not cancelled
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_write_in_a_transaction_takes_faust_s_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
     table, sent = _table(monkeypatch)
-    event = _Event()
     monkeypatch.setattr(type(table.app), "in_transaction", property(lambda self: True))
 
     async def run() -> None:
-        enter_event(event)
         table.write(b"M1", b"h1")
         assert len(sent) == 1 and table.data[b"M1"] == b"h1"
         sent[0].set_result("delivered")
         await table.sent()
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_write_value_writes_the_worker_s_table_directly() -> None:
     """Every write of the stores goes through ``write_value``, hence ``write``."""
     table, producer, _persisted = _direct_table()
-    event = _Event()
 
     async def run() -> None:
-        enter_event(event)
         table_store.write_value(table, b"M1", b"h1")
         await asyncio.sleep(0)
         assert [s["key"] for s in producer.sends] == [b"M1"] and producer.soon == []
 
-    asyncio.run(run())
+    _run(run)
