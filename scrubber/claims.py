@@ -195,6 +195,11 @@ def _stored(c: _Claim) -> dict[str, Any]:
     }
 
 
+def _forgotten_entry(revision: int, day: date) -> list[Any]:
+    """A forgotten claim's revision and newest date of service as the assembly stores them."""
+    return [revision, day.isoformat()]
+
+
 def _member_bytes(key: str, value: Any) -> int:
     """What ``"key":value`` and its comma take in a JSON object ``orjson`` writes."""
     return len(orjson.dumps({key: value})) - 1
@@ -359,12 +364,12 @@ class ClaimAssembler:
         self._trim_forgotten(budget)
         data = self.to_bytes()
         forgotten = 0
+
+        def order(cid: str) -> tuple[bool, date]:
+            claim = self._claims[cid]
+            return not claim.answered(), claim.newest_service_date() or date.min
+
         while len(data) > max_bytes and self._claims:
-
-            def order(cid: str) -> tuple[bool, date]:
-                claim = self._claims[cid]
-                return not claim.answered(), claim.newest_service_date() or date.min
-
             total = len(data)
             for cid in sorted(self._claims, key=order):  # stable: first seen first among equals
                 if total <= max_bytes:
@@ -374,7 +379,7 @@ class ClaimAssembler:
                 if claim.emitted is not None or claim.base_revision:
                     revision = claim.emitted.revision if claim.emitted else claim.base_revision
                     day = claim.newest_service_date() or date.min
-                    total += _member_bytes(cid, [revision, day.isoformat()])
+                    total += _member_bytes(cid, _forgotten_entry(revision, day))
                     total += 0 if self._forgotten else len(b',"forgotten":{}') - 1
                     self._forgotten[cid] = (revision, day)
                 forgotten += 1
@@ -393,9 +398,7 @@ class ClaimAssembler:
         return len(orjson.dumps({"forgotten": self._stored_forgotten()})) - 1
 
     def _stored_forgotten(self) -> dict[str, list[Any]]:
-        return {
-            cid: [revision, day.isoformat()] for cid, (revision, day) in self._forgotten.items()
-        }
+        return {cid: _forgotten_entry(*kept) for cid, kept in self._forgotten.items()}
 
     def _trim_forgotten(self, budget: int) -> None:
         """Drop the oldest revisions left behind until they take at most ``budget`` bytes."""
@@ -405,8 +408,7 @@ class ClaimAssembler:
         for cid in sorted(self._forgotten, key=lambda c: self._forgotten[c][1]):
             if size <= budget:
                 break
-            revision, day = self._forgotten.pop(cid)
-            size -= _member_bytes(cid, [revision, day.isoformat()])
+            size -= _member_bytes(cid, _forgotten_entry(*self._forgotten.pop(cid)))
             if not self._forgotten:
                 size = 0
         self.changed = True

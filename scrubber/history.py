@@ -733,7 +733,8 @@ class PatientHistory(_HistorySlots):
         # Each row's JSON and its line, with a comma before every row but the first.
         sizes = [len(orjson.dumps(row)) + 1 + row[-1] for row in rows]
         empty = orjson.dumps({"f": _FORMAT, "m": self.member_id, "e": []})
-        total = len(_MAGIC) + len(empty) + 1 - 1 + sum(sizes)  # the newline; no first comma
+        # The head's newline takes the byte the first row's comma does not.
+        total = len(_MAGIC) + len(empty) + sum(sizes)
         dropped: list[int] = []
         for index, line_id in enumerate(self._ids):
             if total <= max_bytes:

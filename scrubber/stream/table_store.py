@@ -71,12 +71,6 @@ def write_value(table: Any, key: bytes, value: bytes) -> None:
 CHANGELOG_WAIT_SECONDS = 120.0
 
 
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    """Mark a task's exception as seen: ``sent`` reports it, never asyncio's log."""
-    if not task.cancelled():
-        task.exception()
-
-
 def _failure(done: asyncio.Future[Any]) -> str | None:
     """Why a finished future failed, for a ``StoreWriteError``; None when it succeeded.
 
@@ -141,7 +135,8 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         self._queued.append((partition, key, value))
         if not self._handing_over or self._handing_over[-1].done():
             task = asyncio.ensure_future(self._hand_over())
-            task.add_done_callback(_retrieved)
+            # Reading the failure marks it seen: ``sent`` reports it, never asyncio's log.
+            task.add_done_callback(_failure)
             self._handing_over.append(task)
 
     async def _hand_over(self) -> None:
