@@ -50,8 +50,13 @@ TESTED_VERSIONS: Final[Mapping[str, str]] = {
     "aiokafka": "==0.14.*",
 }
 
-#: Garbage collector thresholds of the worker (the defaults are 700, 10, 10).
-GC_THRESHOLDS: Final = (10_000, 10, 10)
+#: Garbage collector thresholds of the worker (the defaults are 700, 10, 10). The young
+#: generation's count is containers allocated less those freed, and a batch of 500 lines keeps
+#: up to about 11,000 of them alive until it is written, on top of the decoded histories that
+#: come and go (``scrubber.history``): below that, young collections ran within nearly every
+#: few batches and walked those live objects for nothing (130 a run at 10,000, about 3 % of the
+#: worker's CPU; 5 at 50,000, see docs/performance.md).
+GC_THRESHOLDS: Final = (50_000, 10, 10)
 
 VersionLookup = Callable[[str], str]
 
