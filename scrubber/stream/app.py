@@ -14,8 +14,9 @@ Decisions (see README, "Processing guarantees"):
 - Agent concurrency 1 per partition: with more, offsets can be committed past a record still
   being handled, and a crash would lose it.
 - Records are handled in batches (``take_events``), in order; a record is acknowledged only
-  after its outputs were handed to the producer and its patient's history was written
-  (``BatchHandler.handle``), so the commit rule above holds per record.
+  after its outputs were handed to the producer and its patient's history is in the changelog
+  (``BatchHandler.handle``; the changelog's acknowledgement of a batch is awaited while the
+  next batch is handled), so the commit rule above holds per record.
 - Topics use the raw serializer: decoding happens in the processor, where a bad message becomes
   a dead letter instead of an exception that would silently stop the partition.
 """
@@ -261,6 +262,7 @@ class Worker:
                 frozenset({settings.input_topic}),
                 on_refused=self.metrics.acks_refused.inc,
             ),
+            on_failure=_exit_store_failed,
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()

@@ -91,7 +91,8 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     in the Kafka client's batches is not waited for either. A commit could then cover inputs
     whose histories were not in the changelog yet, and a crash lose them: the patient's later
     lines judged without those lines. So a batch waits for its own changelog records
-    (``sent``: the broker has them) before its inputs are acknowledged.
+    (``sent``: the broker has them) before its inputs are acknowledged; the worker waits while
+    it handles the next batch, whose writes may come in during the wait.
 
     The worker's writes (``write``) do what Faust's ``table[key] = value`` does, through
     Faust's public interfaces only: the value goes into the partition's store at once, and the
@@ -168,6 +169,10 @@ class ChangelogTable(faust.Table[bytes, bytes]):
 
     async def sent(self) -> None:
         """Wait until the broker has every changelog record sent so far.
+
+        Records written while it waits (the next batch's) may be waited for too, and their
+        offsets persisted: more than the caller needs, never less. One wait at a time: the
+        worker's next wait begins after this one ended (``BatchHandler.settled``).
 
         A record the producer could not take or deliver (it retried until its timeout), or
         that is not taken and acknowledged within ``CHANGELOG_WAIT_SECONDS``, is a refused write:

@@ -158,6 +158,12 @@ def _handler(
     return BatchHandler(runtime, store, GapGuard(reader), acks, clock=clock), log, sent, acks
 
 
+async def _handled(handler: BatchHandler, events: Sequence[Any]) -> None:
+    """``handle``, then the batch's completion, which the agent leaves running (``settled``)."""
+    await handler.handle(events)
+    await handler.settled()
+
+
 def _own(sent: list[Emission]) -> list[tuple[int, int]]:
     """(partition, offset) of the input each emission answers, in order."""
     return [
@@ -171,7 +177,7 @@ def test_a_batch_is_handled_in_order_and_acknowledged_after_its_histories(
 ) -> None:
     handler, log, sent, acks = _handler(snapshot, Reader(committed_at={1: 5}))
     events = [_event(1, 5 + n, line_bytes(line_number=n + 1)) for n in range(3)]
-    asyncio.run(handler.handle(events))
+    asyncio.run(_handled(handler, events))
     assert list(dict.fromkeys(_own(sent))) == [(1, 5), (1, 6), (1, 7)]
     assert [entry for entry in log if not entry.startswith("sent")] == [
         "at 5", "at 6", "at 7", "flush", "written",
@@ -190,7 +196,7 @@ def test_records_the_consumer_skipped_are_handled_first(
         (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, replay) for o in (3, 4)
     }
     handler, _log, sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
-    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert list(dict.fromkeys(_own(sent))) == [(0, 3), (0, 4), (0, 5)]
     assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
     assert acks.released == [5]
@@ -223,7 +229,7 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
 
     setattr(acks, "recovered", logged_recovered)  # noqa: B010
     setattr(acks, "release", logged_release)  # noqa: B010
-    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert [e for e in log if not e.startswith(("sent", "at"))] == [
         "flush",
         "written",
@@ -251,6 +257,7 @@ def test_no_record_is_acknowledged_before_the_changelog_has_its_history(
         assert acks.released == []  # handled and written, not yet in the changelog
         store.durable.set()
         await task
+        await handler.settled()
 
     asyncio.run(run())
     assert log[-1] == "written"
@@ -269,7 +276,9 @@ def test_a_changelog_record_not_delivered_acknowledges_nothing(
     handler.store = UndeliveredStore(log)
     before = handler.guard.snapshot()
     with pytest.raises(StoreWriteError):
-        asyncio.run(handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]))
+        asyncio.run(
+            _handled(handler, [_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
+        )
     assert acks.released == []
     assert acks.untracked == [0, 1]
     assert handler.guard.snapshot() == before  # read back again, never taken as done
@@ -280,10 +289,10 @@ def test_a_record_delivered_again_is_acknowledged_without_a_second_verdict(
 ) -> None:
     handler, _log, sent, acks = _handler(snapshot, Reader({2: 0}))
     asyncio.run(
-        handler.handle([_event(2, 0, line_bytes()), _event(2, 1, line_bytes(line_number=2))])
+        _handled(handler, [_event(2, 0, line_bytes()), _event(2, 1, line_bytes(line_number=2))])
     )
     answered = len(sent)
-    asyncio.run(handler.handle([_event(2, 1, line_bytes(line_number=2))]))
+    asyncio.run(_handled(handler, [_event(2, 1, line_bytes(line_number=2))]))
     assert len(sent) == answered
     assert acks.released == [0, 1, 1]
 
@@ -294,7 +303,7 @@ def test_a_batch_failing_half_way_acknowledges_only_what_was_handled(
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}), fail_at=2)
     events = [_event(0, n, line_bytes(line_number=n + 1)) for n in range(4)]
     with pytest.raises(ConnectionError):
-        asyncio.run(handler.handle(events))
+        asyncio.run(_handled(handler, events))
     assert acks.held == [0, 1, 2, 3]
     assert acks.released == [0, 1]
     assert acks.untracked == [2, 3]  # never acknowledged, and a rebalance does not wait for them
@@ -307,7 +316,7 @@ def test_offsets_without_a_record_in_a_gap_are_acknowledged_with_it(
     """A transaction marker at offset 4 has no record; the group offset must pass it too."""
     skipped = {(0, 3): RawRecord(0, 3, b"M1", line_bytes(claim_id="S3"), None, ())}
     handler, _log, sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
-    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert list(dict.fromkeys(_own(sent))) == [(0, 3), (0, 5)]
     assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
     assert acks.released == [5]
@@ -321,7 +330,7 @@ def test_a_gap_failing_half_way_acknowledges_only_the_records_handled(
     }
     handler, _log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped), fail_at=5)
     with pytest.raises(ConnectionError):
-        asyncio.run(handler.handle([_event(0, 6, line_bytes())]))
+        asyncio.run(_handled(handler, [_event(0, 6, line_bytes())]))
     assert acks.skipped == [(TOPIC, 3), (TOPIC, 4)]
     assert acks.untracked == [5, 6]  # let go of: the rest of the gap and the batch's record
     assert acks.released == []
@@ -343,7 +352,7 @@ def test_a_partition_is_quiet_once_it_delivered_nothing_for_the_given_time(
     handler, *_ = _handler(snapshot, Reader({0: 0, 1: 0}), clock=clock)
     handler.assigned([0, 1])
     clock.now += 10
-    asyncio.run(handler.handle([_event(1, 0, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(1, 0, line_bytes())]))
     clock.now += 6
     assert handler.quiet([0, 1], 15) == [0]
     assert handler.quiet([2], 15) == []  # first seen now
@@ -361,7 +370,7 @@ def test_a_sweep_handles_the_records_never_delivered_once_and_in_order(
         (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in range(6, 10)
     }
     handler, log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
-    asyncio.run(handler.handle([_event(0, 5, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 3
     assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 1
     assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 0
@@ -370,7 +379,7 @@ def test_a_sweep_handles_the_records_never_delivered_once_and_in_order(
     assert log[log.index("at 6") :].count("flush") == 2  # histories written before each ack
     # Faust delivers them after all: acknowledged, no second verdict.
     answered = len(sent)
-    asyncio.run(handler.handle([_event(0, o, tail[(0, o)].value or b"") for o in (8, 9)]))
+    asyncio.run(_handled(handler, [_event(0, o, tail[(0, o)].value or b"") for o in (8, 9)]))
     assert len(sent) == answered
     assert acks.released == [5, 8, 9]
 
@@ -471,7 +480,7 @@ def test_a_failed_write_acknowledges_nothing_and_the_guard_forgets_the_turn(
     handler.guard.expected[0] = 3
     handler.store = FailingStore(log)
     with pytest.raises(OSError):
-        asyncio.run(handler.handle([_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
+        asyncio.run(_handled(handler, [_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
     assert acks.released == [] and acks.skipped == []
     assert acks.untracked == [3, 4, 5]
     assert handler.guard.expected == {0: 3}  # read back again with the next record
@@ -489,11 +498,11 @@ def test_offsets_handled_here_that_the_commit_lost_are_acknowledged_again(
     handler, _log, sent, acks = _handler(snapshot, reader)
     handler.guard.expected[0] = 20
     handler.guard.reset()
-    asyncio.run(handler.handle([_event(0, 20, line_bytes())]))
+    asyncio.run(_handled(handler, [_event(0, 20, line_bytes())]))
     assert list(dict.fromkeys(_own(sent))) == [(0, 20)]
     assert acks.skipped == [(TOPIC, o) for o in range(10, 20)]
     assert acks.released == [20]
-    asyncio.run(handler.handle([_event(0, 21, line_bytes(line_number=2))]))
+    asyncio.run(_handled(handler, [_event(0, 21, line_bytes(line_number=2))]))
     assert len(acks.skipped) == 10  # once
 
 
@@ -536,3 +545,341 @@ def test_a_sweep_whose_histories_cannot_be_written_stops_the_worker_without_a_co
         asyncio.run(Worker.sweep(worker))
     assert out.value.args == (EXIT_STORE_FAILED,)
     assert "refused a write" in caplog.text
+
+
+def test_the_next_batch_is_handled_while_the_changelog_acknowledges_the_last(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The agent does not wait idle for the changelog: a batch's turn ends once its writes are
+    with the producer. Its records are still acknowledged only after the changelog has their
+    histories, and before the next batch's."""
+    handler, log, sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = cast(Store, handler.store)
+    store.durable.clear()
+    release = acks.release
+
+    def logged_release(events: Sequence[Any]) -> None:
+        log.append(f"release {[e.message.offset for e in events]}")
+        release(events)
+
+    setattr(acks, "release", logged_release)  # noqa: B010
+
+    async def run() -> None:
+        first = [_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]
+        await asyncio.wait_for(handler.handle(first), 5)  # the turn ends without the wait
+        assert log[-1] == "flush" and acks.released == []
+        second = asyncio.ensure_future(
+            handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (2, 3)])
+        )
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert list(dict.fromkeys(_own(sent))) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+        assert log.count("flush") == 2  # the second batch handled and handed over too,
+        assert not second.done() and acks.released == []  # its turn waits for the first's
+        store.durable.set()
+        await second
+        await handler.settled()
+
+    asyncio.run(run())
+    assert [e for e in log if not e.startswith(("sent", "at"))] == [
+        "flush", "flush", "written", "release [0, 1]", "written", "release [2, 3]",
+    ]  # fmt: skip
+
+
+class RefusedOnceStore(Store):
+    """A changelog that refuses the first batch's records."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(log)
+        self.refusals = 1
+
+    async def written(self) -> None:
+        await asyncio.sleep(0)
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreWriteError("changelog record not delivered: KafkaTimeoutError")
+        await super().written()
+
+
+def test_a_batch_whose_changelog_fails_after_its_turn_stops_the_worker_and_every_later_batch(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    handler.store = RefusedOnceStore(log)
+    failures: list[StoreWriteError] = []
+    handler.on_failure = failures.append
+    before = handler.guard.snapshot()
+
+    async def run() -> None:
+        await handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # Reported at once: a worker with no next batch must not go on without its changelog.
+        assert [str(f) for f in failures] == ["changelog record not delivered: KafkaTimeoutError"]
+        assert acks.released == [] and acks.untracked == [0, 1]
+        with pytest.raises(StoreWriteError):  # and the next batch fails with it
+            await handler.handle([_event(0, 2, line_bytes(line_number=3))])
+
+    asyncio.run(run())
+    assert acks.released == []
+    assert acks.untracked == [0, 1, 2]
+    assert handler.guard.snapshot() == before  # nothing since the failed batch counts as done
+    assert len(failures) == 1
+
+
+def test_a_completion_cancelled_acknowledges_nothing_and_later_batches_fail(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The event loop closing cancels a completion still waiting: its records are let go of."""
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = cast(Store, handler.store)
+    store.durable.clear()
+    failures: list[StoreWriteError] = []
+    handler.on_failure = failures.append
+
+    async def run() -> None:
+        await handler.handle([_event(0, 0, line_bytes())])
+        completion = handler._completion
+        assert completion is not None
+        await asyncio.sleep(0)  # it began: it waits for the changelog
+        completion.task.cancel()
+        await asyncio.wait((completion.task,))
+        assert completion.task.cancelled()
+        with pytest.raises(StoreWriteError, match="cancelled"):
+            await handler.settled()
+        with pytest.raises(StoreWriteError, match="cancelled"):  # and every later batch
+            await handler.handle([_event(0, 1, line_bytes(line_number=2))])
+
+    asyncio.run(run())
+    assert acks.released == [] and acks.untracked == [0, 1]
+    assert failures == []  # a stop, not a refused write
+
+
+def test_the_worker_stops_without_a_commit_when_a_batch_completion_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from scrubber.config import Settings
+    from scrubber.stream import app
+    from scrubber.stream.app import EXIT_STORE_FAILED, Worker
+
+    class ExitedError(Exception):
+        pass
+
+    def exit_now(status: int) -> None:
+        raise ExitedError(status)
+
+    monkeypatch.setattr(app.os, "_exit", exit_now)
+    monkeypatch.setattr(app.logging, "shutdown", lambda: None)
+    worker = Worker(Settings(data_dir=str(tmp_path)))
+    assert worker.batches.on_failure is not None
+    with pytest.raises(ExitedError) as out:
+        worker.batches.on_failure(StoreWriteError("OSError"))
+    assert out.value.args == (EXIT_STORE_FAILED,)
+
+
+class EnteringStore(Store):
+    """Notes when a wait for the changelog begins, not only when it ends."""
+
+    async def written(self) -> None:
+        self.log.append("wait")
+        await super().written()
+
+
+def _logging_release(acks: Acks, log: list[str]) -> None:
+    release = acks.release
+
+    def logged_release(events: Sequence[Any]) -> None:
+        log.append(f"release {[e.message.offset for e in events]}")
+        release(events)
+
+    setattr(acks, "release", logged_release)  # noqa: B010
+
+
+def test_one_completion_at_a_time_each_after_the_changelog_and_in_order(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = EnteringStore(log)
+    handler.store = store
+    store.durable.clear()
+    _logging_release(acks, log)
+
+    async def run() -> None:
+        await handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
+        second = asyncio.ensure_future(
+            handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (2, 3)])
+        )
+        await _turns()
+        store.durable.set()
+        await second
+        await handler.settled()
+
+    asyncio.run(run())
+    assert [e for e in log if not e.startswith(("sent", "at"))] == [
+        "flush", "wait", "flush", "written", "release [0, 1]", "wait", "written", "release [2, 3]",
+    ]  # fmt: skip
+
+
+async def _turns(n: int = 50) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_a_completion_cancelled_before_it_began_acknowledges_nothing(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    failures: list[StoreWriteError] = []
+    handler.on_failure = failures.append
+
+    async def run() -> None:
+        await handler.handle([_event(0, 0, line_bytes())])
+        completion = handler._completion
+        assert completion is not None
+        completion.task.cancel()  # before its first step
+        with pytest.raises(StoreWriteError, match="cancelled"):
+            await handler.settled()
+
+    asyncio.run(run())
+    assert acks.released == [] and acks.untracked == [0]
+    assert failures == []
+
+
+def test_a_batch_cancelled_while_it_waits_for_the_last_lets_go_of_its_own_records_only(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The agent stopped while the last batch's changelog was still on its way."""
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = cast(Store, handler.store)
+    store.durable.clear()
+
+    async def run() -> None:
+        await handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
+        after_first = handler.guard.snapshot()
+        second = asyncio.ensure_future(
+            handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (2, 3)])
+        )
+        await _turns()
+        second.cancel()
+        await asyncio.wait((second,))
+        assert second.cancelled()
+        assert acks.untracked == [2, 3] and acks.released == []
+        assert handler.guard.snapshot() == after_first  # handled again when delivered again
+        store.durable.set()
+        await handler.settled()  # the first batch is still acknowledged
+
+    asyncio.run(run())
+    assert acks.released == [0, 1]
+
+
+class RefusedLaterStore(Store):
+    """A changelog that refuses the records it waits for once ``refuse`` is set."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(log)
+        self.refuse = asyncio.Event()
+
+    async def written(self) -> None:
+        await self.refuse.wait()
+        raise StoreWriteError("changelog records not acknowledged in 120 s")
+
+
+def test_a_batch_waiting_for_the_last_fails_with_it_and_the_guard_forgets_both(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    store = RefusedLaterStore(log)
+    handler.store = store
+    before = handler.guard.snapshot()
+
+    async def run() -> None:
+        await handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
+        second = asyncio.ensure_future(
+            handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (2, 3)])
+        )
+        await _turns()
+        assert not second.done()
+        store.refuse.set()
+        with pytest.raises(StoreWriteError):
+            await second
+
+    asyncio.run(run())
+    assert acks.released == []
+    assert sorted(acks.untracked) == [0, 1, 2, 3]
+    assert handler.guard.snapshot() == before
+
+
+def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 5}, tail))
+    store = cast(Store, handler.store)
+    store.durable.clear()
+    _logging_release(acks, log)
+    recovered = acks.recovered
+
+    def logged_recovered(messages: Sequence[Any]) -> None:
+        log.append(f"recovered {[m.offset for m in messages]}")
+        recovered(messages)
+
+    setattr(acks, "recovered", logged_recovered)  # noqa: B010
+
+    async def run() -> None:
+        await handler.handle([_event(0, 5, line_bytes())])
+        sweep = asyncio.ensure_future(handler.sweep(TOPIC, 0, 8, limit=10))
+        await _turns()
+        assert not sweep.done() and acks.skipped == []
+        store.durable.set()
+        assert await sweep == 2
+
+    asyncio.run(run())
+    assert [e for e in log if e.startswith(("release [5", "recovered"))] == [
+        "release [5]",
+        "recovered [6, 7]",
+    ]
+
+
+def test_a_sweep_after_a_failed_completion_stops(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    handler, log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
+    store = RefusedLaterStore(log)
+    handler.store = store
+    store.refuse.set()
+    before = handler.guard.snapshot()
+    failures: list[StoreWriteError] = []
+    handler.on_failure = failures.append
+
+    async def run() -> None:
+        await handler.handle([_event(0, 5, line_bytes())])
+        await _turns()
+        assert len(failures) == 1
+        answered = len(sent)
+        with pytest.raises(StoreWriteError):
+            await handler.sweep(TOPIC, 0, 8, limit=10)
+        assert len(sent) == answered  # nothing handled after the failure
+
+    asyncio.run(run())
+    assert acks.tracked == [] and acks.released == []
+    assert handler.guard.snapshot() == before
+
+
+def test_a_completion_that_failed_counts_before_its_callback_ran(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The batch's turn may look at the completion between its end and its done callback."""
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    handler.store = UndeliveredStore(log)
+
+    async def run() -> None:
+        await handler.handle([_event(0, 0, line_bytes())])
+        await asyncio.sleep(0)  # the completion ran and failed; its callback is still to come
+        completion = handler._completion
+        assert completion is not None and completion.task.done() and not completion.ended
+        with pytest.raises(StoreWriteError):
+            await handler.settled()
+
+    asyncio.run(run())
+    assert acks.released == [] and acks.untracked == [0]

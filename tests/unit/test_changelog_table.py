@@ -465,3 +465,44 @@ def test_write_value_writes_the_worker_s_table_directly() -> None:
         assert [s["key"] for s in producer.sends] == [b"M1"] and producer.soon == []
 
     _run(run)
+
+
+def test_records_written_while_a_wait_runs_are_waited_for_by_it_or_the_next() -> None:
+    """The worker's next batch writes while the last batch's wait runs (``BatchHandler``)."""
+    table, producer, persisted = _direct_table()
+
+    async def run() -> None:
+        # Written while the wait's records are being handed over: the same hand-over sends
+        # it, and the wait takes it in (more than it needs, never less).
+        producer.held = first = asyncio.get_running_loop().create_future()
+        table.write(b"M0", b"h0")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        table.write(b"M1", b"h1")
+        first.set_result(None)
+        await _turns()
+        assert [s["key"] for s in producer.sends] == [b"M0", b"M1"]
+        _acknowledge(producer.futures[0], 2, 5)
+        await _turns()
+        assert not waiting.done()
+        _acknowledge(producer.futures[1], 2, 6)
+        await waiting
+        assert [offset for _tp, offset in persisted] == [6]
+        # Written while the wait waits for delivery: left to the next wait.
+        table.write(b"M2", b"h2")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        table.write(b"M3", b"h3")
+        await _turns()
+        assert [s["key"] for s in producer.sends[2:]] == [b"M2", b"M3"]
+        _acknowledge(producer.futures[2], 2, 7)
+        await waiting  # M3's record is not this wait's
+        assert [offset for _tp, offset in persisted] == [6, 7]
+        later = asyncio.ensure_future(table.sent())
+        await _turns()
+        assert not later.done()
+        _acknowledge(producer.futures[3], 2, 8)
+        await later
+        assert [offset for _tp, offset in persisted] == [6, 7, 8]
+
+    _run(run)
