@@ -53,8 +53,8 @@ TESTED_VERSIONS: Final[Mapping[str, str]] = {
 #: Garbage collector thresholds of the worker (the defaults are 700, 10, 10). The young
 #: generation's count is containers allocated less those freed, and a batch of 500 lines keeps
 #: up to about 11,000 of them alive until it is written, on top of the decoded histories that
-#: come and go (``scrubber.history``): below that, young collections ran within nearly every
-#: few batches and walked those live objects for nothing (130 a run at 10,000, about 3 % of the
+#: come and go (``scrubber.history``): below that, a young collection started every second or
+#: third batch and walked those live objects for nothing (130 a run at 10,000, about 3 % of the
 #: worker's CPU; 5 at 50,000, see docs/performance.md).
 GC_THRESHOLDS: Final = (50_000, 10, 10)
 

@@ -814,7 +814,8 @@ def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
 ) -> None:
     tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 5}, tail))
-    store = cast(Store, handler.store)
+    store = EnteringStore(log)
+    handler.store = store
     store.durable.clear()
     _logging_release(acks, log)
     recovered = acks.recovered
@@ -830,6 +831,7 @@ def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
         sweep = asyncio.ensure_future(handler.sweep(TOPIC, 0, 8, limit=10))
         await _turns()
         assert not sweep.done() and acks.skipped == []
+        assert log.count("wait") == 1  # the sweep's own wait begins after the batch's ended
         store.durable.set()
         assert await sweep == 2
 
@@ -883,3 +885,28 @@ def test_a_completion_that_failed_counts_before_its_callback_ran(
 
     asyncio.run(run())
     assert acks.released == [] and acks.untracked == [0]
+
+
+def test_a_sweep_cancelled_while_it_waits_for_its_changelog_is_still_acknowledged(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """The worker stopping cuts the sweep's wait, not the wait itself: once the changelog has
+    the records read back, they are acknowledged (and a stop waits for that)."""
+    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 5}, tail))
+    store = cast(Store, handler.store)
+    handler.guard.expected[0] = 6
+
+    async def run() -> None:
+        store.durable.clear()
+        sweep = asyncio.ensure_future(handler.sweep(TOPIC, 0, 8, limit=10))
+        await _turns()
+        sweep.cancel()
+        await asyncio.wait((sweep,))
+        assert sweep.cancelled() and acks.skipped == []
+        store.durable.set()
+        await handler.settled()
+
+    asyncio.run(run())
+    assert acks.skipped == [(TOPIC, 6), (TOPIC, 7)]
+    assert acks.untracked == []

@@ -385,3 +385,16 @@ def test_a_reach_spans_the_dates_of_the_lines_it_can_change(line, snapshot) -> N
     surgery = engine.reach(line(procedure_code="11960", service_date=day.isoformat()), snapshot)
     assert surgery.span == (day - timedelta(days=1), day + timedelta(days=90))
     assert Engine([]).reach(line(), snapshot).span is None
+
+
+def test_the_parsed_dates_cache_stays_bounded_as_dates_move_forward() -> None:
+    """A long stream's dates of service move on: the cache starts afresh, never holds more."""
+    from scrubber import history
+
+    start = date(1990, 1, 1)
+    for offset in range(history._DAYS_LIMIT * 2 + 10):
+        day = start + timedelta(days=offset)
+        assert history._day(day.isoformat()) == day
+        assert len(history._DAYS) <= history._DAYS_LIMIT
+    newest = (start + timedelta(days=history._DAYS_LIMIT * 2 + 9)).isoformat()
+    assert history._DAYS[newest] == date.fromisoformat(newest)  # the recent ones are kept
