@@ -524,20 +524,28 @@ class _RefusingBatches(_Batches):
         raise StoreWriteError("Exception")
 
 
-def test_a_sweep_whose_histories_cannot_be_written_stops_the_worker_without_a_commit(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from scrubber.stream import app
-    from scrubber.stream.app import EXIT_STORE_FAILED, Worker
+class ExitedError(Exception):
+    """``os._exit`` in the app, as the ``exits`` fixture makes it: raised, with the status."""
 
-    class ExitedError(Exception):
-        pass
+
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> type[ExitedError]:
+    """The app's ``os._exit`` raises ``ExitedError`` instead of ending the test run."""
+    from scrubber.stream import app
 
     def exit_now(status: int) -> None:
         raise ExitedError(status)
 
     monkeypatch.setattr(app.os, "_exit", exit_now)
     monkeypatch.setattr(app.logging, "shutdown", lambda: None)
+    return ExitedError
+
+
+def test_a_sweep_whose_histories_cannot_be_written_stops_the_worker_without_a_commit(
+    exits: type[ExitedError], caplog: pytest.LogCaptureFixture
+) -> None:
+    from scrubber.stream.app import EXIT_STORE_FAILED, Worker
+
     worker = _sweeping_worker([], quiet=[0], handled={0: 90})
     worker.batches = _RefusingBatches([0])
     caplog.set_level("CRITICAL", logger="scrubber.stream.app")
@@ -556,13 +564,7 @@ def test_the_next_batch_is_handled_while_the_changelog_acknowledges_the_last(
     handler, log, sent, acks = _handler(snapshot, Reader({0: 0}))
     store = cast(Store, handler.store)
     store.durable.clear()
-    release = acks.release
-
-    def logged_release(events: Sequence[Any]) -> None:
-        log.append(f"release {[e.message.offset for e in events]}")
-        release(events)
-
-    setattr(acks, "release", logged_release)  # noqa: B010
+    _logging_release(acks, log)
 
     async def run() -> None:
         first = [_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]
@@ -656,20 +658,11 @@ def test_a_completion_cancelled_acknowledges_nothing_and_later_batches_fail(
 
 
 def test_the_worker_stops_without_a_commit_when_a_batch_completion_fails(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    exits: type[ExitedError], tmp_path: Any
 ) -> None:
     from scrubber.config import Settings
-    from scrubber.stream import app
     from scrubber.stream.app import EXIT_STORE_FAILED, Worker
 
-    class ExitedError(Exception):
-        pass
-
-    def exit_now(status: int) -> None:
-        raise ExitedError(status)
-
-    monkeypatch.setattr(app.os, "_exit", exit_now)
-    monkeypatch.setattr(app.logging, "shutdown", lambda: None)
     worker = Worker(Settings(data_dir=str(tmp_path)))
     assert worker.batches.on_failure is not None
     with pytest.raises(ExitedError) as out:
@@ -685,14 +678,25 @@ class EnteringStore(Store):
         await super().written()
 
 
+def _noting(acks: Acks, log: list[str], name: str) -> None:
+    """Note every call of ``acks.<name>`` in ``log`` as ``<name> [offsets]``."""
+    method = getattr(acks, name)
+
+    def noted(items: Sequence[Any]) -> None:
+        log.append(f"{name} {[getattr(i, 'message', i).offset for i in items]}")
+        method(items)
+
+    setattr(acks, name, noted)
+
+
 def _logging_release(acks: Acks, log: list[str]) -> None:
-    release = acks.release
+    """Note every release in ``log``: ``release [offsets]``."""
+    _noting(acks, log, "release")
 
-    def logged_release(events: Sequence[Any]) -> None:
-        log.append(f"release {[e.message.offset for e in events]}")
-        release(events)
 
-    setattr(acks, "release", logged_release)  # noqa: B010
+def _logging_recovered(acks: Acks, log: list[str]) -> None:
+    """Note every acknowledgement of records read back: ``recovered [offsets]``."""
+    _noting(acks, log, "recovered")
 
 
 def test_one_completion_at_a_time_each_after_the_changelog_and_in_order(
@@ -818,13 +822,7 @@ def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
     handler.store = store
     store.durable.clear()
     _logging_release(acks, log)
-    recovered = acks.recovered
-
-    def logged_recovered(messages: Sequence[Any]) -> None:
-        log.append(f"recovered {[m.offset for m in messages]}")
-        recovered(messages)
-
-    setattr(acks, "recovered", logged_recovered)  # noqa: B010
+    _logging_recovered(acks, log)
 
     async def run() -> None:
         await handler.handle([_event(0, 5, line_bytes())])
