@@ -546,9 +546,7 @@ class BatchHandler:
                 failure.__cause__ = error
         if self._failure is None:
             self._failure = (failure, completion.before)
-        for messages in completion.gaps:
-            self.acks.untrack(messages)
-        self.acks.untrack([event.message for event in completion.events])
+        self._let_go(completion.gaps, completion.events)
         if not task.cancelled() and self.on_failure is not None:
             self.on_failure(failure)
 
@@ -578,6 +576,10 @@ class BatchHandler:
     ) -> None:
         """A turn that will not be acknowledged: the guard forgets it, its records let go of."""
         self.guard.restore(before if self._failure is None else self._failure[1])
+        self._let_go(gaps, events)
+
+    def _let_go(self, gaps: list[list[Any]], events: Sequence[Any]) -> None:
+        """Let go of a turn's records, read back and delivered: never acknowledged."""
         for messages in gaps:
             self.acks.untrack(messages)
         self.acks.untrack([event.message for event in events])
@@ -621,7 +623,7 @@ class BatchHandler:
         topic = events[0].message.topic if events else ""
         before = guard.snapshot()
         if self._failure is not None:  # an earlier batch was never acknowledged: stop
-            self._roll_back(before, [], events)
+            self._let_go([], events)
             self._raise_failure()
         now = self.clock()
         delivered_at = self.delivered_at

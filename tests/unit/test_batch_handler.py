@@ -564,7 +564,7 @@ def test_the_next_batch_is_handled_while_the_changelog_acknowledges_the_last(
     handler, log, sent, acks = _handler(snapshot, Reader({0: 0}))
     store = cast(Store, handler.store)
     store.durable.clear()
-    _logging_release(acks, log)
+    _noting(acks, log, "release")
 
     async def run() -> None:
         first = [_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]
@@ -689,16 +689,6 @@ def _noting(acks: Acks, log: list[str], name: str) -> None:
     setattr(acks, name, noted)
 
 
-def _logging_release(acks: Acks, log: list[str]) -> None:
-    """Note every release in ``log``: ``release [offsets]``."""
-    _noting(acks, log, "release")
-
-
-def _logging_recovered(acks: Acks, log: list[str]) -> None:
-    """Note every acknowledgement of records read back: ``recovered [offsets]``."""
-    _noting(acks, log, "recovered")
-
-
 def test_one_completion_at_a_time_each_after_the_changelog_and_in_order(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
@@ -706,7 +696,7 @@ def test_one_completion_at_a_time_each_after_the_changelog_and_in_order(
     store = EnteringStore(log)
     handler.store = store
     store.durable.clear()
-    _logging_release(acks, log)
+    _noting(acks, log, "release")
 
     async def run() -> None:
         await handler.handle([_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)])
@@ -821,8 +811,8 @@ def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
     store = EnteringStore(log)
     handler.store = store
     store.durable.clear()
-    _logging_release(acks, log)
-    _logging_recovered(acks, log)
+    _noting(acks, log, "release")
+    _noting(acks, log, "recovered")
 
     async def run() -> None:
         await handler.handle([_event(0, 5, line_bytes())])
