@@ -45,10 +45,16 @@ from scrubber.refdata.holder import ReferenceHolder
 from scrubber.refdata.store import RefdataStore, connect
 from scrubber.rules.library import default_engine
 from scrubber.stream import faust_internals
-from scrubber.stream.faust_internals import FaustAcks, resume_buffered, shorten_fetch_wait
+from scrubber.stream.faust_internals import (
+    FaustAcks,
+    aiokafka_producer,
+    resume_buffered,
+    shorten_fetch_wait,
+)
 from scrubber.stream.gaps import GapGuard, KafkaRangeReader
 from scrubber.stream.health import input_lag, readiness_reasons
 from scrubber.stream.monitor import QuietMonitor
+from scrubber.stream.outputs import ResultBatches
 from scrubber.stream.recovery import RecoveryWatch, watch_recovery
 from scrubber.stream.runtime import BatchHandler, BatchScopes, StreamRuntime
 from scrubber.stream.table_store import ChangelogTable, TableClaimStore, TableHistoryStore
@@ -58,6 +64,9 @@ log = logging.getLogger(__name__)
 #: How long the producer waits to fill a batch, and how big a batch may grow (per partition).
 PRODUCER_LINGER_SECONDS = 0.005
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+
+#: The emissions that go out in a batch's record batches (``ResultBatches``), not one by one.
+_BATCHED = frozenset({"accepted", "flagged"})
 
 #: RocksDB tuning of the history table, per partition's database. Faust's defaults (a 2 GiB
 #: block cache and three 64 MiB write buffers per database) size a store for a server of its
@@ -242,6 +251,10 @@ class Worker:
             on_set_aside=self.metrics.claim_assemblies_set_aside.inc,
             on_forgotten=self.metrics.claims_forgotten.inc,
         )
+        self.results = ResultBatches(
+            lambda: aiokafka_producer(self.app),
+            _report_failed_delivery,
+        )
         self.runtime = StreamRuntime(
             LineProcessor(default_engine(), lateness_days=settings.lateness_days),
             self.holder,
@@ -263,6 +276,7 @@ class Worker:
                 on_refused=self.metrics.acks_refused.inc,
             ),
             on_failure=_exit_store_failed,
+            outputs=self.results.flush,
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()
@@ -270,9 +284,20 @@ class Worker:
     async def send(self, emission: Emission) -> None:
         """Hand one emission to the producer; Faust flushes it before the next offset commit.
 
-        Straight to Faust's producer (the one its commits flush), not through ``Topic.send``:
-        the topic's message futures and sensors cost more than the send itself.
+        Results (accepted, flagged) go into the batch's record batches (``ResultBatches``),
+        handed to the producer when the batch ends and before any of its records is
+        acknowledged. The rest (dead letters, claims, 277CAs: rare, and a dead letter may be
+        large) go straight to Faust's producer (the one its commits flush), not through
+        ``Topic.send``: the topic's message futures and sensors cost more than the send itself.
         """
+        if emission.kind in _BATCHED and emission.key is not None:
+            await self.results.add(
+                self.output_names[emission.kind],
+                emission.key,
+                emission.value,
+                list(emission.headers),
+            )
+            return
         delivery = await self.app.producer.send(
             self.output_names[emission.kind],
             emission.key,

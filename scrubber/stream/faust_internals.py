@@ -4,7 +4,8 @@ The worker relies on a few things neither library offers publicly: it corrects F
 bookkeeping (``acked_runs``, ``AckGate``, no gap offsets taken as acknowledged), hands fetched
 records to Faust's conductor without four tasks each (``drain_messages``, which reads the
 conductor's, the flow control's and asyncio's lock's state), shortens aiokafka's fetch wait,
-resumes a partition left unfetched after a full buffer, sets Faust's
+resumes a partition left unfetched after a full buffer, reaches the aiokafka producer inside
+Faust's (to hand it record batches), sets Faust's
 current event for table writes, tells Faust's offset bookkeeping about records it handled
 outside Faust's stream (and builds events for them), and reads and moves Faust's table recovery.
 Each of these depends on names and behaviour of one release, so they live here and nowhere else:
@@ -575,6 +576,16 @@ def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
         )
         return False
     return True
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer inside Faust's (``Producer._producer``), once the app started it.
+
+    Faust's producer offers only a record's ``send``; the worker's results go out as record
+    batches (``outputs.ResultBatches``: aiokafka's public ``create_batch`` and ``send_batch``)
+    through the same aiokafka producer, the one Faust flushes before it commits.
+    """
+    return app.producer._ensure_producer()
 
 
 def producer_connected(app: Any) -> bool:

@@ -348,6 +348,7 @@ class BatchHandler:
         acks: Acks,
         clock: Callable[[], float] = time.monotonic,
         on_failure: Callable[[StoreWriteError], None] | None = None,
+        outputs: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -357,6 +358,9 @@ class BatchHandler:
         #: Called at once with the failure of a batch's completion (``_complete``): the worker
         #: stops without a commit, as for a write refused while the agent waits.
         self.on_failure = on_failure
+        #: Hands the outputs the turn's records gathered to the producer (``ResultBatches``):
+        #: awaited when the turn ends, before any of its records can be acknowledged.
+        self.outputs = outputs
         #: When each input partition last had a record delivered (or was assigned), by ``clock``.
         self.delivered_at: dict[int, float] = {}
         # The agent's batches and the sweeps take turns: one partition's records are handled
@@ -484,6 +488,8 @@ class BatchHandler:
         """
         try:
             self.store.flush()
+            if self.outputs is not None:
+                await self.outputs()
             await self.settled()
         except BaseException:
             self._roll_back(before, gaps, events)

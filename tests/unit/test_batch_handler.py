@@ -898,3 +898,62 @@ def test_a_sweep_cancelled_while_it_waits_for_its_changelog_is_still_acknowledge
     asyncio.run(run())
     assert acks.skipped == [(TOPIC, 6), (TOPIC, 7)]
     assert acks.untracked == []
+
+
+def _noting_outputs(handler: BatchHandler, log: list[str], fail: bool = False) -> None:
+    """Outputs gathered for the turn (``ResultBatches.flush``), their hand-over noted."""
+
+    async def outputs() -> None:
+        await asyncio.sleep(0)
+        if fail:
+            raise ConnectionError("producer away")
+        log.append("outputs")
+
+    handler.outputs = outputs
+
+
+def test_a_batchs_outputs_are_handed_over_before_any_of_its_records_is_acknowledged(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    _noting_outputs(handler, log)
+    _noting(acks, log, "release")
+    asyncio.run(_handled(handler, [_event(0, n, line_bytes(line_number=n + 1)) for n in range(3)]))
+    assert [e for e in log if not e.startswith(("sent", "at"))] == [
+        "flush",
+        "outputs",
+        "written",
+        "release [0, 1, 2]",
+    ]
+
+
+def test_outputs_that_cannot_be_handed_over_acknowledge_nothing(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    skipped = {(0, 3): RawRecord(0, 3, b"M1", line_bytes(claim_id="S3"), None, ())}
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
+    handler.guard.expected[0] = 3
+    _noting_outputs(handler, log, fail=True)
+    with pytest.raises(ConnectionError):
+        asyncio.run(_handled(handler, [_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
+    assert acks.released == [] and acks.skipped == []
+    assert acks.untracked == [3, 4, 5]  # delivered (or read back) again
+    assert handler.guard.expected == {0: 3}
+
+
+def test_a_batch_failing_half_way_hands_over_the_outputs_of_what_it_acknowledges(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}), fail_at=2)
+    _noting_outputs(handler, log)
+    _noting(acks, log, "release")
+    with pytest.raises(ConnectionError):
+        asyncio.run(
+            _handled(handler, [_event(0, n, line_bytes(line_number=n + 1)) for n in range(4)])
+        )
+    assert [e for e in log if not e.startswith(("sent", "at"))] == [
+        "flush",
+        "outputs",
+        "written",
+        "release [0, 1]",
+    ]
