@@ -126,6 +126,8 @@ class ResultBatches:
         self._partitions.clear()
         lost, self._lost = self._lost, None
         if lost is not None:
+            if isinstance(lost, asyncio.CancelledError):  # the worker stopping: still a stop
+                raise asyncio.CancelledError("results of the batch were not handed over")
             raise ResultsLostError(type(lost).__name__) from lost
         for place, builder in builders.items():
             await self._submit(place, builder)
