@@ -191,9 +191,10 @@ class Worker:
             producer_acks=-1,
             # Mostly the history changelog: whole histories, JSON (see kafka.compression_type).
             producer_compression_type=compression_type(settings),
-            # Results go out in batches: with no linger every result was its own produce request
-            # (a fifth of the worker's CPU went into encoding and writing requests). 5 ms is far
-            # inside the latency budget, and a batch of up to 256 KiB holds ~100 results.
+            # Records sent one by one (the history changelog, dead letters, claim results,
+            # 277CAs) wait up to 5 ms to share a batch: with no linger each was its own produce
+            # request. Results are handed over as whole batches (``ResultBatches``), closed, and
+            # go at once; up to 256 KiB a batch either way.
             producer_linger=PRODUCER_LINGER_SECONDS,
             producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
             # A dead letter carries its input's bytes (up to DEAD_LETTER_PAYLOAD_BYTES) and headers;
@@ -251,6 +252,10 @@ class Worker:
             on_set_aside=self.metrics.claim_assemblies_set_aside.inc,
             on_forgotten=self.metrics.claims_forgotten.inc,
         )
+        # Results are put in partitions by Kafka's default partitioner (``outputs``), as the
+        # producer would: the app must not be given another one.
+        if self.app.conf.producer_partitioner is not None:
+            raise ValueError("the worker's results assume Kafka's default partitioner")
         self.results = ResultBatches(
             lambda: aiokafka_producer(self.app),
             _report_failed_delivery,
@@ -276,7 +281,7 @@ class Worker:
                 on_refused=self.metrics.acks_refused.inc,
             ),
             on_failure=_exit_store_failed,
-            outputs=self.results.flush,
+            outputs=self.results,
         )
         self._recovery_watch: asyncio.Task[None] | None = None
         self._wire()

@@ -2,8 +2,8 @@
 
 The worker's results (the accepted and flagged topics) were each a call of the producer's
 ``send``: a coroutine, a metadata wait, the key's partition hashed in pure Python, a future per
-record, a callback per record, about 12 µs of the worker's CPU a result, and the sender later
-taking apart the small record batches five milliseconds of results made. ``ResultBatches``
+record, a callback per record: about 12 µs of the worker's CPU a result (a tenth of the
+worker's samples under py-spy at its peak, docs/performance.md). ``ResultBatches``
 gathers a batch of input's results per (topic, partition) in aiokafka's record batch builder
 (its C record builder appends one in about a microsecond) and hands each builder to the
 producer once, at the batch's end (``flush``): one future and one callback per partition.
@@ -11,7 +11,7 @@ producer once, at the batch's end (``flush``): one future and one callback per p
 What does not change:
 - A result goes to the partition Kafka's default partitioner picks for its key (murmur2 of the
   key, as aiokafka's ``DefaultPartitioner`` and the Java client compute it), over the topic's
-  partitions as the producer's metadata has them at the batch's start.
+  partitions as the producer's metadata has them at the batch's first result for the topic.
 - The batches go to Faust's producer, the one Faust flushes before it commits offsets, and
   ``flush`` runs before any record of the batch is acknowledged (``BatchHandler``): a record is
   still acknowledged only once its results are with the producer.
@@ -20,9 +20,15 @@ What does not change:
 - Results of one partition stay in the order they were made: one builder per partition at a
   time, handed over in order (aiokafka queues a partition's batches in order).
 
+What changes: a result waits for the end of its batch's turn, where it waited up to the
+producer's 5 ms linger: a few milliseconds to the turn's length at the peak, and as long as the
+turn when the turn waits (a history store away, reference data not loaded yet); its record is
+not acknowledged meanwhile either. Claim results and 277CAs still go one by one, so they
+usually reach Kafka before the line results they summarise (Kafka orders no two topics).
+
 A builder is closed before it is handed over, and aiokafka sends a closed batch without waiting
-for its linger; a builder that fills before the batch's end (``PRODUCER_MAX_BATCH_BYTES``) is handed
-over then and a new one started.
+for its linger; a builder that fills before the batch's end (``PRODUCER_MAX_BATCH_BYTES``) is
+handed over then and a new one started.
 """
 
 from __future__ import annotations
@@ -131,6 +137,12 @@ class ResultBatches:
             raise ResultsLostError(type(lost).__name__) from lost
         for place, builder in builders.items():
             await self._submit(place, builder)
+
+    def discard(self) -> None:
+        """Forget the batch's results, and any loss: its turn is rolled back, handled again."""
+        self._builders = {}
+        self._partitions.clear()
+        self._lost = None
 
     async def _submit(self, place: tuple[str, int], builder: Any) -> None:
         builder.close()

@@ -288,6 +288,18 @@ class BatchScope(Protocol):
         ...
 
 
+class Outputs(Protocol):
+    """Outputs a turn gathers instead of sending each at once (``outputs.ResultBatches``)."""
+
+    async def flush(self) -> None:
+        """Hand what the turn gathered to the producer; raise if any of it was lost."""
+        ...
+
+    def discard(self) -> None:
+        """Forget what the turn gathered: the turn is rolled back, its records handled again."""
+        ...
+
+
 class BatchStore(HistoryStore, BatchScope, Protocol):
     """The history store of a batch (``table_store.TableHistoryStore``)."""
 
@@ -348,7 +360,7 @@ class BatchHandler:
         acks: Acks,
         clock: Callable[[], float] = time.monotonic,
         on_failure: Callable[[StoreWriteError], None] | None = None,
-        outputs: Callable[[], Awaitable[None]] | None = None,
+        outputs: Outputs | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -358,8 +370,9 @@ class BatchHandler:
         #: Called at once with the failure of a batch's completion (``_complete``): the worker
         #: stops without a commit, as for a write refused while the agent waits.
         self.on_failure = on_failure
-        #: Hands the outputs the turn's records gathered to the producer (``ResultBatches``):
-        #: awaited when the turn ends, before any of its records can be acknowledged.
+        #: The outputs the turn's records gathered (``ResultBatches``): handed to the producer
+        #: when the turn ends, before any of its records can be acknowledged; forgotten when
+        #: the turn is rolled back.
         self.outputs = outputs
         #: When each input partition last had a record delivered (or was assigned), by ``clock``.
         self.delivered_at: dict[int, float] = {}
@@ -489,7 +502,7 @@ class BatchHandler:
         try:
             self.store.flush()
             if self.outputs is not None:
-                await self.outputs()
+                await self.outputs.flush()
             await self.settled()
         except BaseException:
             self._roll_back(before, gaps, events)
@@ -580,7 +593,14 @@ class BatchHandler:
     def _roll_back(
         self, before: dict[int, int], gaps: list[list[Any]], events: Sequence[Any]
     ) -> None:
-        """A turn that will not be acknowledged: the guard forgets it, its records let go of."""
+        """A turn that will not be acknowledged: the guard forgets it, its records let go of.
+
+        What it gathered for the producer is forgotten too (its records are handled again), so
+        that a turn rolled back before its hand-over neither sends it with the next turn nor
+        fails the next turn with its own lost results.
+        """
+        if self.outputs is not None:
+            self.outputs.discard()
         self.guard.restore(before if self._failure is None else self._failure[1])
         self._let_go(gaps, events)
 

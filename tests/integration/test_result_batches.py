@@ -82,3 +82,37 @@ async def test_batched_results_land_where_single_sends_do_in_order(settings: Set
             if r.partition == partition
         ]
         assert arrived == made
+
+
+@pytest.mark.asyncio
+async def test_batches_go_without_lingering_and_the_producers_flush_waits_for_them(
+    settings: Settings,
+) -> None:
+    """What the worker relies on in aiokafka: a closed batch is sent at once, not after the
+    producer's linger, and ``flush`` (which Faust calls before it commits) waits for batches
+    handed over with ``send_batch`` as it does for single records."""
+    await ensure_topics(settings)
+    lingering = AIOKafkaProducer(**producer_kwargs(settings), acks="all", linger_ms=60_000)
+    await lingering.start()
+    deliveries: list[asyncio.Future[Any]] = []
+    try:
+        batches = ResultBatches(lambda: lingering, deliveries.append)
+        for n in range(20):
+            await batches.add(settings.accepted_topic, f"M{n}".encode(), b"result", [])
+        await batches.flush()
+        async with asyncio.timeout(30):  # far below the producer's 60 s linger
+            await asyncio.gather(*deliveries)
+    finally:
+        await lingering.stop()
+
+    producer = AIOKafkaProducer(**producer_kwargs(settings), acks="all", linger_ms=2_000)
+    await producer.start()
+    try:
+        builder = producer.create_batch()  # left open: it lingers like any batch
+        builder.append(timestamp=None, key=b"M1", value=b"result", headers=[])
+        delivery = await producer.send_batch(builder, settings.flagged_topic, partition=0)
+        assert not delivery.done()
+        await producer.flush()
+        assert delivery.done() and delivery.exception() is None
+    finally:
+        await producer.stop()

@@ -900,16 +900,29 @@ def test_a_sweep_cancelled_while_it_waits_for_its_changelog_is_still_acknowledge
     assert acks.untracked == []
 
 
-def _noting_outputs(handler: BatchHandler, log: list[str], fail: bool = False) -> None:
-    """Outputs gathered for the turn (``ResultBatches.flush``), their hand-over noted."""
+class _Outputs:
+    """What a turn gathered for the producer (``ResultBatches``), its hand-over noted."""
 
-    async def outputs() -> None:
+    def __init__(self, log: list[str], fail: BaseException | None = None) -> None:
+        self.log = log
+        self.fail = fail
+        self.discarded = 0
+
+    async def flush(self) -> None:
         await asyncio.sleep(0)
-        if fail:
-            raise ConnectionError("producer away")
-        log.append("outputs")
+        if self.fail is not None:
+            raise self.fail
+        self.log.append("outputs")
 
-    handler.outputs = outputs
+    def discard(self) -> None:
+        self.discarded += 1
+
+
+def _noting_outputs(
+    handler: BatchHandler, log: list[str], fail: BaseException | None = None
+) -> _Outputs:
+    handler.outputs = outputs = _Outputs(log, fail)
+    return outputs
 
 
 def test_a_batchs_outputs_are_handed_over_before_any_of_its_records_is_acknowledged(
@@ -933,12 +946,13 @@ def test_outputs_that_cannot_be_handed_over_acknowledge_nothing(
     skipped = {(0, 3): RawRecord(0, 3, b"M1", line_bytes(claim_id="S3"), None, ())}
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     handler.guard.expected[0] = 3
-    _noting_outputs(handler, log, fail=True)
+    outputs = _noting_outputs(handler, log, fail=ConnectionError("producer away"))
     with pytest.raises(ConnectionError):
         asyncio.run(_handled(handler, [_event(0, 4, line_bytes()), _event(0, 5, line_bytes())]))
     assert acks.released == [] and acks.skipped == []
     assert acks.untracked == [3, 4, 5]  # delivered (or read back) again
     assert handler.guard.expected == {0: 3}
+    assert outputs.discarded == 1
 
 
 def test_a_batch_failing_half_way_hands_over_the_outputs_of_what_it_acknowledges(
@@ -957,3 +971,52 @@ def test_a_batch_failing_half_way_hands_over_the_outputs_of_what_it_acknowledges
         "written",
         "release [0, 1]",
     ]
+
+
+def test_a_sweep_hands_over_its_outputs_before_it_acknowledges_and_nothing_if_it_cannot(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    tail = {
+        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in range(6, 9)
+    }
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 6}, tail))
+    outputs = _noting_outputs(handler, log)
+    _noting(acks, log, "recovered")
+    assert asyncio.run(handler.sweep(TOPIC, 0, 8, limit=10)) == 2
+    assert [e for e in log if not e.startswith(("sent", "at"))] == [
+        "flush",
+        "outputs",
+        "written",
+        "recovered [6, 7]",
+    ]
+    outputs.fail = ConnectionError("producer away")
+    with pytest.raises(ConnectionError):
+        asyncio.run(handler.sweep(TOPIC, 0, 9, limit=10))
+    assert acks.skipped == [(TOPIC, 6), (TOPIC, 7)]  # 8 was not acknowledged
+    assert acks.untracked == [8]
+    assert handler.guard.expected == {0: 8}  # read back again
+
+
+def test_a_turn_cancelled_while_it_hands_over_its_outputs_acknowledges_nothing(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    outputs = _noting_outputs(handler, log, fail=asyncio.CancelledError())
+    events = [_event(0, n, line_bytes(line_number=n + 1)) for n in (0, 1)]
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(_handled(handler, events))
+    assert acks.released == [] and acks.untracked == [0, 1]
+    assert outputs.discarded == 1
+
+
+def test_a_turn_rolled_back_before_its_hand_over_forgets_its_outputs(
+    line_bytes: Any, snapshot: ReferenceSnapshot
+) -> None:
+    """Otherwise the next turn would send them, or fail with their loss."""
+    handler, log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    outputs = _noting_outputs(handler, log)
+    handler.store = FailingStore(log)
+    with pytest.raises(OSError):
+        asyncio.run(_handled(handler, [_event(0, 0, line_bytes())]))
+    assert "outputs" not in log and outputs.discarded == 1
+    assert acks.released == [] and acks.untracked == [0]

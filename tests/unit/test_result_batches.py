@@ -204,7 +204,7 @@ def test_the_worker_batches_results_and_sends_the_rest_one_by_one(
     from scrubber.stream.app import Worker, _report_failed_delivery
 
     worker = Worker(Settings(data_dir=str(tmp_path)))
-    assert worker.batches.outputs == worker.results.flush  # before any acknowledgement
+    assert worker.batches.outputs is worker.results  # handed over before any acknowledgement
     assert worker.results._on_delivery is _report_failed_delivery  # a refused batch: exit
     added: list[tuple[Any, ...]] = []
     single: list[tuple[Any, ...]] = []
@@ -279,3 +279,35 @@ def test_a_full_batch_lost_during_the_batch_fails_its_flush(how: str) -> None:
 
     asyncio.run(run())
     assert [[v for _, v, _ in records] for _, _, records, _ in producer.submitted] == [[b"c"]]
+
+
+def test_a_handler_with_real_result_batches_acknowledges_nothing_when_a_full_batch_is_refused(
+    line_bytes: Any, snapshot: Any
+) -> None:
+    """The whole path: results gathered by the runtime's send, a full batch refused mid-turn."""
+    from scrubber.processor import Emission
+    from scrubber.stream.outputs import ResultsLostError
+
+    from .test_batch_handler import Reader, _event, _handler
+
+    handler, _log, _sent, acks = _handler(snapshot, Reader({0: 0}))
+    producer = Producer({"accepted": {0}, "flagged": {0}}, batch_bytes=1024)
+    batches = ResultBatches(lambda: producer, lambda delivery: None)
+    handler.outputs = batches
+
+    async def send(emission: Emission) -> None:
+        await batches.add(emission.kind, emission.key or b"", emission.value, [])
+
+    handler.runtime.send = send
+    events = [_event(0, n, line_bytes(line_number=n + 1)) for n in range(6)]
+    producer.refuse = True  # the first batch to fill (about three results) is refused
+    with pytest.raises(ResultsLostError):  # the turn's hand-over fails with it
+        asyncio.run(handler.handle(events))
+    assert acks.released == []  # not even the records before the refused batch
+    assert acks.untracked == list(range(6))
+    assert handler.guard.snapshot() == {}
+    producer.refuse = False
+    asyncio.run(handler.handle(events))  # delivered again: the next turn is not failed by it
+    asyncio.run(handler.settled())
+    assert acks.released == list(range(6))
+    assert sum(len(records) for _, _, records, _ in producer.submitted) == 6
