@@ -291,9 +291,10 @@ class Worker:
 
         Results (accepted, flagged) go into the batch's record batches (``ResultBatches``),
         handed to the producer when the batch ends and before any of its records is
-        acknowledged. The rest (dead letters, claims, 277CAs: rare, and a dead letter may be
-        large) go straight to Faust's producer (the one its commits flush), not through
-        ``Topic.send``: the topic's message futures and sensors cost more than the send itself.
+        acknowledged. The rest (dead letters, claims, 277CAs: fewer than results, and a dead
+        letter may be large) go straight to Faust's producer (the one its commits flush), not
+        through ``Topic.send``: the topic's message futures and sensors cost more than the send
+        itself.
         """
         if emission.kind in _BATCHED and emission.key is not None:
             await self.results.add(

@@ -24,7 +24,8 @@ What changes: a result waits for the end of its batch's turn, where it waited up
 producer's 5 ms linger: a few milliseconds to the turn's length at the peak, and as long as the
 turn when the turn waits (a history store away, reference data not loaded yet); its record is
 not acknowledged meanwhile either. Claim results and 277CAs still go one by one, so they
-usually reach Kafka before the line results they summarise (Kafka orders no two topics).
+usually reach Kafka before the line results they summarise (Kafka keeps no order between
+topics).
 
 A builder is closed before it is handed over, and aiokafka sends a closed batch without waiting
 for its linger; a builder that fills before the batch's end (``PRODUCER_MAX_BATCH_BYTES``) is

@@ -116,3 +116,27 @@ async def test_batches_go_without_lingering_and_the_producers_flush_waits_for_th
         assert delivery.done() and delivery.exception() is None
     finally:
         await producer.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_aiokafka_producer_inside_fausts_is_reached_once_it_started(
+    settings: Settings,
+) -> None:
+    """``faust_internals.aiokafka_producer`` against the installed Faust: before the start it
+    refuses (the worker sends nothing before), after it the producer answers for a topic."""
+    import faust
+    from faust.exceptions import NotReady
+
+    from scrubber.stream.faust_internals import aiokafka_producer
+
+    await ensure_topics(settings)
+    app = faust.App(settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}")
+    with pytest.raises(NotReady):
+        aiokafka_producer(app)
+    await app.producer.start()
+    try:
+        producer = aiokafka_producer(app)
+        assert isinstance(producer, AIOKafkaProducer)
+        assert await producer.partitions_for(settings.accepted_topic) == {0, 1, 2, 3}
+    finally:
+        await app.producer.stop()

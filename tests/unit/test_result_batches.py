@@ -311,3 +311,42 @@ def test_a_handler_with_real_result_batches_acknowledges_nothing_when_a_full_bat
     asyncio.run(handler.settled())
     assert acks.released == list(range(6))
     assert sum(len(records) for _, _, records, _ in producer.submitted) == 6
+
+
+def test_discarded_results_are_neither_sent_nor_a_loss_for_the_next_batch() -> None:
+    """A turn rolled back before its hand-over (``BatchHandler._roll_back``) discards them."""
+    producer = Producer({"accepted": {0}}, batch_bytes=1024)
+    batches = ResultBatches(lambda: producer, lambda delivery: None)
+
+    async def run() -> None:
+        await batches.add("accepted", b"M1", b"a" * 600, [])
+        producer.refuse = True
+        with pytest.raises(ConnectionError):  # a full batch lost: the turn cannot count
+            await batches.add("accepted", b"M1", b"b" * 600, [])
+        producer.refuse = False
+        await batches.add("accepted", b"M1", b"c", [])
+        batches.discard()
+        assert batches.pending == 0
+        await batches.add("accepted", b"M1", b"d", [])
+        await batches.flush()  # the next turn: no loss carried over
+
+    asyncio.run(run())
+    assert [[v for _, v, _ in records] for _, _, records, _ in producer.submitted] == [[b"d"]]
+
+
+def test_the_worker_refuses_a_partitioner_other_than_kafkas_default(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faust
+
+    from scrubber.config import Settings
+    from scrubber.stream import app as app_module
+
+    real = faust.App
+
+    def with_partitioner(*args: Any, **kwargs: Any) -> Any:
+        return real(*args, producer_partitioner=lambda key, all, available: all[0], **kwargs)
+
+    monkeypatch.setattr(app_module.faust, "App", with_partitioner)
+    with pytest.raises(ValueError, match="default partitioner"):
+        app_module.Worker(Settings(data_dir=str(tmp_path)))
