@@ -5,9 +5,9 @@ bookkeeping (``acked_runs``, ``AckGate``, no gap offsets taken as acknowledged),
 records to Faust's conductor without four tasks each (``drain_messages``, which reads the
 conductor's, the flow control's and asyncio's lock's state), shortens aiokafka's fetch wait,
 resumes a partition left unfetched after a full buffer, reaches the aiokafka producer inside
-Faust's (to hand it record batches), sets Faust's
-current event for table writes, tells Faust's offset bookkeeping about records it handled
-outside Faust's stream (and builds events for them), and reads and moves Faust's table recovery.
+Faust's (to hand it record batches), sets Faust's current event for table writes, tells Faust's
+offset bookkeeping about records it handled outside Faust's stream (and builds events for
+them), and reads and moves Faust's table recovery.
 Each of these depends on names and behaviour of one release, so they live here and nowhere else:
 an upgrade of either library means reading this module (and its tests) against the new release,
 then adding the release to ``TESTED_VERSIONS``.

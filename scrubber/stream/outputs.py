@@ -2,7 +2,7 @@
 
 The worker's results (the accepted and flagged topics) were each a call of the producer's
 ``send``: a coroutine, a metadata wait, the key's partition hashed in pure Python, a future per
-record, a callback per record: about 12 µs of the worker's CPU a result (a tenth of the
+record, a callback per record: about 12-14 µs of the worker's CPU a result (a tenth of the
 worker's samples under py-spy at its peak, docs/performance.md). ``ResultBatches``
 gathers a batch of input's results per (topic, partition) in aiokafka's record batch builder
 (its C record builder appends one in about a microsecond) and hands each builder to the
@@ -129,9 +129,8 @@ class ResultBatches:
         earlier (``add``), or a hand-over here fails. What is left is dropped: the records they
         were for are not acknowledged (the caller rolls the turn back) and are delivered again.
         """
-        builders, self._builders = self._builders, {}
-        self._partitions.clear()
-        lost, self._lost = self._lost, None
+        builders, lost = self._builders, self._lost
+        self.discard()  # the next batch starts afresh, whatever happens here
         if lost is not None:
             if isinstance(lost, asyncio.CancelledError):  # the worker stopping: still a stop
                 raise asyncio.CancelledError("results of the batch were not handed over")
@@ -140,7 +139,7 @@ class ResultBatches:
             await self._submit(place, builder)
 
     def discard(self) -> None:
-        """Forget the batch's results, and any loss: its turn is rolled back, handled again."""
+        """Forget the batch's results and any loss (a turn rolled back, or ``flush`` done)."""
         self._builders = {}
         self._partitions.clear()
         self._lost = None
