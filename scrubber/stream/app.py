@@ -254,7 +254,10 @@ class Worker:
         )
         # Results are put in partitions by Kafka's default partitioner (``outputs``), as the
         # producer would: the app must not be given another one.
-        if self.app.conf.producer_partitioner is not None:
+        # (Read through ``Any``: the setting is a callable attribute, which mypy would take
+        # for a method bound to the settings.)
+        conf: Any = self.app.conf
+        if conf.producer_partitioner is not None:
             raise ValueError("the worker's results assume Kafka's default partitioner")
         self.results = ResultBatches(
             lambda: aiokafka_producer(self.app),
