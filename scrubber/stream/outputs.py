@@ -1,4 +1,8 @@
-"""Results handed to Kafka a batch at a time, in one record batch per output partition.
+"""Records handed to Kafka a batch at a time, in one record batch per partition.
+
+``RecordBatches`` is the one way the worker does it, for its results (``ResultBatches``, below)
+and for the history changelog (``table_store.ChangelogTable``, whose records had the same
+per-record cost: its own wait for them and the offsets it persists are unchanged).
 
 The worker's results (the accepted and flagged topics) were each a call of the producer's
 ``send``: a coroutine, a metadata wait, the key's partition hashed in pure Python, a future per
@@ -29,7 +33,8 @@ topics).
 
 A builder is closed before it is handed over, and aiokafka sends a closed batch without waiting
 for its linger; a builder that fills before the batch's end (``PRODUCER_MAX_BATCH_BYTES``) is
-handed over then and a new one started.
+handed over then and a new one started. aiokafka's ``send_batch`` waits while the partition
+already has a batch not yet taken by its sender, as its ``send`` waits for room.
 """
 
 from __future__ import annotations
@@ -63,31 +68,34 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
 
 
 class ResultsLostError(Exception):
-    """A batch's results were not all handed to the producer; none of its records may count."""
+    """A batch's records were not all handed to the producer; none of its inputs may count."""
 
 
-class ResultBatches:
-    """A batch of input's results, one record batch per output partition until ``flush``.
+class RecordBatches:
+    """Records gathered per (topic, partition) in aiokafka's record batch builders until ``flush``.
+
+    The one way the worker hands records to Kafka a batch at a time: the results
+    (``ResultBatches``) and the history changelog (``table_store.ChangelogTable``). Records of one
+    partition keep the order they were added in: one builder per partition at a time, handed
+    over in order (aiokafka queues a partition's batches in order).
 
     ``producer`` gives the started aiokafka producer (``faust_internals.aiokafka_producer``:
-    Faust creates it only when the app starts). ``on_delivery`` is added to each batch's
-    delivery future.
+    Faust creates it only when the app starts). ``handed_over`` is called with each batch's
+    delivery future (its result is the offset of the batch's first record) and its number of
+    records.
     """
 
     def __init__(
         self,
         producer: Callable[[], Any],
-        on_delivery: Callable[[asyncio.Future[Any]], None],
+        handed_over: Callable[[asyncio.Future[Any], int], None],
     ) -> None:
         self._producer = producer
-        self._on_delivery = on_delivery
+        self._handed_over = handed_over
         self._builders: dict[tuple[str, int], Any] = {}
-        # Each topic's partitions, read once per batch: a topic given more partitions is seen
-        # from the next batch on.
-        self._partitions: dict[str, list[int]] = {}
-        # A full batch's hand-over failed (or was cancelled) during the batch: its results are
-        # gone, so the batch's ``flush`` must fail too, or the records before them would be
-        # acknowledged without their results.
+        # A full batch's hand-over failed (or was cancelled) before ``flush``: its records are
+        # gone, so ``flush`` must fail too, or the records before them would count as handed
+        # over.
         self._lost: BaseException | None = None
 
     @property
@@ -95,23 +103,25 @@ class ResultBatches:
         """How many record batches wait for ``flush``."""
         return len(self._builders)
 
-    async def add(
-        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    async def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
     ) -> None:
-        """Put a result into its partition's batch (handed over now only if that one is full).
+        """Put a record into its partition's batch (handed over now only if that one is full).
 
         ``headers`` a list: aiokafka's C record builder takes no other sequence.
         """
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            known = await self._producer().partitions_for(topic)
-            partitions = self._partitions[topic] = list(known)
-        place = (topic, partition_for(key, partitions))
+        place = (topic, partition)
         builder = self._builders.get(place)
         if builder is None:
             builder = self._builders[place] = self._producer().create_batch()
         if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-            # Full: hand it over, then start the partition's next batch with this result.
+            # Full: hand it over, then start the partition's next batch with this record (an
+            # empty builder takes a record of any size).
             del self._builders[place]
             try:
                 await self._submit(place, builder)
@@ -120,32 +130,69 @@ class ResultBatches:
                 raise
             builder = self._builders[place] = self._producer().create_batch()
             if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                raise RuntimeError("a result does not fit an empty record batch")
+                raise RuntimeError("a record does not fit an empty record batch")
 
     async def flush(self) -> None:
         """Hand every pending batch to the producer (each is sent without lingering).
 
-        Raises when a batch's results cannot all be handed over: one of its full batches failed
-        earlier (``add``), or a hand-over here fails. What is left is dropped: the records they
-        were for are not acknowledged (the caller rolls the turn back) and are delivered again.
+        Raises when the records cannot all be handed over: one of the full batches failed
+        earlier (``append``), or a hand-over here fails. What is left is dropped: the inputs
+        they were for are not acknowledged (the caller rolls back or stops) and are delivered
+        again.
         """
         builders, lost = self._builders, self._lost
         self.discard()  # the next batch starts afresh, whatever happens here
         if lost is not None:
             if isinstance(lost, asyncio.CancelledError):  # the worker stopping: still a stop
-                raise asyncio.CancelledError("results of the batch were not handed over")
+                raise asyncio.CancelledError("records of the batch were not handed over")
             raise ResultsLostError(type(lost).__name__) from lost
         for place, builder in builders.items():
             await self._submit(place, builder)
 
     def discard(self) -> None:
-        """Forget the batch's results and any loss (a turn rolled back, or ``flush`` done)."""
+        """Forget the gathered records and any loss (a turn rolled back, or ``flush`` done)."""
         self._builders = {}
-        self._partitions.clear()
         self._lost = None
 
     async def _submit(self, place: tuple[str, int], builder: Any) -> None:
         builder.close()
         topic, partition = place
         delivery = await self._producer().send_batch(builder, topic, partition=partition)
+        self._handed_over(delivery, builder.record_count())
+
+
+class ResultBatches(RecordBatches):
+    """A batch of input's results, one record batch per output partition until ``flush``.
+
+    A result goes to the partition Kafka's default partitioner gives its key. ``on_delivery``
+    is added to each batch's delivery future.
+    """
+
+    def __init__(
+        self,
+        producer: Callable[[], Any],
+        on_delivery: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
+        super().__init__(producer, self._delivering)
+        self._on_delivery = on_delivery
+        # Each topic's partitions, read once per batch: a topic given more partitions is seen
+        # from the next batch on.
+        self._partitions: dict[str, list[int]] = {}
+
+    async def add(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Put a result into its partition's batch (handed over now only if that one is full)."""
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            known = await self._producer().partitions_for(topic)
+            partitions = self._partitions[topic] = list(known)
+        await self.append(topic, partition_for(key, partitions), key, value, headers)
+
+    def _delivering(self, delivery: asyncio.Future[Any], records: int) -> None:
         delivery.add_done_callback(self._on_delivery)
+
+    def discard(self) -> None:
+        """Forget the batch's results, any loss and the partitions read for it."""
+        super().discard()
+        self._partitions.clear()

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import faust
 
@@ -25,7 +25,8 @@ from scrubber.history import (
     read_stored,
 )
 from scrubber.logs import SIZE_LIMIT_WARNING_SECONDS, Throttle
-from scrubber.stream.faust_internals import enter_event
+from scrubber.stream.faust_internals import aiokafka_producer, enter_event
+from scrubber.stream.outputs import RecordBatches
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,17 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     (``sent``: the broker has them) before its inputs are acknowledged; the worker waits while
     it handles the next batch, whose writes may come in during the wait.
 
-    The worker's writes (``write``) do what Faust's ``table[key] = value`` does, through
-    Faust's public interfaces only: the value goes into the partition's store at once, and the
-    same changelog record (the changelog topic, the current event's partition, the key and the
-    value as they are, no headers) goes to the app's producer, the one Faust flushes before a
-    commit; the store's persisted offset (where a restarted worker's recovery starts reading)
-    is set, per partition, once the broker has all of a batch's records. What it leaves out
-    is the way there: Faust's ``FutureMessage``, its producer buffer and the task that empties
-    it, and a callback per record, which cost a worker about 12 µs of CPU per input line
-    (``docs/performance.md``).
+    The worker's writes (``write``) do what Faust's ``table[key] = value`` does: the value
+    goes into the partition's store at once, and the same changelog record (the changelog
+    topic, the current event's partition, the key and the value as they are, no headers) goes
+    to the app's producer, the one Faust flushes before a commit; the store's persisted offset
+    (where a restarted worker's recovery starts reading) is set, per partition, once the broker
+    has all of a batch's records. What it leaves out is the way there: Faust's
+    ``FutureMessage``, its producer buffer and the task that empties it, and a callback per
+    record, which cost a worker about 12 µs of CPU per input line (``docs/performance.md``);
+    and a send per record: the records go to the aiokafka producer inside Faust's
+    (``faust_internals.aiokafka_producer``) as one record batch per partition
+    (``outputs.RecordBatches``), as the results do.
     A write inside a Kafka transaction takes Faust's own path through ``send_changelog``,
     which is extended to keep its futures, as would a delete; the worker never deletes from
     the table, and a delete would not be ordered against the records ``write`` queued.
@@ -113,10 +116,12 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         self._unsent: list[asyncio.Future[Any]] = []
         # Records ``write`` put in the store whose changelog record is not with the producer
         # yet, and the tasks that hand them over (``_hand_over``).
-        self._queued: deque[tuple[int | None, bytes, bytes]] = deque()
+        self._queued: deque[tuple[int, bytes, bytes]] = deque()
         self._handing_over: list[asyncio.Task[None]] = []
-        # Futures of the records ``_hand_over`` sent, whose offsets the store is told of.
-        self._offsets_unset: list[asyncio.Future[Any]] = []
+        # The record batches ``_hand_over`` sent, with their number of records: the store is
+        # told of the offset of each one's last record.
+        self._offsets_unset: list[tuple[asyncio.Future[Any], int]] = []
+        self._batches = RecordBatches(lambda: aiokafka_producer(self.app), self._handed_over)
 
     def write(self, key: bytes, value: bytes) -> None:
         """``table[key] = value``: the store now, the changelog record on its way (``sent``).
@@ -128,11 +133,13 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         not acknowledged: handled again, they write their patients' histories again (every
         handled line writes its patient's history).
         """
-        if self.app.in_transaction:  # Faust keeps such offsets per transaction: its own path
+        partition = None if self.app.in_transaction else self.partition_for_key(key)
+        if partition is None:
+            # Faust keeps a transaction's offsets itself, and a table that lets the producer
+            # choose the partition (``use_partitioner``) has no partition here: its own path.
             self[key] = value
             return
-        partition = self.partition_for_key(key)  # the current event's, as Faust's own path
-        self.data[key] = value
+        self.data[key] = value  # the current event's partition, as Faust's own path
         self._queued.append((partition, key, value))
         if not self._handing_over or self._handing_over[-1].done():
             task = asyncio.ensure_future(self._hand_over())
@@ -141,18 +148,28 @@ class ChangelogTable(faust.Table[bytes, bytes]):
             self._handing_over.append(task)
 
     async def _hand_over(self) -> None:
-        """Send the queued records, in order, to the producer (``Topic.publish_message``'s send)."""
-        send = self.app.producer.send
+        """Send the queued records, in order, to the producer: one record batch per partition.
+
+        What Faust's ``Topic.publish_message`` would send record by record (the changelog
+        topic, the partition, the key and the value as they are, no headers), gathered per
+        partition in aiokafka's record batch builders (``outputs.RecordBatches``) and handed
+        over closed, so they go without lingering. Records written meanwhile are sent too.
+        """
         topic = self.changelog_topic.get_topic_name()
-        queued = self._queued
-        while queued:
-            partition, key, value = queued.popleft()
-            # aiokafka hands back a future (typed as an awaitable by Faust).
-            future = cast(
-                "asyncio.Future[Any]", await send(topic, key, value, partition, None, None)
-            )
-            self._unsent.append(future)
-            self._offsets_unset.append(future)
+        queued, batches = self._queued, self._batches
+        try:
+            while queued:
+                while queued:
+                    partition, key, value = queued.popleft()
+                    await batches.append(topic, partition, key, value, [])
+                await batches.flush()
+        except BaseException:
+            batches.discard()
+            raise
+
+    def _handed_over(self, delivery: asyncio.Future[Any], records: int) -> None:
+        self._unsent.append(delivery)
+        self._offsets_unset.append((delivery, records))
 
     def send_changelog(
         self,
@@ -218,19 +235,20 @@ class ChangelogTable(faust.Table[bytes, bytes]):
                 raise StoreWriteError(f"changelog record not delivered: {failure}")
         self._persist_offsets(delivered)
 
-    def _persist_offsets(self, delivered: list[asyncio.Future[Any]]) -> None:
+    def _persist_offsets(self, delivered: list[tuple[asyncio.Future[Any], int]]) -> None:
         """Tell the store the newest changelog offset it holds, per partition.
 
         Faust's ``_on_changelog_sent`` does it per record; once per batch, after the broker
         has them all, ends in the same state (and where a batch fails, with an older offset:
-        a restarted worker's recovery reads a few records more). A store that refuses it is a
-        refused write.
+        a restarted worker's recovery reads a few records more). A record batch's future gives
+        the offset of its first record; its last is ``records - 1`` after it. A store that
+        refuses it is a refused write.
         """
         newest: dict[Any, int] = {}
-        for future in delivered:
+        for future, records in delivered:
             metadata = future.result()
             tp = metadata.topic_partition
-            newest[tp] = max(newest.get(tp, -1), metadata.offset)
+            newest[tp] = max(newest.get(tp, -1), metadata.offset + records - 1)
         try:
             for tp, offset in newest.items():
                 self.data.set_persisted_offset(tp, offset)

@@ -7,12 +7,16 @@ would need a running producer, hands back futures the test completes.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
 import faust
 import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.tables.base import Collection
 
@@ -142,9 +146,11 @@ def test_a_record_never_acknowledged_is_a_refused_write(monkeypatch: pytest.Monk
 
 # ------------------------------------------------------------------------- ChangelogTable.write
 class _Producer:
-    """Faust's producer as ``write`` and Faust's ``Topic.publish_message`` call it: ``send``
-    waits while ``held`` is not done (a full batch), then records its arguments and hands
-    back a future the test completes; ``refuse`` makes it raise instead."""
+    """Faust's producer as Faust's ``Topic.publish_message`` calls it (``send``), and the
+    aiokafka producer inside it as ``write``'s record batches do (``create_batch`` with real
+    builders, ``send_batch``). A send waits while ``held`` is not done (a full queue), then
+    notes each record (``sends``) and hands back one future for the call (``futures``: a batch's
+    gives the offset of its first record) that the test completes; ``refuse`` makes it raise."""
 
     def __init__(self) -> None:
         self.sends: list[dict[str, Any]] = []
@@ -152,6 +158,9 @@ class _Producer:
         self.soon: list[Any] = []
         self.refuse: Exception | None = None
         self.held: asyncio.Future[None] | None = None
+        self.batch_bytes = 16384
+        self.closed: list[bool] = []
+        self.batches: list[tuple[int, int]] = []  # each batch's partition and records
 
     async def send(
         self,
@@ -173,6 +182,33 @@ class _Producer:
             {"topic": topic, "key": key, "value": value, "partition": partition,
              "timestamp": timestamp, "headers": headers}
         )  # fmt: skip
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+    def _ensure_producer(self) -> Any:
+        """The aiokafka producer inside Faust's (``faust_internals.aiokafka_producer``)."""
+        return self
+
+    def create_batch(self) -> Any:
+        """What ``AIOKafkaProducer.create_batch`` makes (without compression)."""
+        return BatchBuilder(self.batch_bytes, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        held = self.held
+        if held is not None:
+            self.held = None  # only this send waits
+            await held
+        if self.refuse is not None:
+            raise self.refuse
+        self.closed.append(batch.closed())
+        self.batches.append((partition, batch.record_count()))
+        for record in DefaultRecordBatch(bytes(batch._build())):
+            self.sends.append(
+                {"topic": topic, "key": record.key, "value": record.value,
+                 "partition": partition, "timestamp": record.timestamp,
+                 "headers": list(record.headers)}
+            )  # fmt: skip
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
         return future
@@ -250,8 +286,11 @@ def test_a_write_is_in_the_store_at_once_and_its_record_is_what_faust_sends() ->
         assert ours["partition"] == faust_s["partition"] == 2  # the current event's
         assert (ours["key"], faust_s["key"]) == (b"M1", b"M1")
         assert (ours["value"], faust_s["value"]) == (b"the history", b"faust's history")
-        assert ours["timestamp"] is None and faust_s["timestamp"] is None
+        # Faust leaves the timestamp to aiokafka, which stamps the producer's clock; so does
+        # the record batch.
+        assert faust_s["timestamp"] is None and abs(ours["timestamp"] / 1000 - time.time()) < 60
         assert not ours["headers"] and not faust_s["headers"]
+        assert producer.closed == [True]  # handed over closed: sent without lingering
         assert producer.soon[1:] == []  # nothing went through Faust's buffer
 
     _run(run)
@@ -278,16 +317,47 @@ def test_records_are_sent_in_the_order_written_and_the_newest_offsets_persisted(
             (b"M1", 2),
             (b"M2", 2),
         ]
-        _acknowledge(producer.futures[0], 1, 7)
-        _acknowledge(producer.futures[2], 2, 12)
+        assert len(producer.futures) == 2  # one record batch per partition
+        _acknowledge(producer.futures[1], 2, 11)  # M1 at 11, M2 at 12
         await _turns()
-        assert not waiting.done()  # one record is still on its way
+        assert not waiting.done()  # one batch is still on its way
         assert persisted == []  # and no offset is persisted before they all are in
-        _acknowledge(producer.futures[1], 2, 11)
+        _acknowledge(producer.futures[0], 1, 7)
         await waiting
         assert sorted((tp.partition, offset) for tp, offset in persisted) == [(1, 7), (2, 12)]
         await table.sent()  # nothing left to wait for
         assert len(persisted) == 2
+
+    _run(run)
+
+
+def test_a_full_batch_is_handed_over_at_once_and_each_partition_keeps_its_order() -> None:
+    """The newest offset persisted is the last batch's first offset plus its other records."""
+    table, producer, persisted = _direct_table()
+    producer.batch_bytes = 1024
+    values = [bytes([65 + n % 26]) * 300 for n in range(14)]
+
+    async def run() -> None:
+        events = [_PartitionEvent(0), _PartitionEvent(3)]
+        for n, value in enumerate(values):
+            enter_event(events[n % 2])
+            table.write(f"M{n}".encode(), value)
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        for partition in (0, 3):
+            assert [s["value"] for s in producer.sends if s["partition"] == partition] == [
+                value for n, value in enumerate(values) if n % 2 == (partition == 3)
+            ]
+        assert len(producer.futures) > 2 and all(producer.closed)  # full ones went at once
+        base = {0: 100, 3: 200}
+        newest = {}
+        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
+            _acknowledge(future, partition, base[partition])
+            newest[partition] = base[partition] + records - 1
+            base[partition] += records
+        await waiting
+        assert sorted((tp.partition, offset) for tp, offset in persisted) == sorted(newest.items())
+        assert newest == {0: 106, 3: 206}  # seven records on each
 
     _run(run)
 
@@ -504,5 +574,62 @@ def test_records_written_while_a_wait_runs_are_waited_for_by_it_or_the_next() ->
         _acknowledge(producer.futures[3], 2, 8)
         await later
         assert [offset for _tp, offset in persisted] == [6, 7, 8]
+
+    _run(run)
+
+
+def test_a_table_that_lets_the_producer_choose_the_partition_takes_faust_s_own_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a partition of its own a record cannot go into a partition's record batch."""
+    asked: list[Any] = []
+
+    def send_changelog(self: Any, partition: Any, key: Any, value: Any, *args: Any) -> Any:
+        asked.append(partition)
+        future = _Sent(loop=asyncio.get_running_loop())
+        future.message = SimpleNamespace(partition=5)  # the producer's choice, as Faust's
+        return future
+
+    table, _sent = _table(monkeypatch)
+    monkeypatch.setattr(Collection, "send_changelog", send_changelog)
+    table.use_partitioner = True
+
+    async def run() -> None:
+        table.write(b"M1", b"h1")
+        assert asked == [None] and table.data[b"M1"] == b"h1"
+        assert table._queued == deque() and table._handing_over == []
+
+    _run(run)
+
+
+def test_a_full_batch_refused_mid_hand_over_is_a_refused_write_and_forgotten() -> None:
+    """The worker stops on it; the table's next hand-over does not carry the loss."""
+    table, producer, persisted = _direct_table()
+    producer.batch_bytes = 1024
+
+    async def run() -> None:
+        producer.held = first = asyncio.get_running_loop().create_future()
+        for n in range(8):
+            table.write(f"M{n}".encode(), b"x" * 300)
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        producer.refuse = ConnectionError("broker away")  # from the first full batch on
+        first.set_result(None)
+        with pytest.raises(StoreWriteError, match="not taken by the producer: ConnectionError"):
+            await waiting
+        assert producer.sends == []
+        producer.refuse = None
+        table.write(b"M9", b"h9")
+        later = asyncio.ensure_future(table.sent())
+        await _turns()
+        # The refused batch's records (and the one that found it full) are gone; those still
+        # queued go with the next hand-over, which starts without the loss.
+        assert [s["key"] for s in producer.sends] == [b"M4", b"M5", b"M6", b"M7", b"M9"]
+        offset = 0
+        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
+            _acknowledge(future, partition, offset)
+            offset += records
+        await later
+        assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 4)]
 
     _run(run)
