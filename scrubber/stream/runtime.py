@@ -135,11 +135,10 @@ class StreamRuntime:
         if timestamp:
             self.metrics.line_age_seconds.observe(max(0.0, now.timestamp() - timestamp))
         self.in_flight += 1
+        source = SourcePosition(topic, partition, offset)
         try:
             self.metrics.lines_consumed.inc()
-            processed = await self._process(
-                topic, partition, offset, key, value, snapshot, now, attempt
-            )
+            processed = await self._process(source, key, value, snapshot, now, attempt)
             if processed.history_set_aside:
                 self.metrics.histories_set_aside.inc()
             if processed.history_capped:
@@ -148,7 +147,6 @@ class StreamRuntime:
                 await self.send(emission)
                 self._count(emission)
             if self.claims is not None:
-                source = SourcePosition(topic, partition, offset)
                 for emission in claim_emissions(
                     processed, self.claims, source, now, self.claim_keep_days, self.partitions
                 ):
@@ -162,9 +160,7 @@ class StreamRuntime:
 
     async def _process(
         self,
-        topic: str,
-        partition: int,
-        offset: int,
+        source: SourcePosition,
         key: bytes | None,
         value: bytes | None,
         snapshot: ReferenceSnapshot,
@@ -183,7 +179,7 @@ class StreamRuntime:
                 return self.processor.process(
                     value,
                     key,
-                    SourcePosition(topic, partition, offset),
+                    source,
                     snapshot,
                     self.store,
                     now,
@@ -194,9 +190,9 @@ class StreamRuntime:
                 log.warning(
                     "patient history store unavailable; holding the line",
                     extra={
-                        "topic": topic,
-                        "partition": partition,
-                        "offset": offset,
+                        "topic": source.topic,
+                        "partition": source.partition,
+                        "offset": source.offset,
                         "error_type": str(exc),
                         "retry_seconds": delay,
                     },
