@@ -191,10 +191,10 @@ class Worker:
             producer_acks=-1,
             # Mostly the history changelog: whole histories, JSON (see kafka.compression_type).
             producer_compression_type=compression_type(settings),
-            # Records sent one by one (the history changelog, dead letters, claim results,
-            # 277CAs) wait up to 5 ms to share a batch: with no linger each was its own produce
-            # request. Results are handed over as whole batches (``ResultBatches``), closed, and
-            # go at once; up to 256 KiB a batch either way.
+            # Records sent one by one (dead letters, claim results, 277CAs) wait up to 5 ms to
+            # share a batch: with no linger each was its own produce request. Results and the
+            # history changelog are handed over as whole batches (``outputs.RecordBatches``),
+            # closed, and go at once; up to 256 KiB a batch either way.
             producer_linger=PRODUCER_LINGER_SECONDS,
             producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
             # A dead letter carries its input's bytes (up to DEAD_LETTER_PAYLOAD_BYTES) and headers;

@@ -581,9 +581,10 @@ def shorten_fetch_wait(app: Any, wait_ms: int) -> bool:
 def aiokafka_producer(app: Any) -> Any:
     """The aiokafka producer inside Faust's (``Producer._producer``), once the app started it.
 
-    Faust's producer offers only a record's ``send``; the worker's results go out as record
-    batches (``outputs.ResultBatches``: aiokafka's public ``create_batch`` and ``send_batch``)
-    through the same aiokafka producer, the one Faust flushes before it commits.
+    Faust's producer offers only a record's ``send``; the worker's results and history
+    changelog go out as record batches (``outputs.RecordBatches``: aiokafka's public
+    ``create_batch`` and ``send_batch``) through the same aiokafka producer, the one Faust
+    flushes before it commits.
     """
     return app.producer._ensure_producer()
 

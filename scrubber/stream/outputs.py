@@ -83,6 +83,12 @@ class RecordBatches:
     Faust creates it only when the app starts). ``handed_over`` is called with each batch's
     delivery future (its result is the offset of the batch's first record) and its number of
     records.
+
+    One caller at a time (the agent's turn for the results, the one hand-over task for the
+    changelog): a partition's builder is out of its place while a full one is handed over, and
+    a second caller's record there would be lost; ``append`` refuses it rather than lose it.
+    aiokafka's ``send_batch`` does not check a record against the producer's request limit as
+    ``send`` does: a record too large for the broker fails its batch's delivery.
     """
 
     def __init__(
@@ -128,6 +134,10 @@ class RecordBatches:
             except BaseException as exc:
                 self._lost = exc
                 raise
+            if place in self._builders:
+                raise RuntimeError(
+                    "records appended to a partition while its batch was handed over"
+                )
             builder = self._builders[place] = self._producer().create_batch()
             if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 raise RuntimeError("a record does not fit an empty record batch")

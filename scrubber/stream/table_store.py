@@ -122,6 +122,8 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         # told of the offset of each one's last record.
         self._offsets_unset: list[tuple[asyncio.Future[Any], int]] = []
         self._batches = RecordBatches(lambda: aiokafka_producer(self.app), self._handed_over)
+        # Why the changelog lost records, once it has (``sent``).
+        self._refused: str | None = None
 
     def write(self, key: bytes, value: bytes) -> None:
         """``table[key] = value``: the store now, the changelog record on its way (``sent``).
@@ -196,8 +198,19 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         ``StoreWriteError``, and the worker stops without acknowledging the batch. Nothing is
         cancelled here (``asyncio.wait``, not ``gather`` or ``wait_for``): a record cancelled
         would still be sent, and Faust's callback for it fail. A wait that is cancelled leaves
-        what it waited for to the next one.
+        what it waited for to the next one. Once a wait has failed, every later one fails the
+        same way: records were lost (a refused batch takes all of its records with it), so no
+        later batch may count as written.
         """
+        if self._refused is not None:
+            raise StoreWriteError(self._refused)
+        try:
+            await self._wait_sent()
+        except StoreWriteError as exc:
+            self._refused = str(exc)
+            raise
+
+    async def _wait_sent(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CHANGELOG_WAIT_SECONDS
         handing_over = self._handing_over

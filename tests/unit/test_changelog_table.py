@@ -335,7 +335,7 @@ def test_a_full_batch_is_handed_over_at_once_and_each_partition_keeps_its_order(
     """The newest offset persisted is the last batch's first offset plus its other records."""
     table, producer, persisted = _direct_table()
     producer.batch_bytes = 1024
-    values = [bytes([65 + n % 26]) * 300 for n in range(14)]
+    values = [bytes([65 + n % 26]) * 300 for n in range(16)]
 
     async def run() -> None:
         events = [_PartitionEvent(0), _PartitionEvent(3)]
@@ -357,7 +357,10 @@ def test_a_full_batch_is_handed_over_at_once_and_each_partition_keeps_its_order(
             base[partition] += records
         await waiting
         assert sorted((tp.partition, offset) for tp, offset in persisted) == sorted(newest.items())
-        assert newest == {0: 106, 3: 206}  # seven records on each
+        # Eight records on each, in batches of three, three and two: the last batch's first
+        # offset would be 106 (206).
+        assert [records for _partition, records in producer.batches] == [3, 3, 3, 3, 2, 2]
+        assert newest == {0: 107, 3: 207}
 
     _run(run)
 
@@ -625,11 +628,84 @@ def test_a_full_batch_refused_mid_hand_over_is_a_refused_write_and_forgotten() -
         # The refused batch's records (and the one that found it full) are gone; those still
         # queued go with the next hand-over, which starts without the loss.
         assert [s["key"] for s in producer.sends] == [b"M4", b"M5", b"M6", b"M7", b"M9"]
-        offset = 0
+        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
+            _acknowledge(future, partition, records)
+        # Records were lost: no later wait may count a batch as written.
+        with pytest.raises(StoreWriteError, match="not taken by the producer: ConnectionError"):
+            await later
+        assert persisted == []
+
+    _run(run)
+
+
+def test_a_hand_over_refused_at_its_end_loses_every_partition_s_batch_and_persists_nothing() -> (
+    None
+):
+    table, producer, persisted = _direct_table()
+
+    async def run() -> None:
+        producer.held = first = asyncio.get_running_loop().create_future()
+        events = [_PartitionEvent(0), _PartitionEvent(1), _PartitionEvent(2)]
+        for n, event in enumerate(events):
+            enter_event(event)
+            table.write(f"M{n}".encode(), b"h")
+        waiting = asyncio.ensure_future(table.sent())
+        await _turns()
+        producer.refuse = ConnectionError("broker away")
+        first.set_result(None)
+        with pytest.raises(StoreWriteError, match="not taken by the producer: ConnectionError"):
+            await waiting
+        assert producer.sends == [] and persisted == []
+        assert table._batches.pending == 0  # forgotten, not carried to a later hand-over
+
+    _run(run)
+
+
+def test_a_hand_over_cancelled_is_a_refused_write_and_what_follows_starts_afresh() -> None:
+    """The worker stopping cancels its tasks: a wait reports it, and so does every later one."""
+    table, producer, _persisted = _direct_table()
+    producer.batch_bytes = 1024
+
+    async def run() -> None:
+        producer.held = asyncio.get_running_loop().create_future()  # never released
+        for n in range(5):
+            table.write(f"M{n}".encode(), b"x" * 300)
+        await _turns()
+        table._handing_over[0].cancel()  # waiting on a full batch's hand-over
+        with pytest.raises(StoreWriteError, match="not taken by the producer: cancelled"):
+            await table.sent()
+        assert table._batches.pending == 0
+        table.write(b"M9", b"h9")
+        await _turns()
+        # What was still queued goes with the next hand-over, without the cancelled one's loss.
+        assert [s["key"] for s in producer.sends] == [b"M4", b"M9"]
+        with pytest.raises(StoreWriteError, match="cancelled"):
+            await table.sent()  # records were lost: no later wait may succeed
+
+    _run(run)
+
+
+def test_records_written_while_a_full_batch_is_handed_over_follow_it_in_order() -> None:
+    table, producer, persisted = _direct_table()
+    producer.batch_bytes = 1024
+
+    async def run() -> None:
+        producer.held = first = asyncio.get_running_loop().create_future()
+        for n in range(4):  # the fourth finds the first batch full
+            table.write(f"M{n}".encode(), b"x" * 300)
+        await _turns()
+        assert producer.sends == []
+        for n in range(4, 8):  # written while the full batch waits to be taken
+            table.write(f"M{n}".encode(), b"x" * 300)
+        waiting = asyncio.ensure_future(table.sent())
+        first.set_result(None)
+        await _turns()
+        assert [s["key"] for s in producer.sends] == [f"M{n}".encode() for n in range(8)]
+        offset = 40
         for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
             _acknowledge(future, partition, offset)
             offset += records
-        await later
-        assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 4)]
+        await waiting
+        assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 47)]
 
     _run(run)

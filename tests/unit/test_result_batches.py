@@ -16,7 +16,13 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from scrubber.stream.outputs import KEY_HASHES, ResultBatches, _key_hash, partition_for
+from scrubber.stream.outputs import (
+    KEY_HASHES,
+    RecordBatches,
+    ResultBatches,
+    _key_hash,
+    partition_for,
+)
 
 
 class Producer:
@@ -350,3 +356,33 @@ def test_the_worker_refuses_a_partitioner_other_than_kafkas_default(
     monkeypatch.setattr(app_module.faust, "App", with_partitioner)
     with pytest.raises(ValueError, match="default partitioner"):
         app_module.Worker(Settings(data_dir=str(tmp_path)))
+
+
+def test_a_record_appended_while_its_partition_s_full_batch_is_handed_over_is_refused() -> None:
+    """One caller at a time: a second one's record would be lost, so the first one says so."""
+
+    class Slow(Producer):
+        gate: asyncio.Future[None] | None = None
+
+        async def send_batch(
+            self, batch: Any, topic: str, *, partition: int
+        ) -> asyncio.Future[Any]:
+            if self.gate is not None:
+                await self.gate
+            return await super().send_batch(batch, topic, partition=partition)
+
+    producer = Slow({"changelog": {0}}, batch_bytes=1024)
+    batches = RecordBatches(lambda: producer, lambda delivery, records: None)
+
+    async def run() -> None:
+        producer.gate = asyncio.get_running_loop().create_future()
+        for _ in range(3):
+            await batches.append("changelog", 0, b"k", b"x" * 300, [])
+        first = asyncio.ensure_future(batches.append("changelog", 0, b"k", b"y" * 300, []))
+        await asyncio.sleep(0)  # the first caller waits while its full batch is taken
+        await batches.append("changelog", 0, b"k", b"z", [])  # a second caller
+        producer.gate.set_result(None)
+        with pytest.raises(RuntimeError, match="while its batch was handed over"):
+            await first
+
+    asyncio.run(run())
