@@ -261,6 +261,15 @@ def _acknowledge(future: asyncio.Future[Any], partition: int, offset: int) -> No
     future.set_result(RecordMetadata(tp.topic, partition, tp, offset, -1, 0, 0))
 
 
+def _acknowledge_batches(producer: _Producer, first: int = 0) -> None:
+    """Acknowledge every batch handed over: each partition's records at offsets from ``first``."""
+    offsets: dict[int, int] = {}
+    for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
+        offset = offsets.get(partition, first)
+        _acknowledge(future, partition, offset)
+        offsets[partition] = offset + records
+
+
 async def _turns(n: int = 20) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
@@ -349,18 +358,12 @@ def test_a_full_batch_is_handed_over_at_once_and_each_partition_keeps_its_order(
                 value for n, value in enumerate(values) if n % 2 == (partition == 3)
             ]
         assert len(producer.futures) > 2 and all(producer.closed)  # full ones went at once
-        base = {0: 100, 3: 200}
-        newest = {}
-        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
-            _acknowledge(future, partition, base[partition])
-            newest[partition] = base[partition] + records - 1
-            base[partition] += records
+        _acknowledge_batches(producer, first=100)
         await waiting
-        assert sorted((tp.partition, offset) for tp, offset in persisted) == sorted(newest.items())
         # Eight records on each, in batches of three, three and two: the last batch's first
-        # offset would be 106 (206).
+        # offset is 106.
         assert [records for _partition, records in producer.batches] == [3, 3, 3, 3, 2, 2]
-        assert newest == {0: 107, 3: 207}
+        assert sorted((tp.partition, offset) for tp, offset in persisted) == [(0, 107), (3, 107)]
 
     _run(run)
 
@@ -628,8 +631,7 @@ def test_a_full_batch_refused_mid_hand_over_is_a_refused_write_and_forgotten() -
         # The refused batch's records (and the one that found it full) are gone; those still
         # queued go with the next hand-over, which starts without the loss.
         assert [s["key"] for s in producer.sends] == [b"M4", b"M5", b"M6", b"M7", b"M9"]
-        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
-            _acknowledge(future, partition, records)
+        _acknowledge_batches(producer)
         # Records were lost: no later wait may count a batch as written.
         with pytest.raises(StoreWriteError, match="not taken by the producer: ConnectionError"):
             await later
@@ -701,10 +703,7 @@ def test_records_written_while_a_full_batch_is_handed_over_follow_it_in_order() 
         first.set_result(None)
         await _turns()
         assert [s["key"] for s in producer.sends] == [f"M{n}".encode() for n in range(8)]
-        offset = 40
-        for future, (partition, records) in zip(producer.futures, producer.batches, strict=True):
-            _acknowledge(future, partition, offset)
-            offset += records
+        _acknowledge_batches(producer, first=40)
         await waiting
         assert [(tp.partition, offset) for tp, offset in persisted] == [(2, 47)]
 
