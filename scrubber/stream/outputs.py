@@ -67,7 +67,7 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     return partitions[_key_hash(key) % len(partitions)]
 
 
-class ResultsLostError(Exception):
+class RecordsLostError(Exception):
     """A batch's records were not all handed to the producer; none of its inputs may count."""
 
 
@@ -155,7 +155,7 @@ class RecordBatches:
         if lost is not None:
             if isinstance(lost, asyncio.CancelledError):  # the worker stopping: still a stop
                 raise asyncio.CancelledError("records of the batch were not handed over")
-            raise ResultsLostError(type(lost).__name__) from lost
+            raise RecordsLostError(type(lost).__name__) from lost
         for place, builder in builders.items():
             await self._submit(place, builder)
 

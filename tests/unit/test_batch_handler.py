@@ -7,7 +7,7 @@ the Kafka range reader.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -63,6 +63,17 @@ class Reader:
     async def read(self, partition: int, start: int, end: int) -> tuple[list[RawRecord], int]:
         present = [self.records.get((partition, o)) for o in range(start, end)]
         return [r for r in present if r is not None], end
+
+
+def _unread(
+    line_bytes: Any, offsets: Iterable[int], prefix: str = "T", headers: Any = ()
+) -> dict[tuple[int, int], RawRecord]:
+    """Records of partition 0 the consumer did not deliver, as the gap guard reads them back:
+    patient M1's line of claim ``<prefix><offset>`` at each offset."""
+    return {
+        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"{prefix}{o}"), None, headers)
+        for o in offsets
+    }
 
 
 @dataclass
@@ -192,9 +203,7 @@ def test_records_the_consumer_skipped_are_handled_first(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
     replay = ((HEADER_ATTEMPT, b"2"),)
-    skipped = {
-        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, replay) for o in (3, 4)
-    }
+    skipped = _unread(line_bytes, (3, 4), "S", replay)
     handler, _log, sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert list(dict.fromkeys(_own(sent))) == [(0, 3), (0, 4), (0, 5)]
@@ -213,9 +222,7 @@ def test_no_record_is_acknowledged_before_the_batch_histories_are_written(
     history was written; a crash then lost it from the history for good (later lines of the
     patient were judged without it: an add-on without its primary, a surgery's visit unflagged).
     """
-    skipped = {
-        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, ()) for o in (3, 4)
-    }
+    skipped = _unread(line_bytes, (3, 4), "S")
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped))
     recovered, release = acks.recovered, acks.release
 
@@ -325,9 +332,7 @@ def test_offsets_without_a_record_in_a_gap_are_acknowledged_with_it(
 def test_a_gap_failing_half_way_acknowledges_only_the_records_handled(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
-    skipped = {
-        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"S{o}"), None, ()) for o in (3, 4, 5)
-    }
+    skipped = _unread(line_bytes, (3, 4, 5), "S")
     handler, _log, _sent, acks = _handler(snapshot, Reader({0: 3}, skipped), fail_at=5)
     with pytest.raises(ConnectionError):
         asyncio.run(_handled(handler, [_event(0, 6, line_bytes())]))
@@ -366,9 +371,7 @@ def test_a_sweep_handles_the_records_never_delivered_once_and_in_order(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
     """The consumer moved past 6-9 of partition 0 without delivering them: no later record comes."""
-    tail = {
-        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in range(6, 10)
-    }
+    tail = _unread(line_bytes, range(6, 10))
     handler, log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
     asyncio.run(_handled(handler, [_event(0, 5, line_bytes())]))
     assert asyncio.run(handler.sweep(TOPIC, 0, 10, limit=3)) == 3
@@ -509,7 +512,7 @@ def test_offsets_handled_here_that_the_commit_lost_are_acknowledged_again(
 def test_a_sweep_stops_when_the_partition_is_no_longer_this_workers(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
-    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (5, 6)}
+    tail = _unread(line_bytes, (5, 6))
     handler, _log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
     answers = iter([True, False])
     assert asyncio.run(handler.sweep(TOPIC, 0, 7, 10, owned=lambda p: next(answers))) == 0
@@ -806,7 +809,7 @@ def test_a_batch_waiting_for_the_last_fails_with_it_and_the_guard_forgets_both(
 def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
-    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    tail = _unread(line_bytes, (6, 7))
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 5}, tail))
     store = EnteringStore(log)
     handler.store = store
@@ -833,7 +836,7 @@ def test_a_sweep_waits_for_the_last_batch_to_be_acknowledged_first(
 def test_a_sweep_after_a_failed_completion_stops(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
-    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    tail = _unread(line_bytes, (6, 7))
     handler, log, sent, acks = _handler(snapshot, Reader({0: 5}, tail))
     store = RefusedLaterStore(log)
     handler.store = store
@@ -880,7 +883,7 @@ def test_a_sweep_cancelled_while_it_waits_for_its_changelog_is_still_acknowledge
 ) -> None:
     """The worker stopping cuts the sweep's wait, not the wait itself: once the changelog has
     the records read back, they are acknowledged (and a stop waits for that)."""
-    tail = {(0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in (6, 7)}
+    tail = _unread(line_bytes, (6, 7))
     handler, _log, _sent, acks = _handler(snapshot, Reader({0: 5}, tail))
     store = cast(Store, handler.store)
     handler.guard.expected[0] = 6
@@ -976,9 +979,7 @@ def test_a_batch_failing_half_way_hands_over_the_outputs_of_what_it_acknowledges
 def test_a_sweep_hands_over_its_outputs_before_it_acknowledges_and_nothing_if_it_cannot(
     line_bytes: Any, snapshot: ReferenceSnapshot
 ) -> None:
-    tail = {
-        (0, o): RawRecord(0, o, b"M1", line_bytes(claim_id=f"T{o}"), None, ()) for o in range(6, 9)
-    }
+    tail = _unread(line_bytes, range(6, 9))
     handler, log, _sent, acks = _handler(snapshot, Reader({0: 6}, tail))
     outputs = _noting_outputs(handler, log)
     _noting(acks, log, "recovered")

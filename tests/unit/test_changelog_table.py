@@ -242,18 +242,31 @@ def _run(run: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(in_event())
 
 
-def _direct_table() -> tuple[ChangelogTable, _Producer, list[tuple[Any, int]]]:
+#: A record batch size that takes three of ``_write_large``'s records (the fourth finds it full).
+_SMALL_BATCH = 1024
+
+
+def _direct_table(
+    batch_bytes: int = 16384,
+) -> tuple[ChangelogTable, _Producer, list[tuple[Any, int]]]:
     """A real table of a real (not started) app whose producer is a ``_Producer``.
 
     The module's ``_run`` makes ``_CURRENT``, an event of input partition 2, the current one.
     """
     app = faust.App("changelog-write-test", broker="kafka://127.0.0.1:1")
     producer = _Producer()
+    producer.batch_bytes = batch_bytes
     app.producer = cast(Any, producer)
     table = ChangelogTable(app, name="histories", key_type=bytes, value_type=bytes)
     persisted: list[tuple[Any, int]] = []
     table.data.set_persisted_offset = lambda tp, offset: persisted.append((tp, offset))  # type: ignore[method-assign]
     return table, producer, persisted
+
+
+def _write_large(table: ChangelogTable, numbers: range) -> None:
+    """Write a 300-byte history for each member ``M<n>`` of ``numbers``."""
+    for n in numbers:
+        table.write(f"M{n}".encode(), b"x" * 300)
 
 
 def _acknowledge(future: asyncio.Future[Any], partition: int, offset: int) -> None:
@@ -342,8 +355,7 @@ def test_records_are_sent_in_the_order_written_and_the_newest_offsets_persisted(
 
 def test_a_full_batch_is_handed_over_at_once_and_each_partition_keeps_its_order() -> None:
     """The newest offset persisted is the last batch's first offset plus its other records."""
-    table, producer, persisted = _direct_table()
-    producer.batch_bytes = 1024
+    table, producer, persisted = _direct_table(_SMALL_BATCH)
     values = [bytes([65 + n % 26]) * 300 for n in range(16)]
 
     async def run() -> None:
@@ -610,13 +622,11 @@ def test_a_table_that_lets_the_producer_choose_the_partition_takes_faust_s_own_p
 
 def test_a_full_batch_refused_mid_hand_over_is_a_refused_write_and_forgotten() -> None:
     """The worker stops on it; the table's next hand-over does not carry the loss."""
-    table, producer, persisted = _direct_table()
-    producer.batch_bytes = 1024
+    table, producer, persisted = _direct_table(_SMALL_BATCH)
 
     async def run() -> None:
         producer.held = first = asyncio.get_running_loop().create_future()
-        for n in range(8):
-            table.write(f"M{n}".encode(), b"x" * 300)
+        _write_large(table, range(8))
         waiting = asyncio.ensure_future(table.sent())
         await _turns()
         producer.refuse = ConnectionError("broker away")  # from the first full batch on
@@ -665,13 +675,11 @@ def test_a_hand_over_refused_at_its_end_loses_every_partition_s_batch_and_persis
 
 def test_a_hand_over_cancelled_is_a_refused_write_and_what_follows_starts_afresh() -> None:
     """The worker stopping cancels its tasks: a wait reports it, and so does every later one."""
-    table, producer, _persisted = _direct_table()
-    producer.batch_bytes = 1024
+    table, producer, _persisted = _direct_table(_SMALL_BATCH)
 
     async def run() -> None:
         producer.held = asyncio.get_running_loop().create_future()  # never released
-        for n in range(5):
-            table.write(f"M{n}".encode(), b"x" * 300)
+        _write_large(table, range(5))
         await _turns()
         table._handing_over[0].cancel()  # waiting on a full batch's hand-over
         with pytest.raises(StoreWriteError, match="not taken by the producer: cancelled"):
@@ -688,17 +696,14 @@ def test_a_hand_over_cancelled_is_a_refused_write_and_what_follows_starts_afresh
 
 
 def test_records_written_while_a_full_batch_is_handed_over_follow_it_in_order() -> None:
-    table, producer, persisted = _direct_table()
-    producer.batch_bytes = 1024
+    table, producer, persisted = _direct_table(_SMALL_BATCH)
 
     async def run() -> None:
         producer.held = first = asyncio.get_running_loop().create_future()
-        for n in range(4):  # the fourth finds the first batch full
-            table.write(f"M{n}".encode(), b"x" * 300)
+        _write_large(table, range(4))  # the fourth finds the first batch full
         await _turns()
         assert producer.sends == []
-        for n in range(4, 8):  # written while the full batch waits to be taken
-            table.write(f"M{n}".encode(), b"x" * 300)
+        _write_large(table, range(4, 8))  # written while the full batch waits to be taken
         waiting = asyncio.ensure_future(table.sent())
         first.set_result(None)
         await _turns()

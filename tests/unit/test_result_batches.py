@@ -250,7 +250,7 @@ def test_the_worker_batches_results_and_sends_the_rest_one_by_one(
 @pytest.mark.parametrize("how", ["refused", "cancelled"])
 def test_a_full_batch_lost_during_the_batch_fails_its_flush(how: str) -> None:
     """Its results are gone: the records before them must not count as handled either."""
-    from scrubber.stream.outputs import ResultsLostError
+    from scrubber.stream.outputs import RecordsLostError
 
     producer = Producer({"accepted": {0}}, batch_bytes=1024)
     batches = ResultBatches(lambda: producer, lambda delivery: None)
@@ -276,7 +276,7 @@ def test_a_full_batch_lost_during_the_batch_fails_its_flush(how: str) -> None:
                 await adding
             del producer.send_batch  # the class's own again
         # A stop stays a stop (the turn is rolled back either way).
-        lost = ResultsLostError if how == "refused" else asyncio.CancelledError
+        lost = RecordsLostError if how == "refused" else asyncio.CancelledError
         with pytest.raises(lost):
             await batches.flush()
         assert producer.submitted == [] and batches.pending == 0
@@ -292,7 +292,7 @@ def test_a_handler_with_real_result_batches_acknowledges_nothing_when_a_full_bat
 ) -> None:
     """The whole path: results gathered by the runtime's send, a full batch refused mid-turn."""
     from scrubber.processor import Emission
-    from scrubber.stream.outputs import ResultsLostError
+    from scrubber.stream.outputs import RecordsLostError
 
     from .test_batch_handler import Reader, _event, _handler
 
@@ -307,7 +307,7 @@ def test_a_handler_with_real_result_batches_acknowledges_nothing_when_a_full_bat
     handler.runtime.send = send
     events = [_event(0, n, line_bytes(line_number=n + 1)) for n in range(6)]
     producer.refuse = True  # the first batch to fill (about three results) is refused
-    with pytest.raises(ResultsLostError):  # the turn's hand-over fails with it
+    with pytest.raises(RecordsLostError):  # the turn's hand-over fails with it
         asyncio.run(handler.handle(events))
     assert acks.released == []  # not even the records before the refused batch
     assert acks.untracked == list(range(6))
