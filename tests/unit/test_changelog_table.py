@@ -172,16 +172,25 @@ class _Producer:
         headers: Any,
         **kwargs: Any,
     ) -> asyncio.Future[Any]:
+        await self._taken()
+        self.sends.append(
+            {"topic": topic, "key": key, "value": value, "partition": partition,
+             "timestamp": timestamp, "headers": headers}
+        )  # fmt: skip
+        return self._future()
+
+    async def _taken(self) -> None:
+        """A send waits while ``held`` is not done (only the first that finds it), then may be
+        refused."""
         held = self.held
         if held is not None:
             self.held = None  # only this send waits
             await held
         if self.refuse is not None:
             raise self.refuse
-        self.sends.append(
-            {"topic": topic, "key": key, "value": value, "partition": partition,
-             "timestamp": timestamp, "headers": headers}
-        )  # fmt: skip
+
+    def _future(self) -> asyncio.Future[Any]:
+        """The send's future, which the test completes."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
         return future
@@ -195,12 +204,7 @@ class _Producer:
         return BatchBuilder(self.batch_bytes, 0)
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        held = self.held
-        if held is not None:
-            self.held = None  # only this send waits
-            await held
-        if self.refuse is not None:
-            raise self.refuse
+        await self._taken()
         self.closed.append(batch.closed())
         self.batches.append((partition, batch.record_count()))
         for record in DefaultRecordBatch(bytes(batch._build())):
@@ -209,9 +213,7 @@ class _Producer:
                  "partition": partition, "timestamp": record.timestamp,
                  "headers": list(record.headers)}
             )  # fmt: skip
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
-        return future
+        return self._future()
 
     async def maybe_start(self) -> None:
         """Faust starts its producer before its first send."""
